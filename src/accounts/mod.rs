@@ -1,0 +1,173 @@
+//! Accounts: the record deskgate keeps for each person, and the store trait with its
+//! backends. Migrations are plain SQL files embedded in the binary.
+
+mod sqlite;
+
+use std::future::Future;
+
+use deskgate_builtin::{CredentialSource, StoredCredential};
+use deskgate_provider::AuthError;
+
+pub use sqlite::SqliteStore;
+
+/// A person's account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Stable id, sent to the backend as the user id.
+    pub id: String,
+    /// Email address (the built-in login name), if any.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Whether sign-in is refused.
+    pub disabled: bool,
+    /// When it was created (Unix seconds).
+    pub created_at: u64,
+    /// Usergroups assigned to it.
+    pub usergroups: Vec<String>,
+}
+
+/// What is needed to create an account.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    /// Email address.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// argon2id hash, for built-in sign-in.
+    pub password_hash: Option<String>,
+    /// Usergroups to assign.
+    pub usergroups: Vec<String>,
+    /// Creation time (Unix seconds).
+    pub created_at: u64,
+}
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Another account already has this email.
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// No such account.
+    #[error("no such account")]
+    NotFound,
+    /// The database failed.
+    #[error("account store failed")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A new random account id.
+pub fn new_account_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "{}-{}-{}-{}-{}",
+        h(0..4),
+        h(4..6),
+        h(6..8),
+        h(8..10),
+        h(10..16)
+    )
+}
+
+/// Where accounts live.
+pub trait AccountStore: Send + Sync {
+    /// Creates an account; the email must be unused (case-insensitively).
+    fn create(&self, new: NewAccount)
+    -> impl Future<Output = Result<Account, AccountError>> + Send;
+    /// The account with this id.
+    fn by_id(&self, id: &str)
+    -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
+    /// The account with this email, case-insensitively.
+    fn by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
+    /// The account linked to a provider's subject.
+    fn by_link(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
+    /// Links a provider's subject to an account.
+    fn link(
+        &self,
+        provider: &str,
+        subject: &str,
+        account_id: &str,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Replaces the usergroups assigned to an account.
+    fn set_usergroups(
+        &self,
+        account_id: &str,
+        usergroups: &[String],
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// The built-in credential for an email.
+    fn credential(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<StoredCredential>, AccountError>> + Send;
+}
+
+/// The configured account store.
+#[derive(Debug, Clone)]
+pub enum Accounts {
+    /// SQLite.
+    Sqlite(SqliteStore),
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Accounts::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl AccountStore for Accounts {
+    async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
+        delegate!(self, s => s.create(new).await)
+    }
+    async fn by_id(&self, id: &str) -> Result<Option<Account>, AccountError> {
+        delegate!(self, s => s.by_id(id).await)
+    }
+    async fn by_email(&self, email: &str) -> Result<Option<Account>, AccountError> {
+        delegate!(self, s => s.by_email(email).await)
+    }
+    async fn by_link(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Account>, AccountError> {
+        delegate!(self, s => s.by_link(provider, subject).await)
+    }
+    async fn link(
+        &self,
+        provider: &str,
+        subject: &str,
+        account_id: &str,
+    ) -> Result<(), AccountError> {
+        delegate!(self, s => s.link(provider, subject, account_id).await)
+    }
+    async fn set_usergroups(
+        &self,
+        account_id: &str,
+        usergroups: &[String],
+    ) -> Result<(), AccountError> {
+        delegate!(self, s => s.set_usergroups(account_id, usergroups).await)
+    }
+    async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AccountError> {
+        delegate!(self, s => s.credential(email).await)
+    }
+}
+
+impl CredentialSource for Accounts {
+    async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AuthError> {
+        AccountStore::credential(self, email)
+            .await
+            .map_err(|e| AuthError::Unavailable(Box::new(e)))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance;

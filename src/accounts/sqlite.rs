@@ -1,0 +1,260 @@
+//! The embedded account store: one SQLite file.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use deskgate_builtin::StoredCredential;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool as Pool};
+
+use super::{Account, AccountError, AccountStore, NewAccount, new_account_id};
+
+const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/sqlite/0001_accounts.sql"))];
+
+fn db(e: sqlx::Error) -> AccountError {
+    AccountError::Database(Box::new(e))
+}
+
+/// Accounts in a SQLite database.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: Pool,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database at `path` (`:memory:` for a private
+    /// in-memory one) and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, AccountError> {
+        let memory = path.as_os_str() == ":memory:";
+        let options = if memory {
+            SqliteConnectOptions::from_str("sqlite::memory:").map_err(db)?
+        } else {
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+        }
+        .foreign_keys(true);
+        // An in-memory database exists per connection: keep exactly one, forever.
+        let pool: SqlitePool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new().max_connections(4)
+        }
+        .connect_with(options)
+        .await
+        .map_err(db)?;
+        migrate(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<(), AccountError> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS deskgate_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    for (version, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await.map_err(db)?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM deskgate_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("INSERT INTO deskgate_migrations (version, applied_at) VALUES (?, strftime('%s','now'))")
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    async fn account_where(
+        &self,
+        clause: &str,
+        arg: &str,
+    ) -> Result<Option<Account>, AccountError> {
+        let sql =
+            format!("SELECT id, email, name, disabled, created_at FROM accounts WHERE {clause}");
+        let Some(row) = sqlx::query(&sql)
+            .bind(arg)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let id: String = row.get("id");
+        let usergroups = sqlx::query_scalar(
+            "SELECT usergroup FROM account_usergroups WHERE account_id = ? ORDER BY usergroup",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(Some(Account {
+            id,
+            email: row.get("email"),
+            name: row.get("name"),
+            disabled: row.get::<i64, _>("disabled") != 0,
+            created_at: u64::try_from(row.get::<i64, _>("created_at")).unwrap_or(0),
+            usergroups,
+        }))
+    }
+}
+
+impl AccountStore for SqliteStore {
+    async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
+        let id = new_account_id();
+        let email_lower = new.email.as_ref().map(|e| e.to_lowercase());
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&new.email)
+        .bind(&email_lower)
+        .bind(&new.name)
+        .bind(&new.password_hash)
+        .bind(i64::try_from(new.created_at).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(AccountError::EmailTaken);
+            }
+            other => other.map_err(db)?,
+        };
+        for g in &new.usergroups {
+            sqlx::query(
+                "INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)",
+            )
+            .bind(&id)
+            .bind(g)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        let mut usergroups = new.usergroups;
+        usergroups.sort();
+        usergroups.dedup();
+        Ok(Account {
+            id,
+            email: new.email,
+            name: new.name,
+            disabled: false,
+            created_at: new.created_at,
+            usergroups,
+        })
+    }
+
+    async fn by_id(&self, id: &str) -> Result<Option<Account>, AccountError> {
+        self.account_where("id = ?", id).await
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Option<Account>, AccountError> {
+        self.account_where("email_lower = ?", &email.to_lowercase())
+            .await
+    }
+
+    async fn by_link(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<Account>, AccountError> {
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT account_id FROM account_links WHERE provider = ? AND subject = ?",
+        )
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match id {
+            Some(id) => self.by_id(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn link(
+        &self,
+        provider: &str,
+        subject: &str,
+        account_id: &str,
+    ) -> Result<(), AccountError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO account_links (provider, subject, account_id) VALUES (?, ?, ?)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_usergroups(
+        &self,
+        account_id: &str,
+        usergroups: &[String],
+    ) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if exists.is_none() {
+            return Err(AccountError::NotFound);
+        }
+        sqlx::query("DELETE FROM account_usergroups WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for g in usergroups {
+            sqlx::query(
+                "INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)",
+            )
+            .bind(account_id)
+            .bind(g)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AccountError> {
+        let row = sqlx::query(
+            "SELECT id, email, name, password_hash, disabled FROM accounts WHERE email_lower = ? AND password_hash IS NOT NULL",
+        )
+        .bind(email.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(row.map(|row| StoredCredential {
+            account_id: row.get("id"),
+            email: row.get("email"),
+            name: row.get("name"),
+            password_hash: row.get("password_hash"),
+            disabled: row.get::<i64, _>("disabled") != 0,
+            pending: None,
+        }))
+    }
+}

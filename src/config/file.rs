@@ -1,0 +1,200 @@
+//! The configuration file as written: plain serde types, one per TOML table.
+//!
+//! Every value is optional here so that a missing key becomes a problem reported by
+//! `compile` together with all the others, instead of stopping deserialization at the
+//! first one. Unknown keys are collected by the loader (see `load.rs`) and are errors.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+pub struct FileConfig {
+    /// Where deskgate listens and how it is reached.
+    pub server: Option<ServerFile>,
+    /// The application deskgate protects.
+    pub upstream: Option<UpstreamFile>,
+    /// Session cookie and lifetimes.
+    pub session: Option<SessionFile>,
+    /// Where sessions and accounts are kept.
+    pub storage: Option<StorageFile>,
+    /// Self sign-up for built-in accounts.
+    pub registration: Option<RegistrationFile>,
+    /// The built-in usergroup of guests (and of everyone signed in).
+    pub everyone: Option<EveryoneFile>,
+    /// The built-in usergroup of every signed-in account.
+    pub registered: Option<RegisteredFile>,
+    /// Custom usergroups, keyed by id.
+    pub usergroups: Option<BTreeMap<String, UsergroupFile>>,
+    /// Organizations, keyed by id.
+    pub organizations: Option<BTreeMap<String, OrganizationFile>>,
+    /// Static usergroup assignments by account email.
+    pub assignments: Option<Vec<AssignmentFile>>,
+    /// Access rules: path → required permission.
+    pub rules: Option<Vec<RuleFile>>,
+    /// Identity providers, keyed by kind, then id.
+    pub providers: Option<ProvidersFile>,
+    /// Names of the headers deskgate injects.
+    pub headers: Option<HeadersFile>,
+    /// The JWT handed to the backend.
+    pub jwt: Option<JwtFile>,
+    /// Sign-in attempt limits.
+    pub rate_limit: Option<RateLimitFile>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+pub struct ServerFile {
+    /// Socket address to listen on.
+    pub listen: Option<String>,
+    /// The URL people use to reach deskgate.
+    pub public_url: Option<String>,
+    /// Addresses or CIDR ranges of proxies whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Largest request body forwarded to the upstream, in bytes.
+    pub max_body_bytes: Option<u64>,
+    /// Time allowed for deskgate's own pages to answer.
+    pub request_timeout: Option<String>,
+}
+
+/// `[upstream]`
+#[derive(Debug, Default, Deserialize)]
+pub struct UpstreamFile {
+    /// The upstream's base URL.
+    pub url: Option<String>,
+    /// Time allowed to open a connection.
+    pub connect_timeout: Option<String>,
+    /// Time allowed until the upstream's response headers arrive.
+    pub timeout: Option<String>,
+    /// Speak HTTP/2 (prior knowledge) to the upstream.
+    pub http2: Option<bool>,
+}
+
+/// `[session]`
+#[derive(Debug, Default, Deserialize)]
+pub struct SessionFile {
+    /// Session cookie name.
+    pub cookie_name: Option<String>,
+    /// A session unused for this long ends.
+    pub idle_timeout: Option<String>,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout: Option<String>,
+    /// File holding the secret that keys CSRF tokens.
+    pub secret_file: Option<String>,
+    /// Environment variable holding that secret.
+    pub secret_env: Option<String>,
+}
+
+/// `[storage]`
+#[derive(Debug, Default, Deserialize)]
+pub struct StorageFile {
+    /// Account store: `sqlite://PATH`.
+    pub accounts: Option<String>,
+    /// Session store: `memory`.
+    pub sessions: Option<String>,
+}
+
+/// `[registration]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RegistrationFile {
+    /// `open` or `disabled`.
+    pub mode: Option<String>,
+}
+
+/// `[everyone]`
+#[derive(Debug, Default, Deserialize)]
+pub struct EveryoneFile {
+    /// Whether guests may do anything at all.
+    pub enabled: Option<bool>,
+    /// What guests (and everyone else) may do.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// `[registered]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RegisteredFile {
+    /// What every signed-in account may do.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// `[usergroups.ID]`
+#[derive(Debug, Default, Deserialize)]
+pub struct UsergroupFile {
+    /// Display name.
+    pub name: Option<String>,
+    /// Permissions the usergroup grants.
+    pub permissions: Option<Vec<String>>,
+}
+
+/// `[organizations.ID]`
+#[derive(Debug, Default, Deserialize)]
+pub struct OrganizationFile {
+    /// Display name.
+    pub name: Option<String>,
+    /// Email domains whose accounts belong to the organization.
+    pub domains: Option<Vec<String>>,
+    /// Usergroups every member is in.
+    pub usergroups: Option<Vec<String>>,
+}
+
+/// `[[assignments]]`
+#[derive(Debug, Default, Deserialize)]
+pub struct AssignmentFile {
+    /// Account email.
+    pub email: Option<String>,
+    /// Usergroups assigned to it.
+    pub usergroups: Option<Vec<String>>,
+}
+
+/// `[[rules]]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RuleFile {
+    /// Path pattern: the path and everything below it; `*` matches one segment.
+    pub path: Option<String>,
+    /// Permission required.
+    pub permission: Option<String>,
+}
+
+/// `[providers]`
+#[derive(Debug, Default, Deserialize)]
+pub struct ProvidersFile {
+    /// Built-in accounts.
+    pub builtin: Option<BuiltinFile>,
+}
+
+/// `[providers.builtin]`
+#[derive(Debug, Default, Deserialize)]
+pub struct BuiltinFile {
+    /// Whether built-in accounts may sign in.
+    pub enabled: Option<bool>,
+}
+
+/// `[headers]`
+#[derive(Debug, Default, Deserialize)]
+pub struct HeadersFile {
+    /// Prefix of every injected header.
+    pub prefix: Option<String>,
+}
+
+/// `[jwt]`
+#[derive(Debug, Default, Deserialize)]
+pub struct JwtFile {
+    /// PKCS#8 PEM file with the Ed25519 signing key.
+    pub key_file: Option<String>,
+    /// Lifetime of each token.
+    pub ttl: Option<String>,
+    /// `aud` claim.
+    pub audience: Option<String>,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RateLimitFile {
+    /// Window over which failures are counted.
+    pub window: Option<String>,
+    /// Failed sign-ins allowed per account in a window.
+    pub per_account: Option<u32>,
+    /// Failed sign-ins allowed per client address in a window.
+    pub per_address: Option<u32>,
+}

@@ -1,0 +1,152 @@
+//! Configuration: the file types (`file`), the loader that locates problems (`load`), and
+//! the compile step (`compile`) that turns a file into the running [`Config`].
+
+mod compile;
+pub mod file;
+mod load;
+mod net;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use load::{Diagnostic, load_file, load_str};
+pub use net::IpRange;
+
+use crate::policy::Policy;
+use crate::usergroups::Model;
+
+/// The running configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`
+    pub server: Server,
+    /// `[upstream]`
+    pub upstream: Upstream,
+    /// `[session]`
+    pub session: Session,
+    /// `[storage]`
+    pub storage: Storage,
+    /// Whether people may sign up for built-in accounts.
+    pub registration: Registration,
+    /// Usergroups, organizations and assignments.
+    pub model: Arc<Model>,
+    /// Access rules.
+    pub policy: Arc<Policy>,
+    /// Whether built-in accounts may sign in.
+    pub builtin_enabled: bool,
+    /// Prefix of injected headers, e.g. `X-Deskgate-`.
+    pub header_prefix: String,
+    /// `[jwt]`
+    pub jwt: Jwt,
+    /// `[rate_limit]`
+    pub rate_limit: RateLimit,
+}
+
+/// `[server]`
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Public URL without a trailing slash.
+    pub public_url: String,
+    /// Whether the public URL is https (cookies get `Secure`).
+    pub secure: bool,
+    /// Proxies whose `X-Forwarded-*` are kept.
+    pub trusted_proxies: Vec<IpRange>,
+    /// Largest proxied request body.
+    pub max_body_bytes: u64,
+    /// Time allowed for deskgate's own pages.
+    pub request_timeout: Duration,
+}
+
+/// `[upstream]`
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Base URL.
+    pub url: http::Uri,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Time allowed until response headers.
+    pub timeout: Duration,
+    /// HTTP/2 with prior knowledge.
+    pub http2: bool,
+}
+
+/// `[session]`
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Cookie name.
+    pub cookie_name: String,
+    /// Idle timeout.
+    pub idle_timeout: Duration,
+    /// Absolute timeout.
+    pub absolute_timeout: Duration,
+    /// Secret keying CSRF tokens; `None` means one is generated at start.
+    pub secret: Option<Secret>,
+}
+
+/// A secret value that never prints.
+#[derive(Clone)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// `[storage]`
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// Account store.
+    pub accounts: AccountsBackend,
+    /// Session store.
+    pub sessions: SessionsBackend,
+}
+
+/// Where accounts live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountsBackend {
+    /// A SQLite file (created when missing), or `:memory:`.
+    Sqlite(PathBuf),
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsBackend {
+    /// This process's memory.
+    Memory,
+}
+
+/// Self sign-up mode for built-in accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may sign up.
+    Open,
+    /// No self sign-up; accounts come from an admin or an identity provider.
+    Disabled,
+}
+
+/// `[jwt]`
+#[derive(Debug, Clone)]
+pub struct Jwt {
+    /// Ed25519 key file; `None` means a key generated at start.
+    pub key_file: Option<PathBuf>,
+    /// Token lifetime.
+    pub ttl: Duration,
+    /// `aud` claim.
+    pub audience: String,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    /// Counting window.
+    pub window: Duration,
+    /// Failures allowed per account per window.
+    pub per_account: u32,
+    /// Failures allowed per address per window.
+    pub per_address: u32,
+}

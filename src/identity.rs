@@ -1,0 +1,215 @@
+//! The identity headers deskgate injects: stripping every client spelling of them, and
+//! building the values once per session rather than per request.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::session::Session;
+use crate::usergroups::Resolved;
+
+/// The names of the injected headers, derived from the configured prefix.
+#[derive(Debug, Clone)]
+pub struct HeaderNames {
+    /// Lower-case prefix with `_` spelled `-`, for matching client headers.
+    normalized_prefix: String,
+    /// `{prefix}User`
+    pub user: HeaderName,
+    /// `{prefix}Email`
+    pub email: HeaderName,
+    /// `{prefix}Name`
+    pub name: HeaderName,
+    /// `{prefix}Usergroups`
+    pub usergroups: HeaderName,
+    /// `{prefix}Permissions`
+    pub permissions: HeaderName,
+    /// `{prefix}Provider`
+    pub provider: HeaderName,
+    /// `{prefix}Jwt`
+    pub jwt: HeaderName,
+}
+
+/// Why a header prefix is unusable.
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` cannot start a header name")]
+pub struct BadPrefix(String);
+
+impl HeaderNames {
+    /// Names under `prefix`, e.g. `X-Deskgate-`.
+    pub fn new(prefix: &str) -> Result<HeaderNames, BadPrefix> {
+        let name = |suffix: &str| {
+            HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes())
+                .map_err(|_| BadPrefix(prefix.to_owned()))
+        };
+        Ok(HeaderNames {
+            normalized_prefix: normalize_name(prefix),
+            user: name("User")?,
+            email: name("Email")?,
+            name: name("Name")?,
+            usergroups: name("Usergroups")?,
+            permissions: name("Permissions")?,
+            provider: name("Provider")?,
+            jwt: name("Jwt")?,
+        })
+    }
+
+    /// Whether a client header is one of ours in any spelling.
+    pub fn is_ours(&self, name: &HeaderName) -> bool {
+        // HeaderName is already lower-case; only `_` versus `-` remains to settle.
+        let n = name.as_str().as_bytes();
+        let p = self.normalized_prefix.as_bytes();
+        n.len() >= p.len()
+            && n.iter()
+                .zip(p)
+                .all(|(a, b)| *a == *b || (*a == b'_' && *b == b'-'))
+    }
+
+    /// Removes every header that is ours in any spelling; returns how many were removed.
+    pub fn strip(&self, headers: &mut HeaderMap) -> usize {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| self.is_ours(n))
+            .cloned()
+            .collect();
+        let mut removed = 0;
+        for name in doomed {
+            removed += headers.get_all(&name).iter().count();
+            headers.remove(&name);
+        }
+        removed
+    }
+}
+
+/// Lower-cases and spells `_` as `-`, as some servers and CGI gateways treat them alike.
+pub fn normalize_name(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b == b'_' {
+                '-'
+            } else {
+                char::from(b.to_ascii_lowercase())
+            }
+        })
+        .collect()
+}
+
+/// A header value; text that is not visible ASCII is percent-encoded as UTF-8.
+pub fn header_value(text: &str) -> HeaderValue {
+    let plain = text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'%');
+    let encoded;
+    let text = if plain {
+        text
+    } else {
+        encoded = text
+            .bytes()
+            .map(|b| {
+                if (0x20..0x7f).contains(&b) && b != b'%' {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>();
+        &encoded
+    };
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The injected headers of one person, apart from the JWT.
+#[derive(Debug, Default)]
+pub struct HeaderSet(pub Vec<(HeaderName, HeaderValue)>);
+
+impl HeaderSet {
+    /// A guest's headers: usergroups and permissions only.
+    pub fn guest(names: &HeaderNames, resolved: &Resolved) -> HeaderSet {
+        HeaderSet(vec![
+            (
+                names.usergroups.clone(),
+                header_value(&resolved.usergroups.join(",")),
+            ),
+            (
+                names.permissions.clone(),
+                header_value(&resolved.permissions.join(",")),
+            ),
+        ])
+    }
+
+    /// A signed-in person's headers.
+    pub fn signed_in(names: &HeaderNames, s: &Session) -> HeaderSet {
+        let mut v = vec![
+            (names.user.clone(), header_value(&s.account_id)),
+            (names.name.clone(), header_value(&s.name)),
+            (names.provider.clone(), header_value(&s.provider)),
+            (
+                names.usergroups.clone(),
+                header_value(&s.resolved.usergroups.join(",")),
+            ),
+            (
+                names.permissions.clone(),
+                header_value(&s.resolved.permissions.join(",")),
+            ),
+        ];
+        if let Some(email) = &s.email {
+            v.push((names.email.clone(), header_value(email)));
+        }
+        HeaderSet(v)
+    }
+
+    /// Sets every header, overwriting whatever is there.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (name, value) in &self.0 {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+/// The session's headers, built on first use.
+pub fn for_session(names: &HeaderNames, s: &Session) -> Arc<HeaderSet> {
+    s.cache
+        .headers
+        .get_or_init(|| Arc::new(HeaderSet::signed_in(names, s)))
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_an_identity_header_is_ours() {
+        let names = HeaderNames::new("X-Deskgate-").expect("valid");
+        for spelling in [
+            "x-deskgate-user",
+            "X_Deskgate_User",
+            "x_deskgate-jwt",
+            "X-DESKGATE-ANYTHING",
+        ] {
+            let name = HeaderName::from_bytes(spelling.as_bytes()).expect("valid name");
+            assert!(names.is_ours(&name), "{spelling}");
+        }
+        for other in ["x-deskgate", "x-forwarded-for", "x-deskgatex-user"] {
+            let name = HeaderName::from_bytes(other.as_bytes()).expect("valid name");
+            assert!(!names.is_ours(&name), "{other}");
+        }
+    }
+
+    #[test]
+    fn strip_removes_every_value_of_every_spelling() {
+        let names = HeaderNames::new("X-Deskgate-").expect("valid");
+        let mut h = HeaderMap::new();
+        h.append("x-deskgate-user", HeaderValue::from_static("a"));
+        h.append("x-deskgate-user", HeaderValue::from_static("b"));
+        h.append("x_deskgate_usergroups", HeaderValue::from_static("admins"));
+        h.append("accept", HeaderValue::from_static("*/*"));
+        assert_eq!(names.strip(&mut h), 3);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn non_ascii_values_are_percent_encoded() {
+        assert_eq!(header_value("José Müller"), "Jos%C3%A9 M%C3%BCller");
+        assert_eq!(header_value("100%"), "100%25");
+        assert_eq!(header_value("a\r\nb"), "a%0D%0Ab");
+        assert_eq!(header_value("Ann Lee"), "Ann Lee");
+    }
+}

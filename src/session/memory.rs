@@ -1,0 +1,112 @@
+//! The embedded session store: two maps behind read-write locks. Reads, the hot path, take
+//! only a read lock; expired entries are dropped lazily and by a periodic sweep.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::{Session, SessionKey, SessionStore, StoreError};
+use crate::clock::Clock;
+
+#[derive(Debug, Default)]
+struct Maps {
+    sessions: HashMap<SessionKey, (Arc<Session>, u64)>,
+    counters: HashMap<String, (u64, u64)>,
+}
+
+/// Sessions and counters in this process's memory.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    maps: Arc<RwLock<Maps>>,
+    clock: Clock,
+}
+
+impl MemoryStore {
+    /// An empty store on `clock`.
+    pub fn new(clock: Clock) -> MemoryStore {
+        MemoryStore {
+            maps: Arc::default(),
+            clock,
+        }
+    }
+
+    /// Drops every expired entry; returns how many sessions remain.
+    pub fn sweep(&self) -> usize {
+        let now = self.clock.now();
+        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+        maps.sessions.retain(|_, (_, exp)| *exp > now);
+        maps.counters.retain(|_, (_, exp)| *exp > now);
+        maps.sessions.len()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        // A panic elsewhere while holding the lock leaves consistent maps (every update is a
+        // single insert or remove), so poisoning is safe to ignore.
+        self.maps.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+        self.maps.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        let now = self.clock.now();
+        let found = self.read().sessions.get(key).cloned();
+        match found {
+            Some((s, exp)) if exp > now => Ok(Some(s)),
+            Some(_) => {
+                self.write().sessions.remove(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &SessionKey,
+        session: Session,
+        expires_at: u64,
+    ) -> Result<Arc<Session>, StoreError> {
+        let session = Arc::new(session);
+        self.write()
+            .sessions
+            .insert(key.clone(), (session.clone(), expires_at));
+        Ok(session)
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.write().sessions.remove(key);
+        Ok(())
+    }
+
+    async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut maps = self.write();
+        let entry = maps
+            .counters
+            .entry(counter.to_owned())
+            .or_insert((0, now + window_secs));
+        if entry.1 <= now {
+            *entry = (0, now + window_secs);
+        }
+        entry.0 += 1;
+        Ok(entry.0)
+    }
+
+    async fn count(&self, counter: &str) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .read()
+            .counters
+            .get(counter)
+            .filter(|(_, exp)| *exp > now)
+            .map_or(0, |(n, _)| *n))
+    }
+
+    async fn reset(&self, counter: &str) -> Result<(), StoreError> {
+        self.write().counters.remove(counter);
+        Ok(())
+    }
+}

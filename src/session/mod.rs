@@ -1,0 +1,186 @@
+//! Sessions: what the store keeps for a signed-in person, and the store trait with its
+//! backends. The cookie holds an opaque random id; the store is keyed by a hash of it, so a
+//! copy of the store's keys cannot be replayed as cookies.
+
+mod memory;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+pub use memory::MemoryStore;
+
+use crate::clock::Clock;
+use crate::usergroups::Resolved;
+
+/// A signed-in person's session.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    /// Account id.
+    pub account_id: String,
+    /// Email, if the account has one.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Provider id the person signed in with.
+    pub provider: String,
+    /// Usergroups mapped from the provider's groups at sign-in.
+    pub provider_usergroups: Vec<String>,
+    /// Usergroups assigned to the account when the session was resolved.
+    pub assigned_usergroups: Vec<String>,
+    /// Resolved usergroups and permissions.
+    pub resolved: Resolved,
+    /// Config generation the resolution was made under.
+    pub generation: u64,
+    /// When the session was created (Unix seconds).
+    pub created_at: u64,
+    /// When the session was last used, to a granularity of a minute.
+    pub last_seen: u64,
+    /// Identity headers and JWT, built once per session and process.
+    #[serde(skip)]
+    pub cache: SessionCache,
+}
+
+/// Per-process derived values of a session: never stored.
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    /// Injected header values other than the JWT.
+    pub headers: OnceLock<Arc<crate::identity::HeaderSet>>,
+    /// The current JWT and its expiry.
+    pub jwt: Mutex<Option<(http::HeaderValue, u64)>>,
+}
+
+impl Session {
+    /// A copy with fresh `last_seen`, sharing nothing cached.
+    pub fn touched(&self, now: u64) -> Session {
+        Session {
+            account_id: self.account_id.clone(),
+            email: self.email.clone(),
+            name: self.name.clone(),
+            provider: self.provider.clone(),
+            provider_usergroups: self.provider_usergroups.clone(),
+            assigned_usergroups: self.assigned_usergroups.clone(),
+            resolved: self.resolved.clone(),
+            generation: self.generation,
+            created_at: self.created_at,
+            last_seen: now,
+            cache: SessionCache::default(),
+        }
+    }
+}
+
+/// The store key of a session: a hash of the cookie value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey(String);
+
+impl SessionKey {
+    /// The key for a cookie value.
+    pub fn from_cookie(value: &str) -> SessionKey {
+        SessionKey(URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes())))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new random cookie value (256 bits).
+pub fn new_cookie_value() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached.
+    #[error("session store unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where sessions, one-time login state and rate-limit counters live.
+pub trait SessionStore: Send + Sync {
+    /// The session under `key`, if it exists and has not expired.
+    fn get(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    /// Stores a session until `expires_at` (Unix seconds).
+    fn put(
+        &self,
+        key: &SessionKey,
+        session: Session,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<Arc<Session>, StoreError>> + Send;
+    /// Deletes a session; deleting a missing one is not an error.
+    fn delete(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds one to a counter that lives for `window_secs` from its first hit; returns the count.
+    fn incr(
+        &self,
+        counter: &str,
+        window_secs: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The current value of a counter (0 when missing or expired).
+    fn count(&self, counter: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Removes a counter.
+    fn reset(&self, counter: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The configured session store.
+#[derive(Debug, Clone)]
+pub enum Sessions {
+    /// In this process's memory.
+    Memory(MemoryStore),
+}
+
+impl Sessions {
+    /// An in-memory store on `clock`.
+    pub fn memory(clock: Clock) -> Sessions {
+        Sessions::Memory(MemoryStore::new(clock))
+    }
+}
+
+impl SessionStore for Sessions {
+    async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.get(key).await,
+        }
+    }
+    async fn put(
+        &self,
+        key: &SessionKey,
+        session: Session,
+        expires_at: u64,
+    ) -> Result<Arc<Session>, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.put(key, session, expires_at).await,
+        }
+    }
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        match self {
+            Sessions::Memory(m) => m.delete(key).await,
+        }
+    }
+    async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.incr(counter, window_secs).await,
+        }
+    }
+    async fn count(&self, counter: &str) -> Result<u64, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.count(counter).await,
+        }
+    }
+    async fn reset(&self, counter: &str) -> Result<(), StoreError> {
+        match self {
+            Sessions::Memory(m) => m.reset(counter).await,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod conformance;

@@ -1,0 +1,189 @@
+//! The usergroup model: which usergroups a person is in and what they may do.
+//!
+//! Pure data and pure functions. Usergroups = {Everyone, Registered} ∪ assigned ∪ the
+//! usergroups of the person's organizations ∪ provider group mappings; permissions are the
+//! union of theirs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Id of the built-in usergroup of guests and of everyone signed in.
+pub const EVERYONE: &str = "everyone";
+/// Id of the built-in usergroup of every signed-in account.
+pub const REGISTERED: &str = "registered";
+
+/// A usergroup and what it permits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usergroup {
+    /// Id used in config, headers and the JWT.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Permissions granted.
+    pub permissions: BTreeSet<String>,
+}
+
+/// An organization: members by email domain, linked to usergroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Lower-case email domains.
+    pub domains: Vec<String>,
+    /// Usergroups every member is in.
+    pub usergroups: Vec<String>,
+}
+
+/// Why a person is in a usergroup.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    /// Everyone and Registered.
+    BuiltIn,
+    /// A static assignment in the config.
+    ConfigAssignment,
+    /// An assignment stored with the account.
+    Assigned,
+    /// Membership of an organization.
+    Organization(String),
+    /// A provider group mapped by a rule.
+    Provider(String),
+}
+
+/// The resolved usergroups and permissions of a guest or an account.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Resolved {
+    /// Usergroup ids: built-ins first, then the others in id order.
+    pub usergroups: Vec<String>,
+    /// Permissions, sorted.
+    pub permissions: Vec<String>,
+}
+
+impl Resolved {
+    /// Whether `permission` is granted.
+    pub fn permits(&self, permission: &str) -> bool {
+        self.permissions
+            .binary_search_by(|p| p.as_str().cmp(permission))
+            .is_ok()
+    }
+}
+
+/// What is known about an account when its usergroups are worked out.
+#[derive(Debug, Clone, Default)]
+pub struct Member<'a> {
+    /// The account's email, if any.
+    pub email: Option<&'a str>,
+    /// Usergroups assigned to the account in the account store.
+    pub assigned: &'a [String],
+    /// Usergroups mapped from the provider's groups at sign-in.
+    pub provider: &'a [String],
+    /// Organization ids the account belongs to by its record (not by domain).
+    pub organizations: &'a [String],
+}
+
+/// All usergroups, organizations and static assignments of a config.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Whether the Everyone usergroup is enabled.
+    pub everyone_enabled: bool,
+    /// Every usergroup by id, built-ins included.
+    pub usergroups: BTreeMap<String, Usergroup>,
+    /// Organizations.
+    pub organizations: Vec<Organization>,
+    /// Static assignments: lower-case email → usergroup ids.
+    pub assignments: HashMap<String, Vec<String>>,
+}
+
+impl Model {
+    /// What a guest may do: Everyone's permissions, or nothing when Everyone is disabled.
+    pub fn guest(&self) -> Resolved {
+        if !self.everyone_enabled {
+            return Resolved::default();
+        }
+        self.collect([EVERYONE.to_owned()].into_iter().collect())
+    }
+
+    /// A signed-in account's usergroups and permissions.
+    pub fn resolve(&self, member: &Member<'_>) -> Resolved {
+        let ids = self.explain(member).into_keys().collect();
+        self.collect(ids)
+    }
+
+    /// Each usergroup of an account with every reason it has it.
+    pub fn explain(&self, member: &Member<'_>) -> BTreeMap<String, BTreeSet<Source>> {
+        let mut out: BTreeMap<String, BTreeSet<Source>> = BTreeMap::new();
+        let mut add = |id: &str, source: Source| {
+            if self.usergroups.contains_key(id) {
+                out.entry(id.to_owned()).or_default().insert(source);
+            }
+        };
+        if self.everyone_enabled {
+            add(EVERYONE, Source::BuiltIn);
+        }
+        add(REGISTERED, Source::BuiltIn);
+        for id in member.assigned {
+            add(id, Source::Assigned);
+        }
+        for id in member.provider {
+            add(id, Source::Provider(String::new()));
+        }
+        let email = member.email.map(str::to_ascii_lowercase);
+        if let Some(ids) = email.as_ref().and_then(|e| self.assignments.get(e)) {
+            for id in ids {
+                add(id, Source::ConfigAssignment);
+            }
+        }
+        let domain = email
+            .as_deref()
+            .and_then(|e| e.rsplit_once('@'))
+            .map(|(_, d)| d);
+        for org in &self.organizations {
+            let by_domain = domain.is_some_and(|d| org.domains.iter().any(|od| od == d));
+            if by_domain || member.organizations.contains(&org.id) {
+                for id in &org.usergroups {
+                    add(id, Source::Organization(org.id.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn collect(&self, ids: BTreeSet<String>) -> Resolved {
+        let mut usergroups: Vec<String> = Vec::with_capacity(ids.len());
+        for builtin in [EVERYONE, REGISTERED] {
+            if ids.contains(builtin) {
+                usergroups.push(builtin.to_owned());
+            }
+        }
+        usergroups.extend(
+            ids.iter()
+                .filter(|id| *id != EVERYONE && *id != REGISTERED)
+                .cloned(),
+        );
+        let permissions: BTreeSet<&String> = usergroups
+            .iter()
+            .filter_map(|id| self.usergroups.get(id))
+            .flat_map(|g| g.permissions.iter())
+            .collect();
+        Resolved {
+            usergroups,
+            permissions: permissions.into_iter().cloned().collect(),
+        }
+    }
+}
+
+/// Maps a provider's groups to usergroup ids with case-insensitive rules.
+pub fn map_groups(rules: &[(String, Vec<String>)], groups: &[String]) -> Vec<String> {
+    let mut out = BTreeSet::new();
+    for group in groups {
+        for (from, to) in rules {
+            if from.eq_ignore_ascii_case(group) {
+                out.extend(to.iter().cloned());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests;
