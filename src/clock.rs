@@ -24,9 +24,7 @@ impl Clock {
     pub fn now(&self) -> u64 {
         match &self.0 {
             Some(t) => t.load(Ordering::Relaxed),
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            None => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         }
     }
 

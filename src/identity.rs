@@ -58,19 +58,12 @@ impl HeaderNames {
         // HeaderName is already lower-case; only `_` versus `-` remains to settle.
         let n = name.as_str().as_bytes();
         let p = self.normalized_prefix.as_bytes();
-        n.len() >= p.len()
-            && n.iter()
-                .zip(p)
-                .all(|(a, b)| *a == *b || (*a == b'_' && *b == b'-'))
+        n.len() >= p.len() && n.iter().zip(p).all(|(a, b)| *a == *b || (*a == b'_' && *b == b'-'))
     }
 
     /// Removes every header that is ours in any spelling; returns how many were removed.
     pub fn strip(&self, headers: &mut HeaderMap) -> usize {
-        let doomed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| self.is_ours(n))
-            .cloned()
-            .collect();
+        let doomed: Vec<HeaderName> = headers.keys().filter(|n| self.is_ours(n)).cloned().collect();
         let mut removed = 0;
         for name in doomed {
             removed += headers.get_all(&name).iter().count();
@@ -82,15 +75,7 @@ impl HeaderNames {
 
 /// Lower-cases and spells `_` as `-`, as some servers and CGI gateways treat them alike.
 pub fn normalize_name(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b == b'_' {
-                '-'
-            } else {
-                char::from(b.to_ascii_lowercase())
-            }
-        })
-        .collect()
+    name.bytes().map(|b| if b == b'_' { '-' } else { char::from(b.to_ascii_lowercase()) }).collect()
 }
 
 /// A header value; text that is not visible ASCII is percent-encoded as UTF-8.
@@ -123,14 +108,8 @@ impl HeaderSet {
     /// A guest's headers: usergroups and permissions only.
     pub fn guest(names: &HeaderNames, resolved: &Resolved) -> HeaderSet {
         HeaderSet(vec![
-            (
-                names.usergroups.clone(),
-                header_value(&resolved.usergroups.join(",")),
-            ),
-            (
-                names.permissions.clone(),
-                header_value(&resolved.permissions.join(",")),
-            ),
+            (names.usergroups.clone(), header_value(&resolved.usergroups.join(","))),
+            (names.permissions.clone(), header_value(&resolved.permissions.join(","))),
         ])
     }
 
@@ -140,14 +119,8 @@ impl HeaderSet {
             (names.user.clone(), header_value(&s.account_id)),
             (names.name.clone(), header_value(&s.name)),
             (names.provider.clone(), header_value(&s.provider)),
-            (
-                names.usergroups.clone(),
-                header_value(&s.resolved.usergroups.join(",")),
-            ),
-            (
-                names.permissions.clone(),
-                header_value(&s.resolved.permissions.join(",")),
-            ),
+            (names.usergroups.clone(), header_value(&s.resolved.usergroups.join(","))),
+            (names.permissions.clone(), header_value(&s.resolved.permissions.join(","))),
         ];
         if let Some(email) = &s.email {
             v.push((names.email.clone(), header_value(email)));
@@ -165,10 +138,7 @@ impl HeaderSet {
 
 /// The session's headers, built on first use.
 pub fn for_session(names: &HeaderNames, s: &Session) -> Arc<HeaderSet> {
-    s.cache
-        .headers
-        .get_or_init(|| Arc::new(HeaderSet::signed_in(names, s)))
-        .clone()
+    s.cache.headers.get_or_init(|| Arc::new(HeaderSet::signed_in(names, s))).clone()
 }
 
 #[cfg(test)]
@@ -178,12 +148,7 @@ mod tests {
     #[test]
     fn every_spelling_of_an_identity_header_is_ours() {
         let names = HeaderNames::new("X-Deskgate-").expect("valid");
-        for spelling in [
-            "x-deskgate-user",
-            "X_Deskgate_User",
-            "x_deskgate-jwt",
-            "X-DESKGATE-ANYTHING",
-        ] {
+        for spelling in ["x-deskgate-user", "X_Deskgate_User", "x_deskgate-jwt", "X-DESKGATE-ANYTHING"] {
             let name = HeaderName::from_bytes(spelling.as_bytes()).expect("valid name");
             assert!(names.is_ours(&name), "{spelling}");
         }

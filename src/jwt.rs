@@ -41,9 +41,7 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
+        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
     }
 }
 
@@ -80,12 +78,9 @@ impl Signer {
     ) -> Result<Signer, KeyError> {
         let key = match key_file {
             Some(path) => {
-                let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                SigningKey::from_pkcs8_pem(&pem)
-                    .map_err(|_| KeyError::Format(path.display().to_string()))?
+                let pem = std::fs::read_to_string(path)
+                    .map_err(|source| KeyError::Read { path: path.display().to_string(), source })?;
+                SigningKey::from_pkcs8_pem(&pem).map_err(|_| KeyError::Format(path.display().to_string()))?
             }
             None => SigningKey::generate(&mut rand::rngs::OsRng),
         };
@@ -158,29 +153,20 @@ mod tests {
     #[test]
     fn tokens_verify_with_the_published_key_and_are_reused() {
         let signer = Signer::new(None, "https://gate.example", "deskgate", 300).expect("signer");
-        let s = Session {
-            account_id: "acc-1".into(),
-            name: "Ann".into(),
-            ..Default::default()
-        };
+        let s = Session { account_id: "acc-1".into(), name: "Ann".into(), ..Default::default() };
         let a = signer.for_session(&s, 1000);
         assert_eq!(signer.for_session(&s, 1100), a, "reused while fresh");
         assert_ne!(signer.for_session(&s, 1250), a, "re-signed near expiry");
 
         let jwks: serde_json::Value = serde_json::from_slice(&signer.jwks()).expect("json");
-        let x = URL_SAFE_NO_PAD
-            .decode(jwks["keys"][0]["x"].as_str().expect("x"))
-            .expect("b64");
+        let x = URL_SAFE_NO_PAD.decode(jwks["keys"][0]["x"].as_str().expect("x")).expect("b64");
         let key = VerifyingKey::from_bytes(&x.try_into().expect("32 bytes")).expect("key");
         let token = a.to_str().expect("ascii");
         let (signed, sig) = token.rsplit_once('.').expect("three parts");
         let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).expect("b64")).expect("sig");
-        key.verify(signed.as_bytes(), &sig)
-            .expect("signature verifies");
+        key.verify(signed.as_bytes(), &sig).expect("signature verifies");
         let claims: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(signed.split('.').nth(1).expect("claims"))
-                .expect("b64"),
+            &URL_SAFE_NO_PAD.decode(signed.split('.').nth(1).expect("claims")).expect("b64"),
         )
         .expect("json");
         assert_eq!(claims["sub"], "acc-1");
@@ -195,10 +181,7 @@ mod tests {
         std::fs::write(&path, generate_pem().expect("pem")).expect("write");
         assert!(Signer::new(Some(&path), "i", "a", 60).is_ok());
         std::fs::write(&path, "not a key").expect("write");
-        assert!(matches!(
-            Signer::new(Some(&path), "i", "a", 60),
-            Err(KeyError::Format(_))
-        ));
+        assert!(matches!(Signer::new(Some(&path), "i", "a", 60), Err(KeyError::Format(_))));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -3,10 +3,22 @@
 //! permitted and tells the backend who the person is.
 
 pub mod accounts;
+pub mod app;
 pub mod clock;
 pub mod config;
+pub mod error;
+pub mod forwarded;
+pub mod gateway;
 pub mod identity;
 pub mod jwt;
+pub mod pages;
 pub mod policy;
+pub mod proxy;
+pub mod redirect;
 pub mod session;
+pub mod signin;
+pub mod stack;
 pub mod usergroups;
+pub mod web;
+
+pub use app::Gateway;

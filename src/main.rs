@@ -1,1 +1,183 @@
-fn main() {}
+//! The `deskgate` command: serve, check configs, manage accounts.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use deskgate::accounts::{AccountStore, NewAccount};
+use deskgate::config::{Config, load_file};
+
+#[derive(Parser)]
+#[command(name = "deskgate", version, about = "Authentication and SSO gateway with usergroups")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check config files without starting; prints one line per problem.
+    Check {
+        /// Config files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Manage accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+    },
+    /// Print a new Ed25519 JWT signing key (PKCS#8 PEM) for `jwt.key_file`.
+    Keygen,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create a built-in account; the password is read from standard input.
+    Add {
+        /// The config file (for the account store and usergroups).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Email, the login name.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// A usergroup to assign; repeat for several.
+        #[arg(long = "usergroup")]
+        usergroups: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { files } => return check(&files),
+        Command::Keygen => deskgate::jwt::generate_pem().map(|pem| print!("{pem}")).map_err(Into::into),
+        Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(&config))),
+        Command::Accounts { command: AccountsCommand::Add { config, email, name, usergroups } } => {
+            runtime().and_then(|rt| rt.block_on(add_account(&config, email, name, usergroups)))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("deskgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for file in files {
+        match load_file(file) {
+            Ok(_) => println!("{}: ok", file.display()),
+            Err(diagnostics) => {
+                failed = true;
+                for d in diagnostics {
+                    println!("{d}");
+                }
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    load_file(path).map_err(|diagnostics| {
+        for d in &diagnostics {
+            eprintln!("{d}");
+        }
+        anyhow::anyhow!("{} has {} problem(s)", path.display(), diagnostics.len())
+    })
+}
+
+async fn serve(path: &Path) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
+        )
+        .init();
+    let config = load(path)?;
+    let listen = config.server.listen;
+    let public = config.server.public_url.clone();
+    let gateway = deskgate::Gateway::new(config).await.context("cannot start")?;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, public_url = %public, "deskgate is listening");
+    gateway.serve_until(listener, shutdown_signal()).await.context("server failed")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("Shutting down");
+}
+
+async fn add_account(
+    path: &Path,
+    email: String,
+    name: String,
+    usergroups: Vec<String>,
+) -> anyhow::Result<()> {
+    let config = load(path)?;
+    for g in &usergroups {
+        if !config.model.usergroups.contains_key(g) {
+            bail!("usergroup `{g}` is not defined in {}", path.display());
+        }
+    }
+    if !email.contains('@') {
+        bail!("`{email}` is not an email address");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 10 {
+        bail!("the password must have at least 10 characters");
+    }
+    let hash = deskgate_builtin::hash_password(password)?;
+    let accounts = deskgate::app::open_accounts(&config).await?;
+    let now = deskgate::clock::Clock::system().now();
+    let account = accounts
+        .create(NewAccount {
+            email: Some(email),
+            name,
+            password_hash: Some(hash),
+            usergroups,
+            created_at: now,
+        })
+        .await?;
+    println!("created account {}", account.id);
+    Ok(())
+}

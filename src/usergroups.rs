@@ -62,9 +62,7 @@ pub struct Resolved {
 impl Resolved {
     /// Whether `permission` is granted.
     pub fn permits(&self, permission: &str) -> bool {
-        self.permissions
-            .binary_search_by(|p| p.as_str().cmp(permission))
-            .is_ok()
+        self.permissions.binary_search_by(|p| p.as_str().cmp(permission)).is_ok()
     }
 }
 
@@ -133,10 +131,7 @@ impl Model {
                 add(id, Source::ConfigAssignment);
             }
         }
-        let domain = email
-            .as_deref()
-            .and_then(|e| e.rsplit_once('@'))
-            .map(|(_, d)| d);
+        let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
         for org in &self.organizations {
             let by_domain = domain.is_some_and(|d| org.domains.iter().any(|od| od == d));
             if by_domain || member.organizations.contains(&org.id) {
@@ -155,20 +150,13 @@ impl Model {
                 usergroups.push(builtin.to_owned());
             }
         }
-        usergroups.extend(
-            ids.iter()
-                .filter(|id| *id != EVERYONE && *id != REGISTERED)
-                .cloned(),
-        );
+        usergroups.extend(ids.iter().filter(|id| *id != EVERYONE && *id != REGISTERED).cloned());
         let permissions: BTreeSet<&String> = usergroups
             .iter()
             .filter_map(|id| self.usergroups.get(id))
             .flat_map(|g| g.permissions.iter())
             .collect();
-        Resolved {
-            usergroups,
-            permissions: permissions.into_iter().cloned().collect(),
-        }
+        Resolved { usergroups, permissions: permissions.into_iter().cloned().collect() }
     }
 }
 

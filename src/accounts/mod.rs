@@ -60,29 +60,17 @@ pub enum AccountError {
 pub fn new_account_id() -> String {
     let b: [u8; 16] = rand::random();
     let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!(
-        "{}-{}-{}-{}-{}",
-        h(0..4),
-        h(4..6),
-        h(6..8),
-        h(8..10),
-        h(10..16)
-    )
+    format!("{}-{}-{}-{}-{}", h(0..4), h(4..6), h(6..8), h(8..10), h(10..16))
 }
 
 /// Where accounts live.
 pub trait AccountStore: Send + Sync {
     /// Creates an account; the email must be unused (case-insensitively).
-    fn create(&self, new: NewAccount)
-    -> impl Future<Output = Result<Account, AccountError>> + Send;
+    fn create(&self, new: NewAccount) -> impl Future<Output = Result<Account, AccountError>> + Send;
     /// The account with this id.
-    fn by_id(&self, id: &str)
-    -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
+    fn by_id(&self, id: &str) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
     /// The account with this email, case-insensitively.
-    fn by_email(
-        &self,
-        email: &str,
-    ) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
+    fn by_email(&self, email: &str) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
     /// The account linked to a provider's subject.
     fn by_link(
         &self,
@@ -134,26 +122,13 @@ impl AccountStore for Accounts {
     async fn by_email(&self, email: &str) -> Result<Option<Account>, AccountError> {
         delegate!(self, s => s.by_email(email).await)
     }
-    async fn by_link(
-        &self,
-        provider: &str,
-        subject: &str,
-    ) -> Result<Option<Account>, AccountError> {
+    async fn by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, AccountError> {
         delegate!(self, s => s.by_link(provider, subject).await)
     }
-    async fn link(
-        &self,
-        provider: &str,
-        subject: &str,
-        account_id: &str,
-    ) -> Result<(), AccountError> {
+    async fn link(&self, provider: &str, subject: &str, account_id: &str) -> Result<(), AccountError> {
         delegate!(self, s => s.link(provider, subject, account_id).await)
     }
-    async fn set_usergroups(
-        &self,
-        account_id: &str,
-        usergroups: &[String],
-    ) -> Result<(), AccountError> {
+    async fn set_usergroups(&self, account_id: &str, usergroups: &[String]) -> Result<(), AccountError> {
         delegate!(self, s => s.set_usergroups(account_id, usergroups).await)
     }
     async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AccountError> {
@@ -163,9 +138,7 @@ impl AccountStore for Accounts {
 
 impl CredentialSource for Accounts {
     async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AuthError> {
-        AccountStore::credential(self, email)
-            .await
-            .map_err(|e| AuthError::Unavailable(Box::new(e)))
+        AccountStore::credential(self, email).await.map_err(|e| AuthError::Unavailable(Box::new(e)))
     }
 }
 

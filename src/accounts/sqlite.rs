@@ -9,8 +9,7 @@ use sqlx::{Row, SqlitePool as Pool};
 
 use super::{Account, AccountError, AccountStore, NewAccount, new_account_id};
 
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/sqlite/0001_accounts.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_accounts.sql"))];
 
 fn db(e: sqlx::Error) -> AccountError {
     AccountError::Database(Box::new(e))
@@ -82,19 +81,9 @@ async fn migrate(pool: &Pool) -> Result<(), AccountError> {
 }
 
 impl SqliteStore {
-    async fn account_where(
-        &self,
-        clause: &str,
-        arg: &str,
-    ) -> Result<Option<Account>, AccountError> {
-        let sql =
-            format!("SELECT id, email, name, disabled, created_at FROM accounts WHERE {clause}");
-        let Some(row) = sqlx::query(&sql)
-            .bind(arg)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?
-        else {
+    async fn account_where(&self, clause: &str, arg: &str) -> Result<Option<Account>, AccountError> {
+        let sql = format!("SELECT id, email, name, disabled, created_at FROM accounts WHERE {clause}");
+        let Some(row) = sqlx::query(&sql).bind(arg).fetch_optional(&self.pool).await.map_err(db)? else {
             return Ok(None);
         };
         let id: String = row.get("id");
@@ -139,14 +128,12 @@ impl AccountStore for SqliteStore {
             other => other.map_err(db)?,
         };
         for g in &new.usergroups {
-            sqlx::query(
-                "INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)",
-            )
-            .bind(&id)
-            .bind(g)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            sqlx::query("INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)")
+                .bind(&id)
+                .bind(g)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
         let mut usergroups = new.usergroups;
@@ -167,52 +154,35 @@ impl AccountStore for SqliteStore {
     }
 
     async fn by_email(&self, email: &str) -> Result<Option<Account>, AccountError> {
-        self.account_where("email_lower = ?", &email.to_lowercase())
-            .await
+        self.account_where("email_lower = ?", &email.to_lowercase()).await
     }
 
-    async fn by_link(
-        &self,
-        provider: &str,
-        subject: &str,
-    ) -> Result<Option<Account>, AccountError> {
-        let id: Option<String> = sqlx::query_scalar(
-            "SELECT account_id FROM account_links WHERE provider = ? AND subject = ?",
-        )
-        .bind(provider)
-        .bind(subject)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
+    async fn by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, AccountError> {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT account_id FROM account_links WHERE provider = ? AND subject = ?")
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
         match id {
             Some(id) => self.by_id(&id).await,
             None => Ok(None),
         }
     }
 
-    async fn link(
-        &self,
-        provider: &str,
-        subject: &str,
-        account_id: &str,
-    ) -> Result<(), AccountError> {
-        sqlx::query(
-            "INSERT OR REPLACE INTO account_links (provider, subject, account_id) VALUES (?, ?, ?)",
-        )
-        .bind(provider)
-        .bind(subject)
-        .bind(account_id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
+    async fn link(&self, provider: &str, subject: &str, account_id: &str) -> Result<(), AccountError> {
+        sqlx::query("INSERT OR REPLACE INTO account_links (provider, subject, account_id) VALUES (?, ?, ?)")
+            .bind(provider)
+            .bind(subject)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
         Ok(())
     }
 
-    async fn set_usergroups(
-        &self,
-        account_id: &str,
-        usergroups: &[String],
-    ) -> Result<(), AccountError> {
+    async fn set_usergroups(&self, account_id: &str, usergroups: &[String]) -> Result<(), AccountError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
             .bind(account_id)
@@ -228,14 +198,12 @@ impl AccountStore for SqliteStore {
             .await
             .map_err(db)?;
         for g in usergroups {
-            sqlx::query(
-                "INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)",
-            )
-            .bind(account_id)
-            .bind(g)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            sqlx::query("INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)")
+                .bind(account_id)
+                .bind(g)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }

@@ -38,18 +38,10 @@ impl Ctx<'_> {
         }
     }
 
-    fn secret(
-        &mut self,
-        path: &str,
-        file: Option<&String>,
-        env: Option<&String>,
-    ) -> Option<Secret> {
+    fn secret(&mut self, path: &str, file: Option<&String>, env: Option<&String>) -> Option<Secret> {
         let value = match (file, env) {
             (Some(_), Some(_)) => {
-                self.problem(
-                    format!("{path}_file"),
-                    format!("set {path}_file or {path}_env, not both"),
-                );
+                self.problem(format!("{path}_file"), format!("set {path}_file or {path}_env, not both"));
                 return None;
             }
             (Some(f), None) => match std::fs::read(self.base.join(f)) {
@@ -62,10 +54,7 @@ impl Ctx<'_> {
             (None, Some(var)) => match std::env::var(var) {
                 Ok(v) => v.trim().as_bytes().to_vec(),
                 Err(_) => {
-                    self.problem(
-                        format!("{path}_env"),
-                        format!("environment variable `{var}` is not set"),
-                    );
+                    self.problem(format!("{path}_env"), format!("environment variable `{var}` is not set"));
                     return None;
                 }
             },
@@ -73,10 +62,7 @@ impl Ctx<'_> {
         };
         if value.len() < 32 {
             let key = if file.is_some() { "_file" } else { "_env" };
-            self.problem(
-                format!("{path}{key}"),
-                "the secret must be at least 32 bytes",
-            );
+            self.problem(format!("{path}{key}"), "the secret must be at least 32 bytes");
             return None;
         }
         Some(Secret(value))
@@ -86,16 +72,13 @@ impl Ctx<'_> {
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 fn valid_permission(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 128
-        && p.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
+        && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'))
 }
 
 fn valid_header_prefix(p: &str) -> bool {
@@ -113,34 +96,21 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         None | Some("open") => Registration::Open,
         Some("disabled") => Registration::Disabled,
         Some(other) => {
-            cx.problem(
-                "registration.mode",
-                format!("`{other}` is not one of `open`, `disabled`"),
-            );
+            cx.problem("registration.mode", format!("`{other}` is not one of `open`, `disabled`"));
             Registration::Open
         }
     };
     let model = model(&mut cx, &file);
     let policy = policy(&mut cx, file.rules.take().unwrap_or_default(), &model);
-    let builtin_enabled = file
-        .providers
-        .take()
-        .and_then(|p| p.builtin)
-        .and_then(|b| b.enabled)
-        .unwrap_or(true);
+    let builtin_enabled =
+        file.providers.take().and_then(|p| p.builtin).and_then(|b| b.enabled).unwrap_or(true);
     if !builtin_enabled {
-        cx.problem(
-            "providers.builtin.enabled",
-            "no identity provider is enabled: nobody could sign in",
-        );
+        cx.problem("providers.builtin.enabled", "no identity provider is enabled: nobody could sign in");
     }
     let headers = file.headers.take().unwrap_or_default();
     let header_prefix = headers.prefix.unwrap_or_else(|| "X-Deskgate-".into());
     if !valid_header_prefix(&header_prefix) {
-        cx.problem(
-            "headers.prefix",
-            format!("`{header_prefix}` cannot start a header name"),
-        );
+        cx.problem("headers.prefix", format!("`{header_prefix}` cannot start a header name"));
     }
     let jwt_file = file.jwt.take().unwrap_or_default();
     let jwt = Jwt {
@@ -150,11 +120,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     };
     let rl = file.rate_limit.take().unwrap_or_default();
     let rate_limit = RateLimit {
-        window: cx.duration(
-            "rate_limit.window",
-            rl.window.as_ref(),
-            Duration::from_secs(900),
-        ),
+        window: cx.duration("rate_limit.window", rl.window.as_ref(), Duration::from_secs(900)),
         per_account: rl.per_account.unwrap_or(5),
         per_address: rl.per_address.unwrap_or(20),
     };
@@ -182,10 +148,7 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
         None => default_listen,
         Some(Ok(a)) => a,
         Some(Err(_)) => {
-            cx.problem(
-                "server.listen",
-                "must be an address and port such as `127.0.0.1:8080`",
-            );
+            cx.problem("server.listen", "must be an address and port such as `127.0.0.1:8080`");
             default_listen
         }
     };
@@ -193,10 +156,7 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
     let public_url = public_url.trim_end_matches('/').to_owned();
     let secure = public_url.starts_with("https://");
     if !secure && !public_url.starts_with("http://") || public_url.parse::<http::Uri>().is_err() {
-        cx.problem(
-            "server.public_url",
-            format!("`{public_url}` is not an http(s) URL"),
-        );
+        cx.problem("server.public_url", format!("`{public_url}` is not an http(s) URL"));
     }
     let mut trusted_proxies = Vec::new();
     for (i, p) in f.trusted_proxies.unwrap_or_default().iter().enumerate() {
@@ -205,11 +165,8 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
             Err(e) => cx.problem(format!("server.trusted_proxies[{i}]"), e),
         }
     }
-    let request_timeout = cx.duration(
-        "server.request_timeout",
-        f.request_timeout.as_ref(),
-        Duration::from_secs(30),
-    );
+    let request_timeout =
+        cx.duration("server.request_timeout", f.request_timeout.as_ref(), Duration::from_secs(30));
     Server {
         listen,
         public_url,
@@ -225,17 +182,12 @@ fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
     let f = f.unwrap_or_default();
     let url = match f.url.as_deref() {
         None => {
-            cx.problem(
-                "upstream.url",
-                "is required: the URL of the application deskgate protects",
-            );
+            cx.problem("upstream.url", "is required: the URL of the application deskgate protects");
             fallback
         }
         Some(u) => match u.parse::<http::Uri>() {
             Ok(uri)
-                if uri.scheme_str() == Some("http")
-                    && uri.authority().is_some()
-                    && uri.query().is_none() =>
+                if uri.scheme_str() == Some("http") && uri.authority().is_some() && uri.query().is_none() =>
             {
                 uri
             }
@@ -247,10 +199,7 @@ fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
                 fallback
             }
             _ => {
-                cx.problem(
-                    "upstream.url",
-                    format!("`{u}` is not an http URL without a query"),
-                );
+                cx.problem("upstream.url", format!("`{u}` is not an http URL without a query"));
                 fallback
             }
         },
@@ -262,11 +211,7 @@ fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
             f.connect_timeout.as_ref(),
             Duration::from_secs(5),
         ),
-        timeout: cx.duration(
-            "upstream.timeout",
-            f.timeout.as_ref(),
-            Duration::from_secs(60),
-        ),
+        timeout: cx.duration("upstream.timeout", f.timeout.as_ref(), Duration::from_secs(60)),
         http2: f.http2.unwrap_or(false),
     }
 }
@@ -274,42 +219,19 @@ fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
 fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
     let cookie_name = f.cookie_name.unwrap_or_else(|| "deskgate_session".into());
     if cookie_name.is_empty()
-        || !cookie_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        cx.problem(
-            "session.cookie_name",
-            "may hold only letters, digits, `_` and `-`",
-        );
+        cx.problem("session.cookie_name", "may hold only letters, digits, `_` and `-`");
     }
-    let idle_timeout = cx.duration(
-        "session.idle_timeout",
-        f.idle_timeout.as_ref(),
-        Duration::from_secs(8 * 3600),
-    );
-    let absolute_timeout = cx.duration(
-        "session.absolute_timeout",
-        f.absolute_timeout.as_ref(),
-        Duration::from_secs(7 * 86_400),
-    );
+    let idle_timeout =
+        cx.duration("session.idle_timeout", f.idle_timeout.as_ref(), Duration::from_secs(8 * 3600));
+    let absolute_timeout =
+        cx.duration("session.absolute_timeout", f.absolute_timeout.as_ref(), Duration::from_secs(7 * 86_400));
     if idle_timeout > absolute_timeout {
-        cx.problem(
-            "session.idle_timeout",
-            "is longer than session.absolute_timeout",
-        );
+        cx.problem("session.idle_timeout", "is longer than session.absolute_timeout");
     }
-    let secret = cx.secret(
-        "session.secret",
-        f.secret_file.as_ref(),
-        f.secret_env.as_ref(),
-    );
-    Session {
-        cookie_name,
-        idle_timeout,
-        absolute_timeout,
-        secret,
-    }
+    let secret = cx.secret("session.secret", f.secret_file.as_ref(), f.secret_env.as_ref());
+    Session { cookie_name, idle_timeout, absolute_timeout, secret }
 }
 
 fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
@@ -318,10 +240,7 @@ fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
         url => match url.strip_prefix("sqlite://") {
             Some(p) if !p.is_empty() => AccountsBackend::Sqlite(cx.base.join(p)),
             _ => {
-                cx.problem(
-                    "storage.accounts",
-                    format!("`{url}` is not `sqlite://PATH`"),
-                );
+                cx.problem("storage.accounts", format!("`{url}` is not `sqlite://PATH`"));
                 AccountsBackend::Sqlite(":memory:".into())
             }
         },
@@ -354,60 +273,34 @@ fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTree
 fn model(cx: &mut Ctx<'_>, file: &FileConfig) -> Model {
     let everyone = file.everyone.as_ref();
     let mut usergroups = BTreeMap::new();
-    let builtin = |id: &str, name: &str, permissions| Usergroup {
-        id: id.into(),
-        name: name.into(),
-        permissions,
-    };
-    let perms = permissions(
-        cx,
-        "everyone.permissions",
-        everyone.and_then(|e| e.permissions.clone()),
-    );
+    let builtin =
+        |id: &str, name: &str, permissions| Usergroup { id: id.into(), name: name.into(), permissions };
+    let perms = permissions(cx, "everyone.permissions", everyone.and_then(|e| e.permissions.clone()));
     usergroups.insert(EVERYONE.to_owned(), builtin(EVERYONE, "Everyone", perms));
     let perms = permissions(
         cx,
         "registered.permissions",
         file.registered.as_ref().and_then(|r| r.permissions.clone()),
     );
-    usergroups.insert(
-        REGISTERED.to_owned(),
-        builtin(REGISTERED, "Registered", perms),
-    );
+    usergroups.insert(REGISTERED.to_owned(), builtin(REGISTERED, "Registered", perms));
     for (id, g) in file.usergroups.iter().flatten() {
         let path = format!("usergroups.{id}");
         if id == EVERYONE || id == REGISTERED {
-            cx.problem(
-                &path,
-                format!("`{id}` is built in: set its permissions under [{id}]"),
-            );
+            cx.problem(&path, format!("`{id}` is built in: set its permissions under [{id}]"));
             continue;
         }
         if !valid_id(id) {
-            cx.problem(
-                &path,
-                "usergroup ids may hold only lower-case letters, digits, `_` and `-`",
-            );
+            cx.problem(&path, "usergroup ids may hold only lower-case letters, digits, `_` and `-`");
         }
         let permissions = permissions(cx, &format!("{path}.permissions"), g.permissions.clone());
         let name = g.name.clone().unwrap_or_else(|| id.clone());
-        usergroups.insert(
-            id.clone(),
-            Usergroup {
-                id: id.clone(),
-                name,
-                permissions,
-            },
-        );
+        usergroups.insert(id.clone(), Usergroup { id: id.clone(), name, permissions });
     }
 
     let check_refs = |cx: &mut Ctx<'_>, path: &str, ids: &[String]| {
         for (i, id) in ids.iter().enumerate() {
             if !usergroups.contains_key(id) {
-                cx.problem(
-                    format!("{path}[{i}]"),
-                    format!("usergroup `{id}` is not defined"),
-                );
+                cx.problem(format!("{path}[{i}]"), format!("usergroup `{id}` is not defined"));
             }
         }
     };
@@ -419,33 +312,19 @@ fn model(cx: &mut Ctx<'_>, file: &FileConfig) -> Model {
         let ids = o.usergroups.clone().unwrap_or_default();
         check_refs(cx, &format!("{path}.usergroups"), &ids);
         let mut domains = Vec::new();
-        for (i, d) in o
-            .domains
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
+        for (i, d) in o.domains.clone().unwrap_or_default().into_iter().enumerate() {
             let d = d.trim().to_ascii_lowercase();
             let dpath = format!("{path}.domains[{i}]");
             if d.is_empty() || d.contains(['@', '/', ' ']) || !d.contains('.') {
                 cx.problem(dpath, format!("`{d}` is not an email domain"));
             } else if let Some(other) = domain_owner.insert(d.clone(), id.clone()) {
-                cx.problem(
-                    dpath,
-                    format!("`{d}` already belongs to organization `{other}`"),
-                );
+                cx.problem(dpath, format!("`{d}` already belongs to organization `{other}`"));
             } else {
                 domains.push(d);
             }
         }
         let name = o.name.clone().unwrap_or_else(|| id.clone());
-        organizations.push(Organization {
-            id: id.clone(),
-            name,
-            domains,
-            usergroups: ids,
-        });
+        organizations.push(Organization { id: id.clone(), name, domains, usergroups: ids });
     }
 
     let mut assignments: HashMap<String, Vec<String>> = HashMap::new();
@@ -459,29 +338,17 @@ fn model(cx: &mut Ctx<'_>, file: &FileConfig) -> Model {
                     cx.problem(format!("{path}.email"), format!("`{e}` is assigned twice"));
                 }
             }
-            Some(e) => cx.problem(
-                format!("{path}.email"),
-                format!("`{e}` is not an email address"),
-            ),
+            Some(e) => cx.problem(format!("{path}.email"), format!("`{e}` is not an email address")),
             None => cx.problem(format!("{path}.email"), "is required"),
         }
     }
 
     let everyone_enabled = everyone.and_then(|e| e.enabled).unwrap_or(true);
-    Model {
-        everyone_enabled,
-        usergroups,
-        organizations,
-        assignments,
-    }
+    Model { everyone_enabled, usergroups, organizations, assignments }
 }
 
 fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
-    let granted: BTreeSet<&String> = model
-        .usergroups
-        .values()
-        .flat_map(|g| g.permissions.iter())
-        .collect();
+    let granted: BTreeSet<&String> = model.usergroups.values().flat_map(|g| g.permissions.iter()).collect();
     let mut compiled = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, r) in rules.into_iter().enumerate() {
@@ -491,18 +358,13 @@ fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
             continue;
         };
         if !valid_permission(&permission) {
-            cx.problem(
-                format!("{path}.permission"),
-                format!("`{permission}` is not a permission"),
-            );
+            cx.problem(format!("{path}.permission"), format!("`{permission}` is not a permission"));
             continue;
         }
         if !granted.contains(&permission) {
             cx.problem(
                 format!("{path}.permission"),
-                format!(
-                    "no usergroup grants `{permission}`: nobody could pass this rule (a typo?)"
-                ),
+                format!("no usergroup grants `{permission}`: nobody could pass this rule (a typo?)"),
             );
         }
         match Rule::new(&pattern, &permission) {

@@ -28,11 +28,7 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file, self.line, self.col, self.path, self.message
-        )
+        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.col, self.path, self.message)
     }
 }
 
@@ -56,13 +52,7 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
 pub fn load_str(name: &str, text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
     let at = |span: Option<Range<usize>>, path: String, message: String| {
         let (line, col) = line_col(text, span.map_or(0, |s| s.start));
-        Diagnostic {
-            file: name.to_owned(),
-            line,
-            col,
-            path,
-            message,
-        }
+        Diagnostic { file: name.to_owned(), line, col, path, message }
     };
     let doc = ImDocument::parse(text.to_owned())
         .map_err(|e| vec![at(e.span(), "syntax".into(), first_line(e.message()))])?;
@@ -76,37 +66,23 @@ pub fn load_str(name: &str, text: &str, base: &Path) -> Result<Config, Vec<Diagn
             Err(e) => {
                 let span = e.span();
                 let path = span.clone().and_then(|s| path_at(doc.as_table(), s.start));
-                return Err(vec![at(
-                    span,
-                    path.unwrap_or_else(|| "syntax".into()),
-                    e.message().into(),
-                )]);
+                return Err(vec![at(span, path.unwrap_or_else(|| "syntax".into()), e.message().into())]);
             }
         };
 
-    let mut problems: Vec<Problem> = unknown
-        .into_iter()
-        .map(|p| Problem::new(p, "unknown key"))
-        .collect();
+    let mut problems: Vec<Problem> = unknown.into_iter().map(|p| Problem::new(p, "unknown key")).collect();
     let compiled = compile::compile(file, base, &mut problems);
     if problems.is_empty() {
         return Ok(compiled);
     }
-    let mut out: Vec<Diagnostic> = problems
-        .into_iter()
-        .map(|p| at(span_of(doc.as_table(), &p.path), p.path, p.message))
-        .collect();
+    let mut out: Vec<Diagnostic> =
+        problems.into_iter().map(|p| at(span_of(doc.as_table(), &p.path), p.path, p.message)).collect();
     out.sort_by_key(|d| (d.line, d.col));
     Err(out)
 }
 
 fn first_line(message: &str) -> String {
-    message
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(message)
-        .trim()
-        .to_owned()
+    message.lines().find(|l| !l.trim().is_empty()).unwrap_or(message).trim().to_owned()
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -122,21 +98,13 @@ fn key_path(path: &serde_ignored::Path<'_>) -> String {
     match path {
         P::Root => String::new(),
         P::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
-        P::Map { parent, key } => {
-            deskgate_provider::config::join_path(&key_path(parent), &quote_key(key))
-        }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            key_path(parent)
-        }
+        P::Map { parent, key } => deskgate_provider::config::join_path(&key_path(parent), &quote_key(key)),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => key_path(parent),
     }
 }
 
 fn quote_key(key: &str) -> String {
-    if !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         key.to_owned()
     } else {
         format!("\"{}\"", key.replace('"', "\\\""))
@@ -289,10 +257,7 @@ fn path_at(root: &Table, offset: usize) -> Option<String> {
     fn walk_table(t: &Table, offset: usize, path: String) -> String {
         for (k, item) in t.iter() {
             let p = deskgate_provider::config::join_path(&path, &quote_key(k));
-            let key_hit = t
-                .key(k)
-                .and_then(|k| k.span())
-                .is_some_and(|s| s.contains(&offset));
+            let key_hit = t.key(k).and_then(|k| k.span()).is_some_and(|s| s.contains(&offset));
             let inside = match item {
                 Item::Table(t) => {
                     t.span().is_some_and(|s| s.contains(&offset)) || contains_deep(item, offset)

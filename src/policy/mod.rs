@@ -61,13 +61,7 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, String> {
     Ok(normal
         .lower()
         .iter()
-        .map(|s| {
-            if s == "*" {
-                Segment::Any
-            } else {
-                Segment::Literal(s.clone())
-            }
-        })
+        .map(|s| if s == "*" { Segment::Any } else { Segment::Literal(s.clone()) })
         .collect())
 }
 
@@ -82,10 +76,7 @@ impl Policy {
     /// literal segments before `*`, position by position.
     pub fn new(mut rules: Vec<Rule>) -> Policy {
         rules.sort_by(|a, b| {
-            b.segments
-                .len()
-                .cmp(&a.segments.len())
-                .then_with(|| b.segments.cmp(&a.segments))
+            b.segments.len().cmp(&a.segments.len()).then_with(|| b.segments.cmp(&a.segments))
         });
         Policy { rules }
     }
@@ -147,12 +138,7 @@ pub enum Decision {
 
 /// Decides a request. Guests are sent to sign in whenever signing in might help; signed-in
 /// people are denied with the reason.
-pub fn decide(
-    policy: &Policy,
-    everyone_enabled: bool,
-    who: Who<'_>,
-    path: &NormalPath,
-) -> Decision {
+pub fn decide(policy: &Policy, everyone_enabled: bool, who: Who<'_>, path: &NormalPath) -> Decision {
     let (grants, guest) = match who {
         Who::Guest(_) if !everyone_enabled => return Decision::LoginRequired,
         Who::Guest(g) => (g, true),

@@ -73,16 +73,8 @@ pub fn percent_decode(raw: &str) -> Result<String, PathError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hi = bytes
-                .get(i + 1)
-                .copied()
-                .and_then(hex)
-                .ok_or(PathError::BadEncoding)?;
-            let lo = bytes
-                .get(i + 2)
-                .copied()
-                .and_then(hex)
-                .ok_or(PathError::BadEncoding)?;
+            let hi = bytes.get(i + 1).copied().and_then(hex).ok_or(PathError::BadEncoding)?;
+            let lo = bytes.get(i + 2).copied().and_then(hex).ok_or(PathError::BadEncoding)?;
             out.push(hi << 4 | lo);
             i += 3;
         } else {
@@ -116,20 +108,13 @@ pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
         }
     }
     let lower = segments.iter().map(|s| s.to_lowercase()).collect();
-    Ok(NormalPath {
-        segments,
-        lower,
-        trailing_slash: last_was_dir,
-    })
+    Ok(NormalPath { segments, lower, trailing_slash: last_was_dir })
 }
 
 fn encode_segment(seg: &str, out: &mut String) {
     for b in seg.bytes() {
         let keep = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
-            )
+            || matches!(b, b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')')
             || matches!(b, b'*' | b'+' | b',' | b'=' | b':' | b'@');
         if keep {
             out.push(b as char);
@@ -146,9 +131,7 @@ mod tests {
     use super::*;
 
     fn norm(p: &str) -> String {
-        normalize(p)
-            .map(|n| n.encoded())
-            .unwrap_or_else(|e| format!("error: {e}"))
+        normalize(p).map(|n| n.encoded()).unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
@@ -183,10 +166,7 @@ mod tests {
         assert_eq!(normalize("/a%"), Err(PathError::BadEncoding));
         assert_eq!(normalize("/a%ff"), Err(PathError::BadEncoding));
         assert_eq!(normalize("/a%00b"), Err(PathError::ControlCharacter));
-        assert_eq!(
-            normalize("/a%0d%0aSet-Cookie"),
-            Err(PathError::ControlCharacter)
-        );
+        assert_eq!(normalize("/a%0d%0aSet-Cookie"), Err(PathError::ControlCharacter));
     }
 
     #[test]

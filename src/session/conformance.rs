@@ -23,10 +23,7 @@ pub async fn run<S: SessionStore>(store: &S, clock: &Clock) {
 async fn put_get_delete<S: SessionStore>(store: &S, clock: &Clock) {
     let key = SessionKey::from_cookie(&new_cookie_value());
     assert!(store.get(&key).await.expect("get").is_none());
-    store
-        .put(&key, session("a1", clock.now()), clock.now() + 60)
-        .await
-        .expect("put");
+    store.put(&key, session("a1", clock.now()), clock.now() + 60).await.expect("put");
     let got = store.get(&key).await.expect("get").expect("present");
     assert_eq!(got.account_id, "a1");
     store.delete(&key).await.expect("delete");
@@ -36,31 +33,19 @@ async fn put_get_delete<S: SessionStore>(store: &S, clock: &Clock) {
 
 async fn expiry<S: SessionStore>(store: &S, clock: &Clock) {
     let key = SessionKey::from_cookie(&new_cookie_value());
-    store
-        .put(&key, session("a2", clock.now()), clock.now() + 10)
-        .await
-        .expect("put");
+    store.put(&key, session("a2", clock.now()), clock.now() + 10).await.expect("put");
     clock.advance(9);
     assert!(store.get(&key).await.expect("get").is_some());
     clock.advance(1);
-    assert!(
-        store.get(&key).await.expect("get").is_none(),
-        "expired at its deadline"
-    );
+    assert!(store.get(&key).await.expect("get").is_none(), "expired at its deadline");
 }
 
 async fn rotation_leaves_the_old_key_dead<S: SessionStore>(store: &S, clock: &Clock) {
     let old = SessionKey::from_cookie(&new_cookie_value());
     let new = SessionKey::from_cookie(&new_cookie_value());
     assert_ne!(old, new);
-    store
-        .put(&old, session("a3", clock.now()), clock.now() + 60)
-        .await
-        .expect("put");
-    store
-        .put(&new, session("a3", clock.now()), clock.now() + 60)
-        .await
-        .expect("put");
+    store.put(&old, session("a3", clock.now()), clock.now() + 60).await.expect("put");
+    store.put(&new, session("a3", clock.now()), clock.now() + 60).await.expect("put");
     store.delete(&old).await.expect("delete");
     assert!(store.get(&old).await.expect("get").is_none());
     assert!(store.get(&new).await.expect("get").is_some());
@@ -75,11 +60,7 @@ async fn counters<S: SessionStore>(store: &S, clock: &Clock) {
     assert_eq!(store.count(&c).await.expect("count"), 3);
     clock.advance(30);
     assert_eq!(store.count(&c).await.expect("count"), 0, "the window ended");
-    assert_eq!(
-        store.incr(&c, 30).await.expect("incr"),
-        1,
-        "a new window starts at one"
-    );
+    assert_eq!(store.incr(&c, 30).await.expect("incr"), 1, "a new window starts at one");
     store.reset(&c).await.expect("reset");
     assert_eq!(store.count(&c).await.expect("count"), 0);
 }

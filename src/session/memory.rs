@@ -23,10 +23,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// An empty store on `clock`.
     pub fn new(clock: Clock) -> MemoryStore {
-        MemoryStore {
-            maps: Arc::default(),
-            clock,
-        }
+        MemoryStore { maps: Arc::default(), clock }
     }
 
     /// Drops every expired entry; returns how many sessions remain.
@@ -70,9 +67,7 @@ impl SessionStore for MemoryStore {
         expires_at: u64,
     ) -> Result<Arc<Session>, StoreError> {
         let session = Arc::new(session);
-        self.write()
-            .sessions
-            .insert(key.clone(), (session.clone(), expires_at));
+        self.write().sessions.insert(key.clone(), (session.clone(), expires_at));
         Ok(session)
     }
 
@@ -84,10 +79,7 @@ impl SessionStore for MemoryStore {
     async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {
         let now = self.clock.now();
         let mut maps = self.write();
-        let entry = maps
-            .counters
-            .entry(counter.to_owned())
-            .or_insert((0, now + window_secs));
+        let entry = maps.counters.entry(counter.to_owned()).or_insert((0, now + window_secs));
         if entry.1 <= now {
             *entry = (0, now + window_secs);
         }
@@ -97,12 +89,7 @@ impl SessionStore for MemoryStore {
 
     async fn count(&self, counter: &str) -> Result<u64, StoreError> {
         let now = self.clock.now();
-        Ok(self
-            .read()
-            .counters
-            .get(counter)
-            .filter(|(_, exp)| *exp > now)
-            .map_or(0, |(n, _)| *n))
+        Ok(self.read().counters.get(counter).filter(|(_, exp)| *exp > now).map_or(0, |(n, _)| *n))
     }
 
     async fn reset(&self, counter: &str) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 //! copy of the store's keys cannot be replayed as cookies.
 
 mod memory;
+mod visitor;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -12,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 pub use memory::MemoryStore;
+pub use visitor::{Visitor, deadline, lookup};
 
 use crate::clock::Clock;
 use crate::usergroups::Resolved;
@@ -105,10 +107,7 @@ pub enum StoreError {
 /// Where sessions, one-time login state and rate-limit counters live.
 pub trait SessionStore: Send + Sync {
     /// The session under `key`, if it exists and has not expired.
-    fn get(
-        &self,
-        key: &SessionKey,
-    ) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
+    fn get(&self, key: &SessionKey) -> impl Future<Output = Result<Option<Arc<Session>>, StoreError>> + Send;
     /// Stores a session until `expires_at` (Unix seconds).
     fn put(
         &self,
@@ -119,11 +118,7 @@ pub trait SessionStore: Send + Sync {
     /// Deletes a session; deleting a missing one is not an error.
     fn delete(&self, key: &SessionKey) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Adds one to a counter that lives for `window_secs` from its first hit; returns the count.
-    fn incr(
-        &self,
-        counter: &str,
-        window_secs: u64,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn incr(&self, counter: &str, window_secs: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// The current value of a counter (0 when missing or expired).
     fn count(&self, counter: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Removes a counter.

@@ -15,10 +15,7 @@ fn helpdesk(everyone_enabled: bool) -> Model {
         usergroups: [
             group(EVERYONE, &["kb.read", "news.read"]),
             group(REGISTERED, &["tickets.read"]),
-            group(
-                "power_users",
-                &["kb.category.advanced", "comments.unmoderated"],
-            ),
+            group("power_users", &["kb.category.advanced", "comments.unmoderated"]),
             group("trial_users", &["chat.sales"]),
             group("vips", &["chat.support"]),
         ]
@@ -30,9 +27,7 @@ fn helpdesk(everyone_enabled: bool) -> Model {
             domains: vec!["corp.example.com".into()],
             usergroups: vec!["vips".into()],
         }],
-        assignments: [("ann@example.com".to_owned(), vec!["trial_users".to_owned()])]
-            .into_iter()
-            .collect(),
+        assignments: [("ann@example.com".to_owned(), vec!["trial_users".to_owned()])].into_iter().collect(),
     }
 }
 
@@ -40,22 +35,9 @@ fn helpdesk(everyone_enabled: bool) -> Model {
 fn a_member_of_two_usergroups_gets_the_union_of_their_permissions() {
     let model = helpdesk(true);
     let assigned = vec!["power_users".to_owned(), "vips".to_owned()];
-    let r = model.resolve(&Member {
-        email: Some("a@x.org"),
-        assigned: &assigned,
-        ..Default::default()
-    });
-    assert_eq!(
-        r.usergroups,
-        ["everyone", "registered", "power_users", "vips"]
-    );
-    for p in [
-        "kb.read",
-        "tickets.read",
-        "kb.category.advanced",
-        "comments.unmoderated",
-        "chat.support",
-    ] {
+    let r = model.resolve(&Member { email: Some("a@x.org"), assigned: &assigned, ..Default::default() });
+    assert_eq!(r.usergroups, ["everyone", "registered", "power_users", "vips"]);
+    for p in ["kb.read", "tickets.read", "kb.category.advanced", "comments.unmoderated", "chat.support"] {
         assert!(r.permits(p), "{p}");
     }
     assert!(!r.permits("chat.sales"));
@@ -64,28 +46,16 @@ fn a_member_of_two_usergroups_gets_the_union_of_their_permissions() {
 #[test]
 fn email_domain_of_an_organization_brings_its_usergroups() {
     let model = helpdesk(true);
-    let r = model.resolve(&Member {
-        email: Some("Bob@CORP.example.com"),
-        ..Default::default()
-    });
+    let r = model.resolve(&Member { email: Some("Bob@CORP.example.com"), ..Default::default() });
     assert!(r.usergroups.contains(&"vips".to_owned()));
-    let sources = model.explain(&Member {
-        email: Some("bob@corp.example.com"),
-        ..Default::default()
-    });
-    assert_eq!(
-        sources["vips"],
-        [Source::Organization("corp".into())].into_iter().collect()
-    );
+    let sources = model.explain(&Member { email: Some("bob@corp.example.com"), ..Default::default() });
+    assert_eq!(sources["vips"], [Source::Organization("corp".into())].into_iter().collect());
 }
 
 #[test]
 fn static_assignments_match_email_case_insensitively() {
     let model = helpdesk(true);
-    let r = model.resolve(&Member {
-        email: Some("ANN@example.com"),
-        ..Default::default()
-    });
+    let r = model.resolve(&Member { email: Some("ANN@example.com"), ..Default::default() });
     assert!(r.permits("chat.sales"));
 }
 
@@ -97,35 +67,20 @@ fn guests_get_everyone_only_and_nothing_when_everyone_is_disabled() {
     assert!(off.guest().usergroups.is_empty() && off.guest().permissions.is_empty());
     let r = off.resolve(&Member::default());
     assert_eq!(r.usergroups, ["registered"]);
-    assert!(
-        !r.permits("kb.read"),
-        "a disabled Everyone grants nobody anything"
-    );
+    assert!(!r.permits("kb.read"), "a disabled Everyone grants nobody anything");
 }
 
 #[test]
 fn unknown_usergroup_ids_grant_nothing() {
     let model = helpdesk(true);
     let assigned = vec!["deleted_group".to_owned()];
-    let r = model.resolve(&Member {
-        assigned: &assigned,
-        ..Default::default()
-    });
+    let r = model.resolve(&Member { assigned: &assigned, ..Default::default() });
     assert_eq!(r.usergroups, ["everyone", "registered"]);
 }
 
 #[test]
 fn provider_groups_map_case_insensitively() {
-    let rules = vec![(
-        "CN=VIPs,OU=Groups,DC=corp".to_owned(),
-        vec!["vips".to_owned()],
-    )];
-    let got = map_groups(
-        &rules,
-        &[
-            "cn=vips,ou=groups,dc=CORP".to_owned(),
-            "cn=other".to_owned(),
-        ],
-    );
+    let rules = vec![("CN=VIPs,OU=Groups,DC=corp".to_owned(), vec!["vips".to_owned()])];
+    let got = map_groups(&rules, &["cn=vips,ou=groups,dc=CORP".to_owned(), "cn=other".to_owned()]);
     assert_eq!(got, ["vips"]);
 }

@@ -1,1 +1,14 @@
+//! deskgate's integration tests: a real gateway in front of the real example helpdesk, on
+//! loopback, driven as a browser and as an API client would drive them.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on purpose")]
 
+mod cli;
+mod forwarding;
+mod guests;
+mod paths;
+mod proxying;
+mod redirects;
+mod registration;
+mod sessions;
+mod support;
+mod usergroups;

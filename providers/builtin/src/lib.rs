@@ -76,9 +76,7 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 /// Checks a password against a PHC hash; a malformed hash never verifies.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(parsed) => hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
@@ -86,9 +84,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 async fn verify_blocking(password: &str, hash: &str) -> bool {
     let (password, hash) = (password.to_owned(), hash.to_owned());
     // argon2 is deliberately slow: keep it off the async worker threads.
-    tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.unwrap_or(false)
 }
 
 impl<S: CredentialSource> PasswordProvider for Builtin<S> {

@@ -17,10 +17,7 @@ pub struct Problem {
 impl Problem {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem {
-            path: path.into(),
-            message: message.into(),
-        }
+        Problem { path: path.into(), message: message.into() }
     }
 
     /// The same problem seen from a parent table: `prefix.path`.
@@ -62,10 +59,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.len()
-            - rest
-                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-                .len();
+        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let part = match unit {
@@ -110,10 +104,7 @@ mod tests {
 
     #[test]
     fn paths_join_with_dots_and_keep_indices() {
-        assert_eq!(
-            join_path("providers.ldap.corp", "url[1]"),
-            "providers.ldap.corp.url[1]"
-        );
+        assert_eq!(join_path("providers.ldap.corp", "url[1]"), "providers.ldap.corp.url[1]");
         assert_eq!(join_path("rules", "[2]"), "rules[2]");
         assert_eq!(join_path("", "x"), "x");
     }

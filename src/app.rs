@@ -1,0 +1,182 @@
+//! The running gateway: its shared state and how it starts and serves.
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use deskgate_builtin::Builtin;
+use tokio::net::TcpListener;
+
+use crate::accounts::{AccountError, Accounts, SqliteStore};
+use crate::clock::Clock;
+use crate::config::{AccountsBackend, Config, SessionsBackend};
+use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
+use crate::jwt::{KeyError, Signer};
+use crate::proxy::{Proxy, UpstreamSettings};
+use crate::session::Sessions;
+use crate::usergroups::Resolved;
+use crate::web::Csrf;
+
+/// Everything a request handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared state behind [`AppState`].
+pub struct Inner {
+    /// The running config.
+    pub config: Config,
+    /// Config generation; sessions resolved under another one are re-resolved.
+    pub generation: u64,
+    /// Session store.
+    pub sessions: Sessions,
+    /// Account store.
+    pub accounts: Accounts,
+    /// Built-in accounts provider.
+    pub builtin: Builtin<Accounts>,
+    /// JWT signer.
+    pub signer: Signer,
+    /// Injected header names.
+    pub names: HeaderNames,
+    /// What guests may do.
+    pub guest: Resolved,
+    /// Headers injected for guests.
+    pub guest_headers: HeaderSet,
+    /// CSRF tokens.
+    pub csrf: Csrf,
+    /// Time.
+    pub clock: Clock,
+    /// The upstream.
+    pub proxy: Proxy,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The account store could not be opened.
+    #[error("cannot open the account store")]
+    Accounts(#[from] AccountError),
+    /// The JWT key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The header prefix is unusable.
+    #[error(transparent)]
+    Headers(#[from] BadPrefix),
+}
+
+/// Opens the configured account store.
+pub async fn open_accounts(config: &Config) -> Result<Accounts, AccountError> {
+    match &config.storage.accounts {
+        AccountsBackend::Sqlite(path) => Ok(Accounts::Sqlite(SqliteStore::open(path).await?)),
+    }
+}
+
+/// A gateway ready to serve.
+pub struct Gateway {
+    state: AppState,
+}
+
+impl Gateway {
+    /// Opens the stores and loads keys for `config`, on the system clock.
+    pub async fn new(config: Config) -> Result<Gateway, StartError> {
+        Gateway::with_clock(config, Clock::system()).await
+    }
+
+    /// As [`Gateway::new`], on the given clock.
+    pub async fn with_clock(config: Config, clock: Clock) -> Result<Gateway, StartError> {
+        let accounts = open_accounts(&config).await?;
+        let sessions = match config.storage.sessions {
+            SessionsBackend::Memory => Sessions::memory(clock.clone()),
+        };
+        match &sessions {
+            Sessions::Memory(m) => {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_secs(60));
+                    loop {
+                        tick.tick().await;
+                        m.sweep();
+                    }
+                });
+            }
+        }
+        let signer = Signer::new(
+            config.jwt.key_file.as_deref(),
+            &config.server.public_url,
+            &config.jwt.audience,
+            config.jwt.ttl.as_secs(),
+        )?;
+        if config.jwt.key_file.is_none() {
+            tracing::warn!(
+                "No jwt.key_file: signing with a key made at start; backends must refetch the JWKS after a restart"
+            );
+        }
+        let csrf_key = match &config.session.secret {
+            Some(s) => s.0.clone(),
+            None => rand::random::<[u8; 32]>().to_vec(),
+        };
+        let names = HeaderNames::new(&config.header_prefix)?;
+        let guest = config.model.guest();
+        let guest_headers = HeaderSet::guest(&names, &guest);
+        let proxy = Proxy::new(&UpstreamSettings {
+            url: config.upstream.url.clone(),
+            connect_timeout: config.upstream.connect_timeout,
+            timeout: config.upstream.timeout,
+            http2: config.upstream.http2,
+            pool_idle_timeout: Duration::from_secs(90),
+        })
+        // A client's `Connection: X-Deskgate-User` must not make the proxy drop what we set.
+        .with_protected_headers([
+            names.user.clone(),
+            names.email.clone(),
+            names.name.clone(),
+            names.usergroups.clone(),
+            names.permissions.clone(),
+            names.provider.clone(),
+            names.jwt.clone(),
+        ]);
+        let inner = Inner {
+            generation: 1,
+            builtin: Builtin::new(accounts.clone()),
+            sessions,
+            accounts,
+            signer,
+            names,
+            guest,
+            guest_headers,
+            csrf: Csrf::new(csrf_key),
+            clock,
+            proxy,
+            config,
+        };
+        Ok(Gateway { state: AppState(Arc::new(inner)) })
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The whole service: deskgate's pages and the proxy behind the tower stack.
+    pub fn router(&self) -> Router {
+        crate::stack::build(self.state.clone())
+    }
+
+    /// Serves on `listener` until the future `shutdown` completes.
+    pub async fn serve_until(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    }
+}

@@ -1,0 +1,130 @@
+//! The one place errors become responses: handlers return [`GatewayError`], which logs
+//! the cause and marks the response; the `rescue` layer renders the mark as a generic page
+//! (or JSON) with the request id. No internal error text ever reaches the client.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::accounts::AccountError;
+use crate::pages::html;
+use crate::proxy::ProxyError;
+use crate::session::StoreError;
+use crate::web::wants_html;
+
+/// A failure while handling a request.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The upstream could not be reached or broke the exchange.
+    #[error("upstream failed")]
+    Upstream(#[from] ProxyError),
+    /// The session store failed.
+    #[error("session store failed")]
+    SessionStore(#[from] StoreError),
+    /// The account store failed.
+    #[error("account store failed")]
+    Accounts(#[from] AccountError),
+    /// A provider's identity source failed.
+    #[error("identity source failed")]
+    IdentitySource(#[source] deskgate_provider::AuthError),
+    /// A background task failed.
+    #[error("internal task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// What the client is told about a failure.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    status: StatusCode,
+    title: &'static str,
+    text: &'static str,
+}
+
+impl GatewayError {
+    fn failure(&self) -> Failure {
+        let (status, title, text) = match self {
+            GatewayError::Upstream(ProxyError::Timeout) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "The application did not answer in time",
+                "The service behind this gateway took too long to answer. Please try again.",
+            ),
+            GatewayError::Upstream(_) => (
+                StatusCode::BAD_GATEWAY,
+                "The application is unavailable",
+                "The service behind this gateway could not be reached. Please try again shortly.",
+            ),
+            GatewayError::SessionStore(_) | GatewayError::IdentitySource(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is unavailable",
+                "A service needed to check who you are is unavailable. Please try again shortly.",
+            ),
+            GatewayError::Accounts(_) | GatewayError::Task(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The gateway could not complete your request. Please try again.",
+            ),
+        };
+        Failure { status, title, text }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let failure = self.failure();
+        tracing::error!(status = failure.status.as_u16(), cause = %chain(&self), "Request failed");
+        let mut resp = failure.status.into_response();
+        resp.extensions_mut().insert(failure);
+        resp
+    }
+}
+
+/// Renders marked failures with the request id; passes everything else through.
+pub async fn rescue(req: Request, next: Next) -> Response {
+    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+    let html = wants_html(req.headers());
+    let mut resp = next.run(req).await;
+    let Some(f) = resp.extensions_mut().remove::<Failure>() else {
+        return resp;
+    };
+    if html {
+        let body = format!(
+            "<p>{}</p><p class=\"muted\">Request id: <code>{}</code></p>",
+            html::esc(f.text),
+            html::esc(&id)
+        );
+        html::page(f.status, f.title, &body)
+    } else {
+        let mut r =
+            (f.status, serde_json::json!({"error": f.title, "request_id": id}).to_string()).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
+}
+
+/// Answers a panic like any other internal failure; the panic message stays in the log.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %detail, "Request handler panicked");
+    html::message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The gateway could not complete your request.",
+        None,
+    )
+}

@@ -1,0 +1,122 @@
+//! The proxied request path after the stack has stripped client headers and looked up the
+//! session: normalize, decide, inject, forward. Thin on purpose: the decision is
+//! `policy::decide`, the transport is `proxy`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::forwarded;
+use crate::identity;
+use crate::pages::{PREFIX, html};
+use crate::policy::{Decision, DenyReason, Who, decide, normalize};
+use crate::session::Visitor;
+use crate::web::{self, wants_html};
+
+/// Decides and forwards one request.
+pub async fn forward(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visitor: Visitor,
+    req: Request,
+) -> Result<Response, GatewayError> {
+    let path = match normalize(req.uri().path()) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(reason = %e, "Refused a malformed path");
+            return Ok(html::message(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The address is malformed.",
+                None,
+            ));
+        }
+    };
+    // The reserved prefix is never proxied, however it is spelled.
+    if path.lower().first().is_some_and(|s| s == ".deskgate") {
+        return Ok(html::message(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such deskgate page.",
+            None,
+        ));
+    }
+    let who = match &visitor {
+        Visitor::Guest => Who::Guest(&state.guest),
+        Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
+    };
+    match decide(&state.config.policy, state.config.model.everyone_enabled, who, &path) {
+        Decision::Allow => {}
+        Decision::LoginRequired => return Ok(login_required(&req)),
+        Decision::Deny(reason) => return Ok(denied(&visitor, &path.to_string(), &reason, &req)),
+    }
+
+    let (mut parts, body) = req.into_parts();
+    let mut target = path.encoded();
+    if let Some(q) = parts.uri.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let headers = &mut parts.headers;
+    web::remove_cookie(headers, &state.config.session.cookie_name);
+    match &visitor {
+        Visitor::Guest => state.guest_headers.apply(headers),
+        Visitor::SignedIn { session, .. } => {
+            identity::for_session(&state.names, session).apply(headers);
+            headers.insert(state.names.jwt.clone(), state.signer.for_session(session, state.clock.now()));
+        }
+    }
+    let proto = if state.config.server.secure { "https" } else { "http" };
+    let host = headers
+        .get(header::HOST)
+        .cloned()
+        .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+    forwarded::set(headers, peer.ip(), proto, host);
+    Ok(state.proxy.forward(Request::from_parts(parts, body), &target).await?)
+}
+
+fn login_required(req: &Request) -> Response {
+    if wants_html(req.headers()) {
+        let next = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let to = format!("{PREFIX}/login?next={}", html::query_value(next));
+        // 302, as browsers and the oauth2-proxy family of gateways expect for "go sign in".
+        let location =
+            HeaderValue::from_str(&to).unwrap_or_else(|_| HeaderValue::from_static("/.deskgate/login"));
+        return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+    }
+    let mut resp = (StatusCode::UNAUTHORIZED, r#"{"error":"sign-in required"}"#).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Cookie realm="deskgate""#));
+    resp
+}
+
+fn denied(visitor: &Visitor, path: &str, reason: &DenyReason, req: &Request) -> Response {
+    let account = match visitor {
+        Visitor::SignedIn { session, .. } => session.account_id.as_str(),
+        Visitor::Guest => "-",
+    };
+    match reason {
+        DenyReason::MissingPermission { rule, permission } => {
+            tracing::info!(%account, %path, reason = reason.code(), %rule, %permission, "Refused");
+        }
+        DenyReason::NoRule => tracing::info!(%account, %path, reason = reason.code(), "Refused"),
+    }
+    if !wants_html(req.headers()) {
+        let body = serde_json::json!({"error": "forbidden", "reason": reason.code()}).to_string();
+        let mut resp = (StatusCode::FORBIDDEN, body).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return resp;
+    }
+    let body = format!(
+        "<p>Your usergroups do not give you access to this page.</p>\
+         <p class=\"muted\">Reason: <code>{}</code>. If you think you should have access, ask an administrator.</p>\
+         <p><a href=\"/\">Home</a> · <a href=\"{PREFIX}/\">Your session</a></p>",
+        html::esc(reason.code())
+    );
+    html::page(StatusCode::FORBIDDEN, "Access denied", &body)
+}

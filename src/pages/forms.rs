@@ -1,0 +1,91 @@
+//! What every form page shares: the CSRF cookie and token, the `next` target, and the
+//! client's address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, header};
+
+use super::PREFIX;
+use super::html::esc;
+use crate::app::AppState;
+use crate::redirect::safe_next;
+use crate::web::{self, CookieAttrs};
+
+/// The CSRF binding of a browser, and the cookie to set when it had none.
+pub struct Binding {
+    value: String,
+    set_cookie: Option<HeaderValue>,
+}
+
+fn csrf_cookie_name(state: &AppState) -> String {
+    format!("{}_csrf", state.config.session.cookie_name)
+}
+
+/// The browser's CSRF binding, made when missing.
+pub fn binding(state: &AppState, headers: &HeaderMap) -> Binding {
+    match web::cookie(headers, &csrf_cookie_name(state)).filter(|v| v.len() >= 16) {
+        Some(v) => Binding { value: v.to_owned(), set_cookie: None },
+        None => {
+            let value = crate::session::new_cookie_value();
+            let attrs = CookieAttrs { path: PREFIX, secure: state.config.server.secure, max_age: 86_400 };
+            let set_cookie = Some(web::set_cookie(&csrf_cookie_name(state), &value, attrs));
+            Binding { value, set_cookie }
+        }
+    }
+}
+
+impl Binding {
+    /// The hidden form field carrying the token.
+    pub fn field(&self, state: &AppState) -> String {
+        format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", state.csrf.token(&self.value))
+    }
+
+    /// Adds the cookie to a response when the browser had none.
+    pub fn attach(self, mut resp: Response) -> Response {
+        if let Some(c) = self.set_cookie {
+            resp.headers_mut().append(header::SET_COOKIE, c);
+        }
+        resp
+    }
+}
+
+/// Whether a posted form's token matches the browser's binding.
+pub fn csrf_ok(state: &AppState, headers: &HeaderMap, token: &str) -> bool {
+    web::cookie(headers, &csrf_cookie_name(state)).is_some_and(|b| state.csrf.verify(b, token))
+}
+
+/// `next` when it is a safe local path, else `/`; refusals are logged.
+pub fn next_or_root(next: Option<&str>) -> String {
+    match next.filter(|n| !n.is_empty()) {
+        None => "/".into(),
+        Some(n) => match safe_next(n) {
+            Some(ok) => ok.to_owned(),
+            None => {
+                tracing::warn!(next = %n.escape_debug(), "Refused a redirect target that is not a local path");
+                "/".into()
+            }
+        },
+    }
+}
+
+/// The hidden `next` field.
+pub fn next_field(next: &str) -> String {
+    format!("<input type=\"hidden\" name=\"next\" value=\"{}\">", esc(next))
+}
+
+/// The client's address (behind trusted proxies, the forwarded one).
+pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    crate::forwarded::client_addr(peer.ip(), headers, &state.config.server.trusted_proxies)
+}
+
+/// The session cookie for a value, or its deletion when `value` is `None`.
+pub fn session_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
+    let s = &state.config.session;
+    let attrs = CookieAttrs {
+        path: "/",
+        secure: state.config.server.secure,
+        max_age: value.map_or(0, |_| s.absolute_timeout.as_secs()),
+    };
+    web::set_cookie(&s.cookie_name, value.unwrap_or(""), attrs)
+}

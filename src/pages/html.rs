@@ -1,0 +1,65 @@
+//! HTML for deskgate's own pages: one layout, escaping in one place.
+
+use axum::response::{Html, IntoResponse, Response};
+use http::StatusCode;
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes text for a URL query value.
+pub fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
+main{max-width:26rem;margin:4rem auto;background:#fff;padding:2rem 2.25rem;border-radius:10px;\
+box-shadow:0 1px 4px #0002}h1{font-size:1.4rem;margin:0 0 1.25rem}label{display:block;margin:.9rem 0 .3rem;\
+font-weight:600}input{width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #b8bfcc;border-radius:6px;\
+font-size:1rem}button{margin-top:1.3rem;width:100%;padding:.65rem;border:0;border-radius:6px;background:#2457c5;\
+color:#fff;font-size:1rem;cursor:pointer}.alert{background:#fdecea;border:1px solid #f3b7b1;padding:.7rem;\
+border-radius:6px;margin-bottom:1rem}.note{background:#eef4ff;border:1px solid #c4d6fb;padding:.7rem;\
+border-radius:6px;margin-bottom:1rem}.muted{color:#5b6475;font-size:.9rem}code{background:#f0f1f4;padding:0 .25rem}";
+
+/// A whole page with a title and body HTML (already escaped).
+pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{t} · deskgate</title><style>{STYLE}</style></head>\
+         <body><main><h1>{t}</h1>{body}</main></body></html>\n",
+        t = esc(title)
+    );
+    let mut resp = (status, Html(html)).into_response();
+    resp.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert("x-frame-options", http::HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// A page with one message paragraph and a link onward.
+pub fn message(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
+    let link = link.map_or(String::new(), |(href, label)| {
+        format!("<p><a href=\"{}\">{}</a></p>", esc(href), esc(label))
+    });
+    page(status, title, &format!("<p>{}</p>{link}", esc(text)))
+}

@@ -1,0 +1,58 @@
+//! `/.deskgate/logout`: a confirmation form (a bare GET must not sign anyone out) and the
+//! sign-out itself, which deletes the session from the store.
+
+use axum::Form;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use http::{HeaderMap, StatusCode, header};
+
+use super::PREFIX;
+use super::forms;
+use super::html;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::session::{SessionStore, Visitor};
+
+/// The posted form.
+#[derive(serde::Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Asks for confirmation.
+pub async fn show(State(state): State<AppState>, visitor: Visitor, headers: HeaderMap) -> Response {
+    if let Visitor::Guest = visitor {
+        return Redirect::to(&format!("{PREFIX}/login")).into_response();
+    }
+    let binding = forms::binding(&state, &headers);
+    let body = format!(
+        "<form method=\"post\" action=\"{PREFIX}/logout\">{}<button type=\"submit\">Sign out</button></form>",
+        binding.field(&state)
+    );
+    binding.attach(html::page(StatusCode::OK, "Sign out", &body))
+}
+
+/// Ends the session.
+pub async fn submit(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Result<Response, GatewayError> {
+    if !forms::csrf_ok(&state, &headers, &f.csrf) {
+        return Ok(html::message(
+            StatusCode::FORBIDDEN,
+            "Sign out",
+            "This form has expired or did not come from this site.",
+            Some((&format!("{PREFIX}/logout"), "Try again")),
+        ));
+    }
+    if let Visitor::SignedIn { key, session } = visitor {
+        state.sessions.delete(&key).await?;
+        tracing::info!(account = %session.account_id, "Signed out");
+    }
+    let mut resp = Redirect::to(&format!("{PREFIX}/login")).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, None));
+    Ok(resp)
+}

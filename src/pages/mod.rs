@@ -1,0 +1,58 @@
+//! deskgate's own pages under the reserved prefix `/.deskgate/`: sign-in, sign-up,
+//! sign-out, health and the JWKS. Never proxied.
+
+mod forms;
+pub mod html;
+mod login;
+mod logout;
+mod register;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::app::AppState;
+use crate::session::Visitor;
+
+/// The reserved prefix.
+pub const PREFIX: &str = "/.deskgate";
+
+/// The routes under [`PREFIX`].
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(index))
+        .route("/login", get(login::show).post(login::submit))
+        .route("/register", get(register::show).post(register::submit))
+        .route("/logout", get(logout::show).post(logout::submit))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/jwks.json", get(jwks))
+        .fallback(|| async {
+            html::message(StatusCode::NOT_FOUND, "Not found", "There is no such deskgate page.", None)
+        })
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    let mut resp = state.signer.jwks().into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    resp
+}
+
+async fn index(visitor: Visitor) -> Response {
+    match visitor {
+        Visitor::Guest => Redirect::to(&format!("{PREFIX}/login")).into_response(),
+        Visitor::SignedIn { session, .. } => {
+            let body = format!(
+                "<p>Signed in as <strong>{}</strong>{}.</p><p class=\"muted\">Usergroups: {}</p>\
+                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/logout\">Sign out</a></p>",
+                html::esc(&session.name),
+                session.email.as_deref().map(|e| format!(" ({})", html::esc(e))).unwrap_or_default(),
+                html::esc(&session.resolved.usergroups.join(", ")),
+            );
+            html::page(StatusCode::OK, "Your session", &body)
+        }
+    }
+}

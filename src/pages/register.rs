@@ -1,0 +1,172 @@
+//! `/.deskgate/register`: self sign-up for built-in accounts, when registration is open.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use deskgate_provider::Identity;
+use http::{HeaderMap, StatusCode, header};
+
+use super::PREFIX;
+use super::forms::{self, Binding};
+use super::html::{self, esc};
+use crate::accounts::{AccountError, AccountStore, NewAccount};
+use crate::app::AppState;
+use crate::config::Registration;
+use crate::error::GatewayError;
+use crate::session::SessionKey;
+use crate::signin::{self, AccountPolicy};
+use crate::web;
+
+/// Query of the page.
+#[derive(Debug, serde::Deserialize)]
+pub struct RegisterQuery {
+    next: Option<String>,
+}
+
+/// The posted form.
+#[derive(serde::Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    csrf: String,
+    next: Option<String>,
+}
+
+fn closed() -> Response {
+    html::message(
+        StatusCode::FORBIDDEN,
+        "Registration is disabled",
+        "New accounts cannot be created here. If you need access, please ask an administrator.",
+        Some((&format!("{PREFIX}/login"), "Sign in with an existing account")),
+    )
+}
+
+fn form(
+    state: &AppState,
+    binding: &Binding,
+    next: &str,
+    name: &str,
+    email: &str,
+    alert: Option<&str>,
+) -> String {
+    let alert =
+        alert.map_or(String::new(), |a| format!("<div class=\"alert\" role=\"alert\">{}</div>", esc(a)));
+    format!(
+        "{alert}<form method=\"post\" action=\"{PREFIX}/register\">{csrf}{next_field}\
+         <label for=\"name\">Name</label>\
+         <input id=\"name\" name=\"name\" autocomplete=\"name\" required maxlength=\"100\" value=\"{name}\">\
+         <label for=\"email\">Email</label>\
+         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" required value=\"{email}\">\
+         <label for=\"password\">Password (at least 10 characters)</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"10\">\
+         <label for=\"confirm\">Repeat password</label>\
+         <input id=\"confirm\" name=\"confirm\" type=\"password\" autocomplete=\"new-password\" required>\
+         <button type=\"submit\">Create account</button></form>\
+         <p class=\"muted\">Already registered? <a href=\"{PREFIX}/login\">Sign in</a></p>",
+        csrf = binding.field(state),
+        next_field = forms::next_field(next),
+        name = esc(name),
+        email = esc(email),
+    )
+}
+
+/// Shows the form, or the registration-disabled page.
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RegisterQuery>,
+) -> Response {
+    if state.config.registration == Registration::Disabled {
+        return closed();
+    }
+    let next = forms::next_or_root(q.next.as_deref());
+    let binding = forms::binding(&state, &headers);
+    let body = form(&state, &binding, &next, "", "", None);
+    binding.attach(html::page(StatusCode::OK, "Create an account", &body))
+}
+
+/// What is wrong with a sign-up, if anything.
+fn invalid(f: &RegisterForm) -> Option<&'static str> {
+    let email = f.email.trim();
+    let plausible_email = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
+    if f.name.trim().is_empty() || f.name.chars().count() > 100 || f.name.chars().any(char::is_control) {
+        Some("Please give a name of up to 100 characters.")
+    } else if !plausible_email {
+        Some("Please give a valid email address.")
+    } else if f.password.chars().count() < 10 || f.password.len() > 1024 {
+        Some("The password must have at least 10 characters.")
+    } else if f.password != f.confirm {
+        Some("The two passwords differ.")
+    } else {
+        None
+    }
+}
+
+/// Creates the account and signs it in.
+pub async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<RegisterForm>,
+) -> Result<Response, GatewayError> {
+    if state.config.registration == Registration::Disabled {
+        return Ok(closed());
+    }
+    let next = forms::next_or_root(f.next.as_deref());
+    let again = |status, text: &str| {
+        let binding = forms::binding(&state, &headers);
+        let body = form(&state, &binding, &next, &f.name, &f.email, Some(text));
+        binding.attach(html::page(status, "Create an account", &body))
+    };
+    if !forms::csrf_ok(&state, &headers, &f.csrf) {
+        return Ok(again(
+            StatusCode::FORBIDDEN,
+            "This form has expired or did not come from this site. Please try again.",
+        ));
+    }
+    if let Some(problem) = invalid(&f) {
+        return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, problem));
+    }
+    let password = f.password.clone();
+    let hash = tokio::task::spawn_blocking(move || deskgate_builtin::hash_password(&password)).await?;
+    let Ok(hash) = hash else {
+        return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, "That password cannot be used."));
+    };
+    let new = NewAccount {
+        email: Some(f.email.trim().to_owned()),
+        name: f.name.trim().to_owned(),
+        password_hash: Some(hash),
+        usergroups: Vec::new(),
+        created_at: state.clock.now(),
+    };
+    let account = match state.accounts.create(new).await {
+        Ok(a) => a,
+        Err(AccountError::EmailTaken) => {
+            return Ok(again(
+                StatusCode::CONFLICT,
+                "An account with this email already exists. Please sign in.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(account = %account.id, "Account registered");
+    let mut identity = Identity::new(deskgate_builtin::PROVIDER_ID, account.id.clone());
+    identity.email = account.email.clone();
+    identity.email_verified = false;
+    let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
+    let cookie =
+        signin::start_session(&state, &account, &identity, &AccountPolicy::default(), previous).await?;
+    let mut resp = Redirect::to(&next).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
+    Ok(resp)
+}

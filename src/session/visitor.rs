@@ -1,0 +1,110 @@
+//! Who is asking: the session lookup layer and the [`Visitor`] it leaves on the request.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::request::Parts;
+
+use super::{Session, SessionKey, SessionStore};
+use crate::accounts::AccountStore;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::usergroups::Member;
+use crate::web;
+
+/// The person behind a request.
+#[derive(Debug, Clone)]
+pub enum Visitor {
+    /// Not signed in.
+    Guest,
+    /// Signed in.
+    SignedIn {
+        /// The session's store key.
+        key: SessionKey,
+        /// The session.
+        session: Arc<Session>,
+    },
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        // Without the lookup layer nobody is signed in: the least privilege.
+        Ok(parts.extensions.get::<Visitor>().cloned().unwrap_or(Visitor::Guest))
+    }
+}
+
+/// Looks up the session cookie and leaves a [`Visitor`] on the request.
+pub async fn lookup(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, GatewayError> {
+    let visitor = match web::cookie(req.headers(), &state.config.session.cookie_name) {
+        None => Visitor::Guest,
+        Some(value) => find(&state, SessionKey::from_cookie(value)).await?,
+    };
+    req.extensions_mut().insert(visitor);
+    Ok(next.run(req).await)
+}
+
+/// The session's store deadline: idle timeout from now, capped by the absolute timeout.
+pub fn deadline(state: &AppState, created_at: u64, now: u64) -> u64 {
+    let s = &state.config.session;
+    (now + s.idle_timeout.as_secs()).min(created_at + s.absolute_timeout.as_secs())
+}
+
+async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError> {
+    let Some(session) = state.sessions.get(&key).await? else {
+        return Ok(Visitor::Guest);
+    };
+    let now = state.clock.now();
+    let cfg = &state.config.session;
+    let expired = now >= session.created_at + cfg.absolute_timeout.as_secs()
+        || now >= session.last_seen + cfg.idle_timeout.as_secs();
+    if expired {
+        state.sessions.delete(&key).await?;
+        return Ok(Visitor::Guest);
+    }
+    let session = if session.generation != state.generation {
+        match refresh(state, &key, &session, now).await? {
+            Some(s) => s,
+            None => return Ok(Visitor::Guest),
+        }
+    } else if now >= session.last_seen + 60 {
+        // last_seen moves in whole minutes: one store write per minute per session.
+        let touched = session.touched(now);
+        state.sessions.put(&key, touched, deadline(state, session.created_at, now)).await?
+    } else {
+        session
+    };
+    Ok(Visitor::SignedIn { key, session })
+}
+
+/// Re-resolves a session made under another config generation; ends it when the account
+/// is gone or disabled.
+async fn refresh(
+    state: &AppState,
+    key: &SessionKey,
+    old: &Session,
+    now: u64,
+) -> Result<Option<Arc<Session>>, GatewayError> {
+    let account = state.accounts.by_id(&old.account_id).await?;
+    let Some(account) = account.filter(|a| !a.disabled) else {
+        state.sessions.delete(key).await?;
+        return Ok(None);
+    };
+    let mut fresh = old.touched(now);
+    fresh.resolved = state.config.model.resolve(&Member {
+        email: account.email.as_deref(),
+        assigned: &account.usergroups,
+        provider: &old.provider_usergroups,
+        organizations: &[],
+    });
+    fresh.assigned_usergroups = account.usergroups;
+    fresh.generation = state.generation;
+    Ok(Some(state.sessions.put(key, fresh, deadline(state, old.created_at, now)).await?))
+}

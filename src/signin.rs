@@ -1,0 +1,157 @@
+//! Turning a provider's [`Identity`] into a session: account resolution, usergroups,
+//! session rotation; and the sign-in attempt limits.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use deskgate_provider::Identity;
+use sha2::{Digest, Sha256};
+
+use crate::accounts::{Account, AccountStore};
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::session::{Session, SessionKey, SessionStore, deadline, new_cookie_value};
+use crate::usergroups::{Member, map_groups};
+
+/// Why an identity does not get a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No account is linked and this provider may not create one.
+    NoAccount,
+    /// The account is disabled.
+    Disabled,
+}
+
+/// What a provider's config says about accounts; the built-in provider's is fixed.
+#[derive(Debug, Clone, Default)]
+pub struct AccountPolicy {
+    /// Create an account on first sign-in.
+    pub create_accounts: bool,
+    /// Link to an existing account with the same verified email.
+    pub link_by_email: bool,
+    /// Provider group → usergroups rules.
+    pub group_rules: Vec<(String, Vec<String>)>,
+}
+
+/// Finds (or, where allowed, links or creates) the account for an identity.
+pub async fn resolve_account(
+    state: &AppState,
+    identity: &Identity,
+    policy: &AccountPolicy,
+) -> Result<Result<Account, Refusal>, GatewayError> {
+    let found = if identity.provider == deskgate_builtin::PROVIDER_ID {
+        state.accounts.by_id(&identity.subject).await?
+    } else {
+        state.accounts.by_link(&identity.provider, &identity.subject).await?
+    };
+    let found = match (found, identity.email.as_deref()) {
+        (Some(a), _) => Some(a),
+        (None, Some(email)) if policy.link_by_email && identity.email_verified => {
+            let a = state.accounts.by_email(email).await?;
+            if let Some(a) = &a {
+                state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
+            }
+            a
+        }
+        _ => None,
+    };
+    let account = match found {
+        Some(a) => a,
+        None if policy.create_accounts => {
+            let name = identity
+                .display_name
+                .clone()
+                .or_else(|| identity.username.clone())
+                .unwrap_or_else(|| identity.subject.clone());
+            let email = identity.email.clone().filter(|_| identity.email_verified);
+            let a = state
+                .accounts
+                .create(crate::accounts::NewAccount {
+                    email,
+                    name,
+                    created_at: state.clock.now(),
+                    ..Default::default()
+                })
+                .await?;
+            state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
+            tracing::info!(account = %a.id, provider = %identity.provider, "Account created at first sign-in");
+            a
+        }
+        None => return Ok(Err(Refusal::NoAccount)),
+    };
+    if account.disabled {
+        return Ok(Err(Refusal::Disabled));
+    }
+    Ok(Ok(account))
+}
+
+/// Starts a fresh session for `account`; any session the browser had is ended, so a
+/// session id planted before sign-in is never the one after it. Returns the cookie value.
+pub async fn start_session(
+    state: &AppState,
+    account: &Account,
+    identity: &Identity,
+    policy: &AccountPolicy,
+    previous: Option<SessionKey>,
+) -> Result<String, GatewayError> {
+    if let Some(old) = previous {
+        state.sessions.delete(&old).await?;
+    }
+    let now = state.clock.now();
+    let provider_usergroups = map_groups(&policy.group_rules, &identity.groups);
+    let resolved = state.config.model.resolve(&Member {
+        email: account.email.as_deref(),
+        assigned: &account.usergroups,
+        provider: &provider_usergroups,
+        organizations: &[],
+    });
+    let session = Session {
+        account_id: account.id.clone(),
+        email: account.email.clone(),
+        name: account.name.clone(),
+        provider: identity.provider.clone(),
+        provider_usergroups,
+        assigned_usergroups: account.usergroups.clone(),
+        resolved,
+        generation: state.generation,
+        created_at: now,
+        last_seen: now,
+        cache: Default::default(),
+    };
+    let cookie = new_cookie_value();
+    state.sessions.put(&SessionKey::from_cookie(&cookie), session, deadline(state, now, now)).await?;
+    tracing::info!(account = %account.id, provider = %identity.provider, "Signed in");
+    Ok(cookie)
+}
+
+fn account_counter(login: &str) -> String {
+    let digest = Sha256::digest(login.trim().to_lowercase().as_bytes());
+    format!("rl:acct:{}", URL_SAFE_NO_PAD.encode(&digest[..18]))
+}
+
+fn address_counter(addr: IpAddr) -> String {
+    format!("rl:addr:{addr}")
+}
+
+/// Whether sign-in attempts for this login or from this address are over their limit.
+pub async fn throttled(state: &AppState, login: &str, addr: IpAddr) -> Result<bool, GatewayError> {
+    let rl = state.config.rate_limit;
+    let by_account = state.sessions.count(&account_counter(login)).await?;
+    let by_address = state.sessions.count(&address_counter(addr)).await?;
+    Ok(by_account >= u64::from(rl.per_account) || by_address >= u64::from(rl.per_address))
+}
+
+/// Counts a failed sign-in against the login and the address.
+pub async fn record_failure(state: &AppState, login: &str, addr: IpAddr) -> Result<(), GatewayError> {
+    let window = state.config.rate_limit.window.as_secs();
+    state.sessions.incr(&account_counter(login), window).await?;
+    state.sessions.incr(&address_counter(addr), window).await?;
+    Ok(())
+}
+
+/// Clears the login's failures after a successful sign-in.
+pub async fn record_success(state: &AppState, login: &str) -> Result<(), GatewayError> {
+    state.sessions.reset(&account_counter(login)).await?;
+    Ok(())
+}

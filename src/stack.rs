@@ -1,0 +1,87 @@
+//! The whole tower stack, top to bottom. Read this file to know what happens to a request.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use http::header;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::{error, forwarded, gateway, pages, session};
+
+/// Request ids: 64 random bits, hex.
+#[derive(Clone, Copy, Default)]
+struct RandomId;
+
+impl MakeRequestId for RandomId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let id = format!("{:016x}", rand::random::<u64>());
+        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// Builds the service.
+pub fn build(state: AppState) -> Router {
+    let cfg = &state.config;
+    // deskgate's own pages: small bodies, a deadline of their own.
+    let own = pages::routes().layer(RequestBodyLimitLayer::new(64 * 1024)).layer(
+        TimeoutLayer::with_status_code(http::StatusCode::SERVICE_UNAVAILABLE, cfg.server.request_timeout),
+    );
+    let max_body = usize::try_from(cfg.server.max_body_bytes).unwrap_or(usize::MAX);
+    Router::new().nest(pages::PREFIX, own).fallback(gateway::forward).with_state(state.clone()).layer(
+        ServiceBuilder::new()
+            // 1. trace, with secrets marked first; request id
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::COOKIE,
+                header::AUTHORIZATION,
+                header::PROXY_AUTHORIZATION,
+            ]))
+            .layer(SetRequestIdLayer::x_request_id(RandomId))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+            }))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            // 2. error rescue (the one place errors become pages), panics
+            .layer(middleware::from_fn(error::rescue))
+            .layer(CatchPanicLayer::custom(error::panic_response))
+            // 3. strip every client spelling of our headers and untrusted X-Forwarded-*
+            .layer(middleware::from_fn_with_state(state.clone(), strip_client_headers))
+            // 4–5. session lookup → Visitor (Guest or SignedIn)
+            .layer(middleware::from_fn_with_state(state, session::lookup))
+            // body limit innermost: it changes the body type the layers above expect
+            .layer(RequestBodyLimitLayer::new(max_body)),
+    )
+    // 6–8. decide, inject and proxy: `gateway::forward`.
+}
+
+async fn strip_client_headers(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let headers = req.headers_mut();
+    let identity = state.names.strip(headers);
+    let forwarding = if forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies) {
+        0
+    } else {
+        forwarded::strip(headers)
+    };
+    if identity + forwarding > 0 {
+        tracing::debug!(identity, forwarding, client = %peer.ip(), "Removed client-sent identity or forwarding headers");
+    }
+    next.run(req).await
+}
+
+/// How long a graceful shutdown waits for open requests.
+pub const DRAIN: Duration = Duration::from_secs(10);

@@ -1,0 +1,111 @@
+//! The command line: `check` and the one-command demo.
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::TempDir;
+
+#[test]
+fn check_reports_every_problem_with_its_line_and_fails() {
+    let dir = TempDir::new();
+    let path = dir.0.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:8080\"\ncolour = \"blue\"\n\n[upstream]\nurl = \"http://127.0.0.1:8081\"\n\
+         timeout = \"ten seconds\"\n\n[usergroups.vips]\npermissions = [\"chat.support\"]\n\n[[assignments]]\n\
+         email = \"ann@example.com\"\nusergroups = [\"vips\", \"power_users\"]\n",
+    )
+    .unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_deskgate")).arg("check").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let p = path.display();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], format!("{p}:3:1: server.colour: unknown key"));
+    assert!(
+        lines[1].starts_with(&format!("{p}:7:1: upstream.timeout: `ten seconds` is not a duration")),
+        "{text}"
+    );
+    assert_eq!(
+        lines[2],
+        format!("{p}:14:23: assignments[0].usergroups[1]: usergroup `power_users` is not defined")
+    );
+}
+
+#[test]
+fn check_names_the_line_of_a_syntax_or_type_error_and_passes_the_shipped_configs() {
+    let dir = TempDir::new();
+    let syntax = dir.0.join("syntax.toml");
+    std::fs::write(&syntax, "[upstream]\nurl = \"http://x\"\n[server\n").unwrap();
+    let typed = dir.0.join("typed.toml");
+    std::fs::write(&typed, "[upstream]\nurl = \"http://127.0.0.1:1\"\n\n[everyone]\nenabled = \"yes\"\n")
+        .unwrap();
+    let run = |p: &std::path::Path| {
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_deskgate")).arg("check").arg(p).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (ok, text) = run(&syntax);
+    assert!(!ok);
+    assert!(text.starts_with(&format!("{}:3:", syntax.display())), "{text}");
+    let (ok, text) = run(&typed);
+    assert!(!ok);
+    assert!(
+        text.starts_with(&format!("{}:5:", typed.display())) && text.contains("everyone.enabled"),
+        "{text}"
+    );
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    for shipped in
+        ["config/deskgate.toml", "config/examples/helpdesk.toml", "config/examples/private-helpdesk.toml"]
+    {
+        let (ok, text) = run(&std::path::Path::new(root).join(shipped));
+        assert!(ok, "{shipped}: {text}");
+    }
+}
+
+/// README command 1 is `cargo run --example demo`; this runs the same example binary (built
+/// by `cargo test`) on free ports and follows the URL it prints to the login page.
+#[tokio::test]
+async fn the_demo_serves_the_login_page_at_the_printed_url() {
+    let dir = TempDir::new();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (gate, up) = (free(), free());
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/helpdesk.toml"))
+            .unwrap();
+    let config = shipped
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{gate}"))
+        .replace("127.0.0.1:8081", &format!("127.0.0.1:{up}"));
+    let path = dir.0.join("helpdesk.toml");
+    std::fs::write(&path, config).unwrap();
+
+    let exe = std::env::current_exe().unwrap();
+    let demo = exe.parent().unwrap().parent().unwrap().join("examples").join("demo");
+    assert!(demo.exists(), "{} is built by `cargo test`", demo.display());
+    let mut child = tokio::process::Command::new(demo)
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next_line().await.unwrap().expect("the demo prints its URL");
+        if let Some(rest) = line.trim().strip_prefix("sign in or register at ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    assert_eq!(url, format!("http://127.0.0.1:{gate}/.deskgate/login"));
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("Sign in") && body.contains("/.deskgate/register"));
+    let portal = reqwest::get(format!("http://127.0.0.1:{gate}/")).await.unwrap().text().await.unwrap();
+    assert!(portal.contains("Knowledgebase"), "the example helpdesk answers through deskgate");
+    child.kill().await.unwrap();
+}
