@@ -18,6 +18,31 @@ pub async fn run<S: SessionStore>(store: &S, clock: &Clock) {
     expiry(store, clock).await;
     rotation_leaves_the_old_key_dead(store, clock).await;
     counters(store, clock).await;
+    one_time_values(store, clock).await;
+}
+
+async fn one_time_values<S: SessionStore>(store: &S, clock: &Clock) {
+    let k = format!("once:{}", new_cookie_value());
+    assert!(store.put_once(&k, b"state".to_vec(), clock.now() + 60).await.expect("put"));
+    assert!(
+        !store.put_once(&k, b"other".to_vec(), clock.now() + 60).await.expect("put"),
+        "taken keys stay taken"
+    );
+    assert_eq!(store.take(&k).await.expect("take").as_deref(), Some(&b"state"[..]));
+    assert_eq!(store.take(&k).await.expect("take"), None, "a value is taken once");
+    let late = format!("once:{}", new_cookie_value());
+    store.put_once(&late, b"x".to_vec(), clock.now() + 5).await.expect("put");
+    clock.advance(5);
+    assert_eq!(store.take(&late).await.expect("take"), None, "expired values are gone");
+    assert!(
+        store.put_once(&late, b"y".to_vec(), clock.now() + 5).await.expect("put"),
+        "an expired key is free again"
+    );
+    // Two racing takes: exactly one gets the value.
+    let race = format!("once:{}", new_cookie_value());
+    store.put_once(&race, b"z".to_vec(), clock.now() + 60).await.expect("put");
+    let (a, b) = tokio::join!(store.take(&race), store.take(&race));
+    assert_eq!(u8::from(a.expect("take").is_some()) + u8::from(b.expect("take").is_some()), 1);
 }
 
 async fn put_get_delete<S: SessionStore>(store: &S, clock: &Clock) {

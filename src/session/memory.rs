@@ -11,6 +11,7 @@ use crate::clock::Clock;
 struct Maps {
     sessions: HashMap<SessionKey, (Arc<Session>, u64)>,
     counters: HashMap<String, (u64, u64)>,
+    once: HashMap<String, (Vec<u8>, u64)>,
 }
 
 /// Sessions and counters in this process's memory.
@@ -32,6 +33,7 @@ impl MemoryStore {
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
         maps.sessions.retain(|_, (_, exp)| *exp > now);
         maps.counters.retain(|_, (_, exp)| *exp > now);
+        maps.once.retain(|_, (_, exp)| *exp > now);
         maps.sessions.len()
     }
 
@@ -95,5 +97,20 @@ impl SessionStore for MemoryStore {
     async fn reset(&self, counter: &str) -> Result<(), StoreError> {
         self.write().counters.remove(counter);
         Ok(())
+    }
+
+    async fn put_once(&self, key: &str, value: Vec<u8>, expires_at: u64) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut maps = self.write();
+        if maps.once.get(key).is_some_and(|(_, exp)| *exp > now) {
+            return Ok(false);
+        }
+        maps.once.insert(key.to_owned(), (value, expires_at));
+        Ok(true)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.clock.now();
+        Ok(self.write().once.remove(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v))
     }
 }

@@ -123,6 +123,16 @@ pub trait SessionStore: Send + Sync {
     fn count(&self, counter: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Removes a counter.
     fn reset(&self, counter: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Stores a one-time value (a pending login's state, a replay-cache entry) until
+    /// `expires_at`; returns false, storing nothing, when the key is already taken.
+    fn put_once(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes and returns a one-time value: a second take of the same key finds nothing.
+    fn take(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 }
 
 /// The configured session store.
@@ -173,6 +183,16 @@ impl SessionStore for Sessions {
     async fn reset(&self, counter: &str) -> Result<(), StoreError> {
         match self {
             Sessions::Memory(m) => m.reset(counter).await,
+        }
+    }
+    async fn put_once(&self, key: &str, value: Vec<u8>, expires_at: u64) -> Result<bool, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.put_once(key, value, expires_at).await,
+        }
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.take(key).await,
         }
     }
 }

@@ -110,4 +110,45 @@ pub trait PasswordProvider: Send + Sync {
     ) -> impl Future<Output = Result<Identity, AuthError>> + Send;
 }
 
+/// A redirect sign-in that has begun: where to send the browser, and what the gateway keeps
+/// until the provider calls back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    /// The URL to send the browser to.
+    pub location: String,
+    /// The value the callback will carry that names this login (OIDC `state`, SAML
+    /// `RelayState`): the gateway stores `pending` under it and takes it back once.
+    pub key: String,
+    /// The provider's own state for `complete` (nonce, PKCE verifier, request id), opaque to
+    /// the gateway.
+    pub pending: String,
+}
+
+/// What the provider sent back to the callback: query parameters (OIDC) or form fields (SAML).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Callback {
+    /// Parameters in the order received.
+    pub params: Vec<(String, String)>,
+}
+
+impl Callback {
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A provider that signs people in by sending the browser elsewhere and back (OIDC, SAML).
+pub trait RedirectProvider: Send + Sync {
+    /// Starts a sign-in whose callback will arrive at `callback_url`.
+    fn begin(&self, callback_url: &str) -> impl Future<Output = Result<Started, AuthError>> + Send;
+    /// Finishes a sign-in from the stored `pending` state and what the callback carried.
+    fn complete(
+        &self,
+        pending: &str,
+        callback_url: &str,
+        callback: &Callback,
+    ) -> impl Future<Output = Result<Identity, AuthError>> + Send;
+}
+
 pub mod config;
