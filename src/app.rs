@@ -9,13 +9,13 @@ use axum::Router;
 use deskgate_builtin::Builtin;
 use tokio::net::TcpListener;
 
-use crate::accounts::{AccountError, Accounts, SqliteStore};
+use crate::accounts::{AccountError, Accounts, PostgresStore, SqliteStore};
 use crate::clock::Clock;
 use crate::config::{AccountsBackend, Config, SessionsBackend};
 use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
 use crate::jwt::{KeyError, Signer};
 use crate::proxy::{Proxy, UpstreamSettings};
-use crate::session::Sessions;
+use crate::session::{RedisStore, Sessions, StoreError};
 use crate::usergroups::Resolved;
 use crate::web::Csrf;
 
@@ -64,6 +64,9 @@ pub enum StartError {
     /// The account store could not be opened.
     #[error("cannot open the account store")]
     Accounts(#[from] AccountError),
+    /// The session store could not be set up.
+    #[error("cannot set up the session store")]
+    Sessions(#[from] StoreError),
     /// The JWT key could not be loaded.
     #[error(transparent)]
     Key(#[from] KeyError),
@@ -76,6 +79,7 @@ pub enum StartError {
 pub async fn open_accounts(config: &Config) -> Result<Accounts, AccountError> {
     match &config.storage.accounts {
         AccountsBackend::Sqlite(path) => Ok(Accounts::Sqlite(SqliteStore::open(path).await?)),
+        AccountsBackend::Postgres(url) => Ok(Accounts::Postgres(PostgresStore::open(url.expose()).await?)),
     }
 }
 
@@ -93,20 +97,31 @@ impl Gateway {
     /// As [`Gateway::new`], on the given clock.
     pub async fn with_clock(config: Config, clock: Clock) -> Result<Gateway, StartError> {
         let accounts = open_accounts(&config).await?;
-        let sessions = match config.storage.sessions {
+        let sessions = match &config.storage.sessions {
             SessionsBackend::Memory => Sessions::memory(clock.clone()),
-        };
-        match &sessions {
-            Sessions::Memory(m) => {
-                let m = m.clone();
+            SessionsBackend::Redis { url, prefix } => {
+                let store = RedisStore::open(url.expose(), prefix, clock.clone())?;
+                // Not awaited: a Redis that is down must not hold up the start.
+                let (probe, url) = (store.clone(), url.to_string());
                 tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_secs(60));
-                    loop {
-                        tick.tick().await;
-                        m.sweep();
+                    if let Err(e) = probe.ping().await {
+                        let cause =
+                            std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+                        tracing::warn!(%url, %cause, "Redis is not answering; requests that need a session fail until it does");
                     }
                 });
+                Sessions::Redis(store)
             }
+        };
+        if let Sessions::Memory(m) = &sessions {
+            let m = m.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    m.sweep();
+                }
+            });
         }
         let signer = Signer::new(
             config.jwt.key_file.as_deref(),

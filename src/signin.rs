@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::accounts::{Account, AccountStore};
 use crate::app::AppState;
+pub use crate::config::AccountPolicy;
 use crate::error::GatewayError;
 use crate::session::{Session, SessionKey, SessionStore, deadline, new_cookie_value};
 use crate::usergroups::{Member, map_groups};
@@ -21,17 +22,6 @@ pub enum Refusal {
     NoAccount,
     /// The account is disabled.
     Disabled,
-}
-
-/// What a provider's config says about accounts; the built-in provider's is fixed.
-#[derive(Debug, Clone, Default)]
-pub struct AccountPolicy {
-    /// Create an account on first sign-in.
-    pub create_accounts: bool,
-    /// Link to an existing account with the same verified email.
-    pub link_by_email: bool,
-    /// Provider group → usergroups rules.
-    pub group_rules: Vec<(String, Vec<String>)>,
 }
 
 /// Finds (or, where allowed, links or creates) the account for an identity.
@@ -100,11 +90,13 @@ pub async fn start_session(
     }
     let now = state.clock.now();
     let provider_usergroups = map_groups(&policy.group_rules, &identity.groups);
+    let named = identity.attributes.get("organization").map(Vec::as_slice).unwrap_or_default();
+    let provider_organizations = state.config.model.organizations_named(named);
     let resolved = state.config.model.resolve(&Member {
         email: account.email.as_deref(),
         assigned: &account.usergroups,
         provider: &provider_usergroups,
-        organizations: &[],
+        organizations: &provider_organizations,
     });
     let session = Session {
         account_id: account.id.clone(),
@@ -113,6 +105,7 @@ pub async fn start_session(
         provider: identity.provider.clone(),
         provider_usergroups,
         assigned_usergroups: account.usergroups.clone(),
+        provider_organizations,
         resolved,
         generation: state.generation,
         created_at: now,

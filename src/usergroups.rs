@@ -143,6 +143,18 @@ impl Model {
         out
     }
 
+    /// Organization ids named by a provider attribute, matched to organization ids or
+    /// names without regard to case.
+    pub fn organizations_named(&self, names: &[String]) -> Vec<String> {
+        self.organizations
+            .iter()
+            .filter(|o| {
+                names.iter().any(|n| n.eq_ignore_ascii_case(&o.id) || n.eq_ignore_ascii_case(&o.name))
+            })
+            .map(|o| o.id.clone())
+            .collect()
+    }
+
     fn collect(&self, ids: BTreeSet<String>) -> Resolved {
         let mut usergroups: Vec<String> = Vec::with_capacity(ids.len());
         for builtin in [EVERYONE, REGISTERED] {

@@ -1,6 +1,7 @@
 //! Accounts: the record deskgate keeps for each person, and the store trait with its
 //! backends. Migrations are plain SQL files embedded in the binary.
 
+mod postgres;
 mod sqlite;
 
 use std::future::Future;
@@ -8,6 +9,7 @@ use std::future::Future;
 use deskgate_builtin::{CredentialSource, StoredCredential};
 use deskgate_provider::AuthError;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A person's account.
@@ -102,12 +104,15 @@ pub trait AccountStore: Send + Sync {
 pub enum Accounts {
     /// SQLite.
     Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PostgresStore),
 }
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Accounts::Sqlite($s) => $e,
+            Accounts::Postgres($s) => $e,
         }
     };
 }

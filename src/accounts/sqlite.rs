@@ -33,6 +33,7 @@ impl SqliteStore {
                 .filename(path)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(std::time::Duration::from_secs(5))
         }
         .foreign_keys(true);
         // An in-memory database exists per connection: keep exactly one, forever.
@@ -184,6 +185,13 @@ impl AccountStore for SqliteStore {
 
     async fn set_usergroups(&self, account_id: &str, usergroups: &[String]) -> Result<(), AccountError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // Write first: SQLite then takes the write lock at once, where a transaction that
+        // opened with a read could not upgrade while another writer holds it.
+        sqlx::query("DELETE FROM account_usergroups WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
             .bind(account_id)
             .fetch_optional(&mut *tx)
@@ -192,11 +200,6 @@ impl AccountStore for SqliteStore {
         if exists.is_none() {
             return Err(AccountError::NotFound);
         }
-        sqlx::query("DELETE FROM account_usergroups WHERE account_id = ?")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
         for g in usergroups {
             sqlx::query("INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)")
                 .bind(account_id)

@@ -102,10 +102,19 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     };
     let model = model(&mut cx, &file);
     let policy = policy(&mut cx, file.rules.take().unwrap_or_default(), &model);
-    let builtin_enabled =
-        file.providers.take().and_then(|p| p.builtin).and_then(|b| b.enabled).unwrap_or(true);
-    if !builtin_enabled {
+    let providers = file.providers.take().unwrap_or_default();
+    let builtin_enabled = providers.builtin.and_then(|b| b.enabled).unwrap_or(true);
+    #[cfg(feature = "ldap")]
+    let ldap = ldap(&mut cx, providers.ldap.unwrap_or_default(), &model);
+    #[cfg(feature = "ldap")]
+    let others = !ldap.is_empty();
+    #[cfg(not(feature = "ldap"))]
+    let others = false;
+    if !builtin_enabled && !others {
         cx.problem("providers.builtin.enabled", "no identity provider is enabled: nobody could sign in");
+    }
+    if !builtin_enabled && registration == Registration::Open {
+        cx.problem("registration.mode", "registration is open but built-in accounts are disabled");
     }
     let headers = file.headers.take().unwrap_or_default();
     let header_prefix = headers.prefix.unwrap_or_else(|| "X-Deskgate-".into());
@@ -136,6 +145,8 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         model: Arc::new(model),
         policy: Arc::new(policy),
         builtin_enabled,
+        #[cfg(feature = "ldap")]
+        ldap,
         header_prefix,
         jwt,
         rate_limit,
@@ -237,22 +248,99 @@ fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
 fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
     let accounts = match f.accounts.as_deref().unwrap_or("sqlite://deskgate.db") {
         "sqlite::memory:" => AccountsBackend::Sqlite(":memory:".into()),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let url = StoreUrl::new(url);
+            if let Some(problem) = postgres_url_problem(&url) {
+                cx.problem("storage.accounts", problem);
+            }
+            AccountsBackend::Postgres(url)
+        }
         url => match url.strip_prefix("sqlite://") {
             Some(p) if !p.is_empty() => AccountsBackend::Sqlite(cx.base.join(p)),
             _ => {
-                cx.problem("storage.accounts", format!("`{url}` is not `sqlite://PATH`"));
+                let url = StoreUrl::new(url);
+                cx.problem(
+                    "storage.accounts",
+                    format!("`{url}` is not `sqlite://PATH`, `sqlite::memory:` or `postgres://…`"),
+                );
                 AccountsBackend::Sqlite(":memory:".into())
             }
         },
     };
+    let prefix_set = f.redis_prefix.is_some();
+    let prefix = f.redis_prefix.unwrap_or_else(|| "deskgate:".into());
+    if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        cx.problem("storage.redis_prefix", "must be non-empty, without spaces or control characters");
+    }
     let sessions = match f.sessions.as_deref().unwrap_or("memory") {
         "memory" => SessionsBackend::Memory,
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            let url = StoreUrl::new(url);
+            if let Some(problem) = redis_url_problem(&url) {
+                cx.problem("storage.sessions", problem);
+            }
+            SessionsBackend::Redis { url, prefix }
+        }
         other => {
-            cx.problem("storage.sessions", format!("`{other}` is not `memory`"));
+            let other = StoreUrl::new(other);
+            cx.problem("storage.sessions", format!("`{other}` is not `memory` or `redis://HOST:PORT[/DB]`"));
             SessionsBackend::Memory
         }
     };
+    if prefix_set && !matches!(sessions, SessionsBackend::Redis { .. }) {
+        cx.problem("storage.redis_prefix", "applies only when storage.sessions is a `redis://` URL");
+    }
     Storage { accounts, sessions }
+}
+
+/// What is wrong with a Redis URL, if anything; the checks the client would make, with
+/// messages that say which part is wrong.
+fn redis_url_problem(url: &StoreUrl) -> Option<String> {
+    let Some(rest) = url.expose().strip_prefix("redis://") else {
+        return Some(format!("`{url}`: TLS to Redis is not supported; use `redis://` on a private network"));
+    };
+    let (authority, path) = rest.find(['/', '?']).map_or((rest, ""), |i| rest.split_at(i));
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !hostport.ends_with(']') => (h, Some(p)),
+        _ => (hostport, None),
+    };
+    if host.is_empty() {
+        return Some(format!("`{url}` names no host: write `redis://HOST:PORT[/DB]`"));
+    }
+    if let Some(p) = port {
+        if p.parse::<u16>().map_or(true, |p| p == 0) {
+            return Some(format!("`{url}`: `{p}` is not a port"));
+        }
+    }
+    if path.contains('?') {
+        return Some(format!("`{url}`: a query is not supported: write `redis://HOST:PORT[/DB]`"));
+    }
+    let db = path.trim_start_matches('/');
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Some(format!("`{url}`: `{db}` is not a database number"));
+    }
+    redis::Client::open(url.expose()).err().map(|e| format!("`{url}` is not a Redis URL: {e}"))
+}
+
+/// What is wrong with a PostgreSQL URL, if anything, by the parser that will connect with it.
+fn postgres_url_problem(url: &StoreUrl) -> Option<String> {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgSslMode};
+    match PgConnectOptions::from_str(url.expose()) {
+        Err(e) => Some(format!("`{url}` is not a PostgreSQL URL: {e}")),
+        // Caught here rather than at the first connection, which would refuse it.
+        Ok(o)
+            if matches!(
+                o.get_ssl_mode(),
+                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
+            ) =>
+        {
+            Some(format!("`{url}`: TLS to PostgreSQL is not supported; use a private network"))
+        }
+        Ok(_) => None,
+    }
 }
 
 fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTreeSet<String> {
@@ -297,13 +385,8 @@ fn model(cx: &mut Ctx<'_>, file: &FileConfig) -> Model {
         usergroups.insert(id.clone(), Usergroup { id: id.clone(), name, permissions });
     }
 
-    let check_refs = |cx: &mut Ctx<'_>, path: &str, ids: &[String]| {
-        for (i, id) in ids.iter().enumerate() {
-            if !usergroups.contains_key(id) {
-                cx.problem(format!("{path}[{i}]"), format!("usergroup `{id}` is not defined"));
-            }
-        }
-    };
+    let check_refs =
+        |cx: &mut Ctx<'_>, path: &str, ids: &[String]| check_usergroups(cx, path, ids, &usergroups);
 
     let mut organizations = Vec::new();
     let mut domain_owner: HashMap<String, String> = HashMap::new();
@@ -347,6 +430,62 @@ fn model(cx: &mut Ctx<'_>, file: &FileConfig) -> Model {
     Model { everyone_enabled, usergroups, organizations, assignments }
 }
 
+fn check_usergroups(cx: &mut Ctx<'_>, path: &str, ids: &[String], defined: &BTreeMap<String, Usergroup>) {
+    for (i, id) in ids.iter().enumerate() {
+        if !defined.contains_key(id) {
+            cx.problem(format!("{path}[{i}]"), format!("usergroup `{id}` is not defined"));
+        }
+    }
+}
+
+fn group_rules(
+    cx: &mut Ctx<'_>,
+    path: &str,
+    rules: &[deskgate_provider::config::GroupRule],
+    model: &Model,
+) -> Vec<(String, Vec<String>)> {
+    for (i, r) in rules.iter().enumerate() {
+        check_usergroups(cx, &format!("{path}[{i}].usergroups"), &r.usergroups, &model.usergroups);
+        if r.group.trim().is_empty() {
+            cx.problem(format!("{path}[{i}].group"), "is empty");
+        }
+    }
+    rules.iter().map(|r| (r.group.clone(), r.usergroups.clone())).collect()
+}
+
+#[cfg(feature = "ldap")]
+fn ldap(
+    cx: &mut Ctx<'_>,
+    directories: BTreeMap<String, deskgate_ldap::LdapConfig>,
+    model: &Model,
+) -> Vec<LdapProvider> {
+    let mut out = Vec::new();
+    for (id, mut file) in directories {
+        let path = format!("providers.ldap.{id}");
+        if !valid_id(&id) {
+            cx.problem(&path, "provider ids may hold only lower-case letters, digits, `_` and `-`");
+        }
+        // Paths in the file are relative to the file, like every other path.
+        file.ca_file = file.ca_file.map(|f| cx.base.join(f));
+        file.bind_password_file = file.bind_password_file.map(|f| cx.base.join(f));
+        let policy = AccountPolicy {
+            create_accounts: file.create_accounts,
+            link_by_email: file.link_by_email,
+            group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
+        };
+        match file.build(&id) {
+            Ok(ldap) => out.push(LdapProvider {
+                id: format!("ldap.{id}"),
+                label: file.display_name.clone().unwrap_or_else(|| format!("Directory account ({id})")),
+                ldap,
+                policy,
+            }),
+            Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
+        }
+    }
+    out
+}
+
 fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
     let granted: BTreeSet<&String> = model.usergroups.values().flat_map(|g| g.permissions.iter()).collect();
     let mut compiled = Vec::new();
@@ -383,4 +522,80 @@ fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
         }
     }
     Policy::new(compiled)
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use crate::config::{AccountsBackend, SessionsBackend, StoreUrl, load_str};
+
+    fn storage(lines: &str) -> Result<crate::config::Storage, Vec<String>> {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n[storage]\n{lines}\n");
+        load_str("t.toml", &text, std::path::Path::new("/srv"))
+            .map(|c| c.storage)
+            .map_err(|ds| ds.into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn shared_stores_compile() {
+        let s = storage(
+            "accounts = \"postgresql://deskgate:pw@db.internal/deskgate\"\nsessions = \"redis://10.0.0.5:6380/2\"",
+        )
+        .expect("valid");
+        assert_eq!(
+            s.accounts,
+            AccountsBackend::Postgres(StoreUrl::new("postgresql://deskgate:pw@db.internal/deskgate"))
+        );
+        assert_eq!(
+            s.sessions,
+            SessionsBackend::Redis {
+                url: StoreUrl::new("redis://10.0.0.5:6380/2"),
+                prefix: "deskgate:".into()
+            }
+        );
+        let s = storage("sessions = \"redis://[::1]\"\nredis_prefix = \"gw2:\"").expect("valid");
+        assert!(matches!(s.sessions, SessionsBackend::Redis { prefix, .. } if prefix == "gw2:"));
+    }
+
+    #[test]
+    fn malformed_store_urls_are_problems_at_their_keys() {
+        for (lines, expected) in [
+            ("sessions = \"redis://\"", "storage.sessions: `redis://` names no host"),
+            ("sessions = \"redis://h:port\"", "storage.sessions: `redis://h:port`: `port` is not a port"),
+            ("sessions = \"redis://h/x\"", "storage.sessions: `redis://h/x`: `x` is not a database number"),
+            ("sessions = \"rediss://h\"", "storage.sessions: `rediss://h`: TLS to Redis is not supported"),
+            (
+                "sessions = \"memcached://h\"",
+                "storage.sessions: `memcached://h` is not `memory` or `redis://",
+            ),
+            (
+                "accounts = \"postgres://h:99999999/d\"",
+                "storage.accounts: `postgres://h:99999999/d` is not a PostgreSQL URL",
+            ),
+            ("accounts = \"mysql://h/d\"", "storage.accounts: `mysql://h/d` is not `sqlite://PATH`"),
+            (
+                "accounts = \"postgres://h/d?sslmode=require\"",
+                "storage.accounts: `postgres://h/d?sslmode=require`: TLS to PostgreSQL is not supported",
+            ),
+            (
+                "redis_prefix = \"x:\"",
+                "storage.redis_prefix: applies only when storage.sessions is a `redis://` URL",
+            ),
+            ("sessions = \"redis://h\"\nredis_prefix = \"a b\"", "storage.redis_prefix: must be non-empty"),
+        ] {
+            let problems = storage(lines).expect_err(lines);
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{lines}: {problems:?}");
+        }
+    }
+
+    /// A password in a store URL shows neither in problems nor in the compiled config's Debug.
+    #[test]
+    fn store_url_passwords_never_print() {
+        let problems = storage("sessions = \"redis://:hunter2@h:bad\"").expect_err("bad port");
+        assert!(problems.iter().all(|p| !p.contains("hunter2")), "{problems:?}");
+        let s = storage("accounts = \"postgres://u:hunter2@h/d?sslmode=prefer&password=hunter2\"")
+            .expect("valid");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("postgres://u:***@h/d?sslmode=prefer&password=***"), "{printed}");
+    }
 }

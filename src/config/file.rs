@@ -89,10 +89,16 @@ pub struct SessionFile {
 /// `[storage]`
 #[derive(Debug, Default, Deserialize)]
 pub struct StorageFile {
-    /// Account store: `sqlite://PATH`.
+    /// Account store: `sqlite://PATH` (relative to the config file), `sqlite::memory:`, or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (also `postgresql://`) for several
+    /// replicas sharing one database.
     pub accounts: Option<String>,
-    /// Session store: `memory`.
+    /// Session store: `memory` (this process only), or `redis://HOST:PORT[/DB]` for several
+    /// replicas sharing sessions, sign-in counters and pending logins.
     pub sessions: Option<String>,
+    /// Prefix of every Redis key deskgate writes (default `deskgate:`), so that several
+    /// gateways or applications can share one Redis.
+    pub redis_prefix: Option<String>,
 }
 
 /// `[registration]`
@@ -161,6 +167,9 @@ pub struct RuleFile {
 pub struct ProvidersFile {
     /// Built-in accounts.
     pub builtin: Option<BuiltinFile>,
+    /// LDAP and Active Directory directories, keyed by id.
+    #[cfg(feature = "ldap")]
+    pub ldap: Option<BTreeMap<String, deskgate_ldap::LdapConfig>>,
 }
 
 /// `[providers.builtin]`

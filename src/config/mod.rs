@@ -36,6 +36,9 @@ pub struct Config {
     pub policy: Arc<Policy>,
     /// Whether built-in accounts may sign in.
     pub builtin_enabled: bool,
+    /// LDAP and Active Directory directories, in id order.
+    #[cfg(feature = "ldap")]
+    pub ldap: Vec<LdapProvider>,
     /// Prefix of injected headers, e.g. `X-Deskgate-`.
     pub header_prefix: String,
     /// `[jwt]`
@@ -111,6 +114,8 @@ pub struct Storage {
 pub enum AccountsBackend {
     /// A SQLite file (created when missing), or `:memory:`.
     Sqlite(PathBuf),
+    /// A PostgreSQL database, shared by replicas.
+    Postgres(StoreUrl),
 }
 
 /// Where sessions live.
@@ -118,6 +123,67 @@ pub enum AccountsBackend {
 pub enum SessionsBackend {
     /// This process's memory.
     Memory,
+    /// A Redis server, shared by replicas.
+    Redis {
+        /// `redis://HOST:PORT[/DB]`.
+        url: StoreUrl,
+        /// Prefix of every key deskgate writes.
+        prefix: String,
+    },
+}
+
+/// A store's connection URL. It may hold a password, so it prints with the password masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// Wraps a URL.
+    pub fn new(url: impl Into<String>) -> StoreUrl {
+        StoreUrl(url.into())
+    }
+
+    /// The URL, password included, for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.0.as_str();
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+        let (head, tail) = url.split_at(authority_end);
+        // The password sits between the user's `:` and the last `@` of the authority.
+        let head = match head[start..].rfind('@').map(|i| start + i) {
+            Some(at) => match head[start..at].find(':').map(|i| start + i) {
+                Some(colon) => format!("{}:***{}", &head[..colon], &head[at..]),
+                None => head.to_owned(),
+            },
+            None => head.to_owned(),
+        };
+        // libpq also takes `?password=…`.
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let masked: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                        _ => kv.to_owned(),
+                    })
+                    .collect();
+                format!("{path}?{}", masked.join("&"))
+            }
+            None => tail.to_owned(),
+        };
+        write!(f, "{head}{tail}")
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreUrl({self})")
+    }
 }
 
 /// Self sign-up mode for built-in accounts.
@@ -149,4 +215,29 @@ pub struct RateLimit {
     pub per_account: u32,
     /// Failures allowed per address per window.
     pub per_address: u32,
+}
+
+/// What a provider's config says about accounts and groups.
+#[derive(Debug, Clone, Default)]
+pub struct AccountPolicy {
+    /// Create an account at first sign-in.
+    pub create_accounts: bool,
+    /// Link to an existing account with the same verified email.
+    pub link_by_email: bool,
+    /// Provider group → usergroups rules (groups compared case-insensitively).
+    pub group_rules: Vec<(String, Vec<String>)>,
+}
+
+/// A configured LDAP or Active Directory directory.
+#[cfg(feature = "ldap")]
+#[derive(Debug, Clone)]
+pub struct LdapProvider {
+    /// Provider id as sessions and the backend see it: `ldap.<id>`.
+    pub id: String,
+    /// How the login page names it.
+    pub label: String,
+    /// The directory client.
+    pub ldap: deskgate_ldap::Ldap,
+    /// Account and group rules.
+    pub policy: AccountPolicy,
 }

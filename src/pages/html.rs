@@ -39,7 +39,10 @@ font-weight:600}input{width:100%;box-sizing:border-box;padding:.55rem;border:1px
 font-size:1rem}button{margin-top:1.3rem;width:100%;padding:.65rem;border:0;border-radius:6px;background:#2457c5;\
 color:#fff;font-size:1rem;cursor:pointer}.alert{background:#fdecea;border:1px solid #f3b7b1;padding:.7rem;\
 border-radius:6px;margin-bottom:1rem}.note{background:#eef4ff;border:1px solid #c4d6fb;padding:.7rem;\
-border-radius:6px;margin-bottom:1rem}.muted{color:#5b6475;font-size:.9rem}code{background:#f0f1f4;padding:0 .25rem}";
+border-radius:6px;margin-bottom:1rem}.muted{color:#5b6475;font-size:.9rem}code{background:#f0f1f4;padding:0 .25rem}\
+fieldset{border:1px solid #d5dae3;border-radius:6px;margin:0 0 .5rem;padding:.5rem .8rem}\
+legend{font-weight:600;padding:0 .3rem}label.choice{font-weight:400;margin:.3rem 0}\
+label.choice input{width:auto;margin-right:.4rem}";
 
 /// A whole page with a title and body HTML (already escaped).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use deskgate_provider::{AuthError, PasswordProvider};
+use deskgate_provider::{AuthError, Identity, PasswordProvider};
 use http::{HeaderMap, StatusCode, header};
 
 use super::PREFIX;
@@ -27,8 +27,9 @@ pub struct LoginQuery {
 /// The posted form.
 #[derive(serde::Deserialize)]
 pub struct LoginForm {
-    #[serde(default)]
-    email: String,
+    #[serde(default, alias = "email")]
+    username: String,
+    provider: Option<String>,
     #[serde(default)]
     password: String,
     #[serde(default)]
@@ -36,27 +37,75 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-fn form(state: &AppState, binding: &Binding, next: &str, email: &str, alert: Option<&str>) -> String {
+/// The password providers the form offers: id and label, built-in accounts first.
+fn choices(state: &AppState) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    if state.config.builtin_enabled {
+        out.push((deskgate_builtin::PROVIDER_ID, "Email and password"));
+    }
+    #[cfg(feature = "ldap")]
+    out.extend(state.config.ldap.iter().map(|p| (p.id.as_str(), p.label.as_str())));
+    out
+}
+
+fn form(
+    state: &AppState,
+    binding: &Binding,
+    next: &str,
+    entered: &Entered<'_>,
+    alert: Option<&str>,
+) -> String {
     let alert =
         alert.map_or(String::new(), |a| format!("<div class=\"alert\" role=\"alert\">{}</div>", esc(a)));
     let register = match state.config.registration {
-        Registration::Open => format!(
+        Registration::Open if state.config.builtin_enabled => format!(
             "<p class=\"muted\">No account yet? <a href=\"{PREFIX}/register?next={}\">Register</a></p>",
             esc(&query_value(next))
         ),
-        Registration::Disabled => String::new(),
+        _ => String::new(),
+    };
+    let choices = choices(state);
+    let chosen = entered.provider.filter(|p| choices.iter().any(|(id, _)| id == p));
+    let chosen = chosen.or(choices.first().map(|(id, _)| *id)).unwrap_or_default();
+    let chooser = if choices.len() > 1 {
+        let options: String = choices
+            .iter()
+            .map(|(id, label)| {
+                let checked = if *id == chosen { " checked" } else { "" };
+                format!(
+                    "<label class=\"choice\"><input type=\"radio\" name=\"provider\" value=\"{}\"{checked}> {}</label>",
+                    esc(id),
+                    esc(label)
+                )
+            })
+            .collect();
+        format!("<fieldset><legend>Sign in with</legend>{options}</fieldset>")
+    } else {
+        format!("<input type=\"hidden\" name=\"provider\" value=\"{}\">", esc(chosen))
+    };
+    let (label, kind) = if choices.len() == 1 && chosen == deskgate_builtin::PROVIDER_ID {
+        ("Email", "email")
+    } else {
+        ("Email or username", "text")
     };
     format!(
-        "{alert}<form method=\"post\" action=\"{PREFIX}/login\">{csrf}{next}\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{email}\">\
+        "{alert}<form method=\"post\" action=\"{PREFIX}/login\">{csrf}{next}{chooser}\
+         <label for=\"username\">{label}</label>\
+         <input id=\"username\" name=\"username\" type=\"{kind}\" autocomplete=\"username\" required value=\"{user}\">\
          <label for=\"password\">Password</label>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
          <button type=\"submit\">Sign in</button></form>{register}",
         csrf = binding.field(state),
         next = forms::next_field(next),
-        email = esc(email),
+        user = esc(entered.username),
     )
+}
+
+/// What the person typed, shown again after a refusal.
+#[derive(Default)]
+struct Entered<'a> {
+    username: &'a str,
+    provider: Option<&'a str>,
 }
 
 /// Shows the form; a signed-in person is sent on.
@@ -71,21 +120,57 @@ pub async fn show(
         return Redirect::to(&next).into_response();
     }
     let binding = forms::binding(&state, &headers);
-    let body = form(&state, &binding, &next, "", None);
+    let body = form(&state, &binding, &next, &Entered::default(), None);
     binding.attach(html::page(StatusCode::OK, "Sign in", &body))
 }
 
-fn refusal(
-    state: &AppState,
-    headers: &HeaderMap,
-    status: StatusCode,
-    next: &str,
-    email: &str,
-    text: &str,
-) -> Response {
+fn refusal(state: &AppState, headers: &HeaderMap, status: StatusCode, f: &LoginForm, text: &str) -> Response {
     let binding = forms::binding(state, headers);
-    let body = form(state, &binding, next, email, Some(text));
+    let next = forms::next_or_root(f.next.as_deref());
+    let entered = Entered { username: &f.username, provider: f.provider.as_deref() };
+    let body = form(state, &binding, &next, &entered, Some(text));
     binding.attach(html::page(status, "Sign in", &body))
+}
+
+/// What a person is told when a provider refuses them; the reason code goes to the log.
+fn explain(error: &AuthError, builtin: bool) -> &'static str {
+    match error {
+        AuthError::InvalidCredentials if builtin => "The email or password is not correct.",
+        AuthError::InvalidCredentials => "The username or password is not correct.",
+        AuthError::AccountDisabled => "This account is disabled. Please contact an administrator.",
+        AuthError::PasswordExpired => {
+            "Your password has expired. Change it (for example when signing in to your computer) and try again."
+        }
+        AuthError::AccountExpired => "This account has expired. Please contact an administrator.",
+        AuthError::PasswordMustChange => {
+            "You must change your password before you can sign in. Change it (for example when signing in to your computer) and try again."
+        }
+        AuthError::AccountLocked => {
+            "This account is locked after too many failed attempts. Try again later or contact an administrator."
+        }
+        AuthError::AccountPending(_) => "This account is not active yet.",
+        AuthError::NotAllowed(_) => "You may not sign in here with this account.",
+        AuthError::Unavailable(_) | AuthError::Protocol(_) => {
+            "Sign-in is unavailable. Please try again shortly."
+        }
+    }
+}
+
+/// Checks credentials with the chosen provider.
+async fn verify(
+    state: &AppState,
+    provider: &str,
+    username: &str,
+    password: &str,
+) -> Option<Result<(Identity, AccountPolicy), AuthError>> {
+    if provider == deskgate_builtin::PROVIDER_ID && state.config.builtin_enabled {
+        return Some(state.builtin.verify(username, password).await.map(|i| (i, AccountPolicy::default())));
+    }
+    #[cfg(feature = "ldap")]
+    if let Some(p) = state.config.ldap.iter().find(|p| p.id == provider) {
+        return Some(p.ldap.verify(username, password).await.map(|i| (i, p.policy.clone())));
+    }
+    None
 }
 
 /// Checks the form and signs in.
@@ -98,47 +183,58 @@ pub async fn submit(
     let next = forms::next_or_root(f.next.as_deref());
     if !forms::csrf_ok(&state, &headers, &f.csrf) {
         let text = "This form has expired or did not come from this site. Please sign in again.";
-        return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &next, &f.email, text));
+        return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &f, text));
     }
+    let default = choices(&state).first().map(|(id, _)| id.to_string()).unwrap_or_default();
+    let provider = f.provider.clone().filter(|p| !p.is_empty()).unwrap_or(default);
+    let login = format!("{provider}:{}", f.username.trim().to_lowercase());
     let ip = forms::client_ip(&state, peer, &headers);
-    if signin::throttled(&state, &f.email, ip).await? {
-        tracing::warn!(client = %ip, "Sign-in refused: too many failed attempts");
+    if signin::throttled(&state, &login, ip).await? {
+        tracing::warn!(client = %ip, %provider, "Sign-in refused: too many failed attempts");
         let minutes = state.config.rate_limit.window.as_secs().div_ceil(60);
         let text = format!("Too many failed sign-in attempts. Please wait {minutes} minutes and try again.");
-        return Ok(refusal(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &next, &f.email, &text));
+        return Ok(refusal(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &f, &text));
     }
-    let identity = match state.builtin.verify(&f.email, &f.password).await {
-        Ok(identity) => identity,
+    let Some(verified) = verify(&state, &provider, &f.username, &f.password).await else {
+        return Ok(refusal(&state, &headers, StatusCode::BAD_REQUEST, &f, "Please choose how to sign in."));
+    };
+    let (identity, policy) = match verified {
+        Ok(found) => found,
         Err(AuthError::Unavailable(e)) => {
             return Err(GatewayError::IdentitySource(AuthError::Unavailable(e)));
         }
         Err(e) => {
-            signin::record_failure(&state, &f.email, ip).await?;
-            tracing::info!(client = %ip, reason = e.code(), "Sign-in failed");
-            let text = match e {
-                AuthError::AccountDisabled => "This account is disabled. Please contact an administrator.",
-                AuthError::AccountPending(_) => "This account is not active yet.",
-                _ => "The email or password is not correct.",
-            };
-            return Ok(refusal(&state, &headers, StatusCode::UNAUTHORIZED, &next, &f.email, text));
+            signin::record_failure(&state, &login, ip).await?;
+            tracing::info!(client = %ip, %provider, reason = e.code(), "Sign-in failed");
+            let text = explain(&e, provider == deskgate_builtin::PROVIDER_ID);
+            return Ok(refusal(&state, &headers, StatusCode::UNAUTHORIZED, &f, text));
         }
     };
-    let policy = AccountPolicy::default();
     let account = match signin::resolve_account(&state, &identity, &policy).await? {
         Ok(a) => a,
         Err(Refusal::Disabled) => {
             let text = "This account is disabled. Please contact an administrator.";
-            return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &next, &f.email, text));
+            return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &f, text));
         }
         Err(Refusal::NoAccount) => {
-            let text = "There is no account for you here. Please ask an administrator.";
-            return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &next, &f.email, text));
+            tracing::info!(%provider, subject = %identity.subject, "Sign-in refused: no account");
+            return Ok(no_account());
         }
     };
-    signin::record_success(&state, &f.email).await?;
+    signin::record_success(&state, &login).await?;
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie = signin::start_session(&state, &account, &identity, &policy, previous).await?;
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
     Ok(resp)
+}
+
+/// The page for a person whose identity checked out but who has no account here.
+pub fn no_account() -> Response {
+    html::message(
+        StatusCode::FORBIDDEN,
+        "No account",
+        "You signed in correctly, but there is no account for you here. Please ask an administrator to create one.",
+        Some((&format!("{PREFIX}/login"), "Back to sign-in")),
+    )
 }

@@ -15,10 +15,73 @@ fn session(account: &str, now: u64) -> Session {
 /// Runs every check against a store whose clock is `clock`.
 pub async fn run<S: SessionStore>(store: &S, clock: &Clock) {
     put_get_delete(store, clock).await;
+    sessions_come_back_whole(store, clock).await;
     expiry(store, clock).await;
+    a_new_put_moves_the_deadline(store, clock).await;
     rotation_leaves_the_old_key_dead(store, clock).await;
     counters(store, clock).await;
+    concurrent_hits_are_all_counted(store).await;
     one_time_values(store, clock).await;
+}
+
+fn full_session(now: u64) -> Session {
+    Session {
+        account_id: "a-full".into(),
+        email: Some("Full@Example.com".into()),
+        name: "Full Name — ünïcode".into(),
+        provider: "ldap.corp".into(),
+        provider_usergroups: vec!["power_users".into()],
+        assigned_usergroups: vec!["vips".into(), "trial_users".into()],
+        resolved: crate::usergroups::Resolved {
+            usergroups: vec!["everyone".into(), "registered".into(), "vips".into()],
+            permissions: vec!["kb.read".into(), "tickets.read".into()],
+        },
+        generation: 7,
+        created_at: now - 100,
+        last_seen: now,
+        ..Default::default()
+    }
+}
+
+/// Every stored field survives the trip through the store (a serializing store could drop one).
+async fn sessions_come_back_whole<S: SessionStore>(store: &S, clock: &Clock) {
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    let now = clock.now();
+    store.put(&key, full_session(now), now + 60).await.expect("put");
+    let got = store.get(&key).await.expect("get").expect("present");
+    let json = |s: &Session| serde_json::to_value(s).expect("serialize");
+    assert_eq!(json(&got), json(&full_session(now)));
+    store.delete(&key).await.expect("delete");
+}
+
+/// Touching a session stores it again with a later deadline: the old one no longer applies.
+async fn a_new_put_moves_the_deadline<S: SessionStore>(store: &S, clock: &Clock) {
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    store.put(&key, session("a4", clock.now()), clock.now() + 10).await.expect("put");
+    clock.advance(5);
+    store.put(&key, session("a4-touched", clock.now()), clock.now() + 10).await.expect("put again");
+    clock.advance(5);
+    let got = store.get(&key).await.expect("get").expect("alive past the first deadline");
+    assert_eq!(got.account_id, "a4-touched", "the second put replaced the first");
+    clock.advance(5);
+    assert!(store.get(&key).await.expect("get").is_none(), "expired at the second deadline");
+}
+
+/// Two tasks hitting one counter at once: no hit is lost and no count is handed out twice.
+async fn concurrent_hits_are_all_counted<S: SessionStore>(store: &S) {
+    let c = format!("test:{}", new_cookie_value());
+    let hits = || async {
+        let mut seen = Vec::new();
+        for _ in 0..25 {
+            seen.push(store.incr(&c, 60).await.expect("incr"));
+        }
+        seen
+    };
+    let (a, b) = tokio::join!(hits(), hits());
+    let mut all: Vec<u64> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=50).collect::<Vec<u64>>());
+    assert_eq!(store.count(&c).await.expect("count"), 50);
 }
 
 async fn one_time_values<S: SessionStore>(store: &S, clock: &Clock) {
@@ -94,4 +157,64 @@ async fn counters<S: SessionStore>(store: &S, clock: &Clock) {
 async fn memory_store_passes_the_conformance_suite() {
     let clock = Clock::manual(1_000_000);
     run(&MemoryStore::new(clock.clone()), &clock).await;
+}
+
+/// Where a test finds Redis: `DESKGATE_TEST_REDIS`, else the local default.
+fn redis_url() -> String {
+    std::env::var("DESKGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A fresh key prefix, so that tests running at once do not see each other's keys.
+fn test_prefix() -> String {
+    format!("deskgate-test:{}:", new_cookie_value())
+}
+
+/// A Redis store on `prefix`, or `None` when Redis cannot be reached: under `CI=true` that
+/// fails the test, elsewhere the test is skipped, loudly.
+async fn redis_store(prefix: &str, clock: &Clock) -> Option<RedisStore> {
+    let url = redis_url();
+    let store = RedisStore::open(&url, prefix, clock.clone()).expect("a valid Redis URL");
+    match store.ping().await {
+        Ok(()) => Some(store),
+        Err(e) => {
+            let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("Redis at {url} is unreachable ({cause}); CI needs it (apt-get install redis-server)");
+            }
+            eprintln!(
+                "SKIP: Redis at {url} is unreachable ({cause}): the Redis session store was NOT tested. \
+                 Start one (apt-get install redis-server) or set DESKGATE_TEST_REDIS."
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn redis_store_passes_the_conformance_suite() {
+    let clock = Clock::manual(1_000_000);
+    let Some(store) = redis_store(&test_prefix(), &clock).await else { return };
+    run(&store, &clock).await;
+    store.remove_all().await.expect("clean up");
+}
+
+/// Two gateways on one Redis and prefix see one set of sessions, counters and one-time values.
+#[tokio::test]
+async fn replicas_share_one_redis() {
+    let clock = Clock::manual(1_000_000);
+    let prefix = test_prefix();
+    let Some(a) = redis_store(&prefix, &clock).await else { return };
+    let b = RedisStore::open(&redis_url(), &prefix, clock.clone()).expect("open");
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    a.put(&key, session("shared", clock.now()), clock.now() + 60).await.expect("put");
+    assert_eq!(b.get(&key).await.expect("get").expect("seen by the other").account_id, "shared");
+    b.delete(&key).await.expect("delete");
+    assert!(a.get(&key).await.expect("get").is_none(), "a sign-out on one ends it on both");
+    assert_eq!(a.incr("shared-counter", 60).await.expect("incr"), 1);
+    assert_eq!(b.incr("shared-counter", 60).await.expect("incr"), 2);
+    assert!(a.put_once("state", b"s".to_vec(), clock.now() + 60).await.expect("put"));
+    assert!(!b.put_once("state", b"t".to_vec(), clock.now() + 60).await.expect("put"));
+    let (x, y) = tokio::join!(a.take("state"), b.take("state"));
+    assert_eq!(u8::from(x.expect("take").is_some()) + u8::from(y.expect("take").is_some()), 1);
+    a.remove_all().await.expect("clean up");
 }

@@ -3,6 +3,7 @@
 //! copy of the store's keys cannot be replayed as cookies.
 
 mod memory;
+mod redis;
 mod visitor;
 
 use std::future::Future;
@@ -12,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 pub use visitor::{Visitor, deadline, lookup};
 
@@ -33,6 +35,9 @@ pub struct Session {
     pub provider_usergroups: Vec<String>,
     /// Usergroups assigned to the account when the session was resolved.
     pub assigned_usergroups: Vec<String>,
+    /// Organizations the provider said the person belongs to (e.g. AD's `company`).
+    #[serde(default)]
+    pub provider_organizations: Vec<String>,
     /// Resolved usergroups and permissions.
     pub resolved: Resolved,
     /// Config generation the resolution was made under.
@@ -65,6 +70,7 @@ impl Session {
             provider: self.provider.clone(),
             provider_usergroups: self.provider_usergroups.clone(),
             assigned_usergroups: self.assigned_usergroups.clone(),
+            provider_organizations: self.provider_organizations.clone(),
             resolved: self.resolved.clone(),
             generation: self.generation,
             created_at: self.created_at,
@@ -140,6 +146,8 @@ pub trait SessionStore: Send + Sync {
 pub enum Sessions {
     /// In this process's memory.
     Memory(MemoryStore),
+    /// In Redis, shared by every replica.
+    Redis(RedisStore),
 }
 
 impl Sessions {
@@ -153,6 +161,7 @@ impl SessionStore for Sessions {
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
         match self {
             Sessions::Memory(m) => m.get(key).await,
+            Sessions::Redis(r) => r.get(key).await,
         }
     }
     async fn put(
@@ -163,36 +172,43 @@ impl SessionStore for Sessions {
     ) -> Result<Arc<Session>, StoreError> {
         match self {
             Sessions::Memory(m) => m.put(key, session, expires_at).await,
+            Sessions::Redis(r) => r.put(key, session, expires_at).await,
         }
     }
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         match self {
             Sessions::Memory(m) => m.delete(key).await,
+            Sessions::Redis(r) => r.delete(key).await,
         }
     }
     async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {
         match self {
             Sessions::Memory(m) => m.incr(counter, window_secs).await,
+            Sessions::Redis(r) => r.incr(counter, window_secs).await,
         }
     }
     async fn count(&self, counter: &str) -> Result<u64, StoreError> {
         match self {
             Sessions::Memory(m) => m.count(counter).await,
+            Sessions::Redis(r) => r.count(counter).await,
         }
     }
     async fn reset(&self, counter: &str) -> Result<(), StoreError> {
         match self {
             Sessions::Memory(m) => m.reset(counter).await,
+            Sessions::Redis(r) => r.reset(counter).await,
         }
     }
     async fn put_once(&self, key: &str, value: Vec<u8>, expires_at: u64) -> Result<bool, StoreError> {
         match self {
             Sessions::Memory(m) => m.put_once(key, value, expires_at).await,
+            Sessions::Redis(r) => r.put_once(key, value, expires_at).await,
         }
     }
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Sessions::Memory(m) => m.take(key).await,
+            Sessions::Redis(r) => r.take(key).await,
         }
     }
 }

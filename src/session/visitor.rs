@@ -102,7 +102,7 @@ async fn refresh(
         email: account.email.as_deref(),
         assigned: &account.usergroups,
         provider: &old.provider_usergroups,
-        organizations: &[],
+        organizations: &old.provider_organizations,
     });
     fresh.assigned_usergroups = account.usergroups;
     fresh.generation = state.generation;

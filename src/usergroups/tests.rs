@@ -84,3 +84,15 @@ fn provider_groups_map_case_insensitively() {
     let got = map_groups(&rules, &["cn=vips,ou=groups,dc=CORP".to_owned(), "cn=other".to_owned()]);
     assert_eq!(got, ["vips"]);
 }
+
+#[test]
+fn a_provider_attribute_names_organizations_by_id_or_name() {
+    let model = helpdesk(true);
+    assert_eq!(model.organizations_named(&["CORP".into()]), ["corp"]);
+    assert_eq!(model.organizations_named(&["Corp".into(), "Other Inc".into()]), ["corp"]);
+    assert!(model.organizations_named(&["Corporation".into()]).is_empty());
+    let orgs = model.organizations_named(&["corp".into()]);
+    let r =
+        model.resolve(&Member { email: Some("x@elsewhere.org"), organizations: &orgs, ..Default::default() });
+    assert!(r.usergroups.contains(&"vips".to_owned()), "membership by attribute, not by domain");
+}

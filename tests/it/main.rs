@@ -5,6 +5,7 @@
 mod cli;
 mod forwarding;
 mod guests;
+mod ldap;
 mod paths;
 mod proxying;
 mod redirects;

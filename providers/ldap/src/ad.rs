@@ -1,0 +1,122 @@
+//! Active Directory specifics: reading why a bind was refused, and the text form of
+//! `objectGUID`.
+
+use std::fmt::Write;
+
+use deskgate_provider::AuthError;
+
+/// LDAP result code `invalidCredentials`.
+pub(crate) const INVALID_CREDENTIALS: u32 = 49;
+
+/// The condition behind a refused bind, from the result code and diagnostic text.
+///
+/// Active Directory (and Samba) answer every refused simple bind with result 49 and put
+/// the reason in the diagnostic message as `data XXX`, the hex Win32 error code. Other
+/// servers' result 49 has no such code and means wrong credentials.
+pub(crate) fn bind_refusal(rc: u32, diagnostic: &str) -> Option<AuthError> {
+    if rc != INVALID_CREDENTIALS {
+        return None;
+    }
+    let error = match data_code(diagnostic).as_deref() {
+        Some("533") => AuthError::AccountDisabled,
+        Some("532") => AuthError::PasswordExpired,
+        Some("701") => AuthError::AccountExpired,
+        Some("773") => AuthError::PasswordMustChange,
+        Some("775") => AuthError::AccountLocked,
+        // 52e is the wrong password, 525 an unknown user (deliberately not told apart),
+        // 530/531 logon-time and workstation restrictions.
+        _ => AuthError::InvalidCredentials,
+    };
+    Some(error)
+}
+
+/// The hex code after `data ` in an AD diagnostic message, lowercased.
+pub(crate) fn data_code(diagnostic: &str) -> Option<String> {
+    let (_, rest) = diagnostic.split_once("data ")?;
+    let code: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
+    (!code.is_empty()).then(|| code.to_ascii_lowercase())
+}
+
+/// Formats a 16-byte `objectGUID` the way AD tools print it: the first three fields are
+/// stored little-endian, the last two as bytes in order.
+pub(crate) fn guid_text(bytes: &[u8]) -> Option<String> {
+    let b: &[u8; 16] = bytes.try_into().ok()?;
+    let mut out = String::with_capacity(36);
+    for i in [3, 2, 1, 0] {
+        push_byte(&mut out, b[i]);
+    }
+    out.push('-');
+    for i in [5, 4] {
+        push_byte(&mut out, b[i]);
+    }
+    out.push('-');
+    for i in [7, 6] {
+        push_byte(&mut out, b[i]);
+    }
+    out.push('-');
+    for byte in &b[8..10] {
+        push_byte(&mut out, *byte);
+    }
+    out.push('-');
+    for byte in &b[10..16] {
+        push_byte(&mut out, *byte);
+    }
+    Some(out)
+}
+
+fn push_byte(out: &mut String, byte: u8) {
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{byte:02x}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samba(code: &str) -> String {
+        format!("80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data {code}, v1db1")
+    }
+
+    #[test]
+    fn every_documented_ad_reason_is_told_apart() {
+        let cases = [
+            ("52e", "invalid-credentials"),
+            ("533", "account-disabled"),
+            ("532", "password-expired"),
+            ("701", "account-expired"),
+            ("773", "password-must-change"),
+            ("775", "account-locked"),
+            ("525", "invalid-credentials"),
+            ("52E", "invalid-credentials"),
+        ];
+        for (code, expected) in cases {
+            let error = bind_refusal(49, &samba(code)).map(|e| e.code());
+            assert_eq!(error, Some(expected), "data {code}");
+        }
+    }
+
+    #[test]
+    fn other_servers_and_results_are_handled() {
+        assert_eq!(bind_refusal(49, "").map(|e| e.code()), Some("invalid-credentials"));
+        assert_eq!(bind_refusal(49, "data").map(|e| e.code()), Some("invalid-credentials"));
+        assert!(bind_refusal(0, "").is_none());
+        assert!(bind_refusal(53, &samba("533")).is_none());
+    }
+
+    #[test]
+    fn data_code_is_read_up_to_the_first_non_hex_character() {
+        assert_eq!(data_code(&samba("775")).as_deref(), Some("775"));
+        assert_eq!(data_code("x data 52e").as_deref(), Some("52e"));
+        assert_eq!(data_code("data ,"), None);
+        assert_eq!(data_code("nothing here"), None);
+    }
+
+    #[test]
+    fn guid_uses_microsoft_byte_order() {
+        // The GUID 3f2504e0-4f89-11d3-9a0c-0305e82c3301 as AD stores it.
+        let stored =
+            [0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c, 0x33, 0x01];
+        assert_eq!(guid_text(&stored).as_deref(), Some("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
+        assert_eq!(guid_text(&stored[..15]), None);
+    }
+}

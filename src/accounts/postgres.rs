@@ -1,0 +1,291 @@
+//! The shared account store: PostgreSQL, for several replicas of the gateway.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deskgate_builtin::StoredCredential;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
+
+use super::{Account, AccountError, AccountStore, NewAccount, new_account_id};
+
+pub(super) const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_accounts.sql"))];
+
+/// Advisory lock key held while migrating, so that replicas starting together apply each
+/// migration once: the bytes of "deskgate".
+const MIGRATION_LOCK: i64 = 0x6465_736b_6761_7465;
+
+/// Name of the unique constraint on `email_lower`, told apart from other unique violations.
+const EMAIL_UNIQUE: &str = "accounts_email_lower_unique";
+
+/// Time allowed for the first connection at start.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time a request may wait for a pooled connection before failing.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Selects accounts with their usergroups in one round trip. The usergroups come in byte
+/// order (collation "C"), the order a Rust sort gives and the SQLite store returns.
+macro_rules! select_account {
+    ($from_where:literal) => {
+        concat!(
+            "SELECT a.id, a.email, a.name, a.disabled, a.created_at, ",
+            "COALESCE(array_agg(g.usergroup ORDER BY g.usergroup COLLATE \"C\") ",
+            "FILTER (WHERE g.usergroup IS NOT NULL), '{}') AS usergroups ",
+            $from_where,
+            " GROUP BY a.id"
+        )
+    };
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error("cannot connect to PostgreSQL at {at}")]
+    Connect {
+        at: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("PostgreSQL at {at} did not answer within {} s", CONNECT_TIMEOUT.as_secs())]
+    NoAnswer { at: String },
+    #[error("cannot bring the PostgreSQL schema up to date")]
+    Migrate(#[source] sqlx::Error),
+}
+
+fn db(e: impl std::error::Error + Send + Sync + 'static) -> AccountError {
+    AccountError::Database(Box::new(e))
+}
+
+/// Accounts in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pub(super) pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://…`) and brings its schema up to date.
+    /// A database that cannot be reached is an error here, not at the first sign-in.
+    pub async fn open(url: &str) -> Result<PostgresStore, AccountError> {
+        PostgresStore::open_with(PgConnectOptions::from_str(url).map_err(db)?).await
+    }
+
+    /// As [`PostgresStore::open`], with options already parsed.
+    pub async fn open_with(options: PgConnectOptions) -> Result<PostgresStore, AccountError> {
+        let options = match options.get_application_name() {
+            Some(_) => options,
+            None => options.application_name("deskgate"),
+        };
+        let at = match options.get_database() {
+            Some(name) => format!("{}:{}/{name}", options.get_host(), options.get_port()),
+            None => format!("{}:{}", options.get_host(), options.get_port()),
+        };
+        let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(source)) => return Err(db(OpenError::Connect { at, source })),
+            Err(_) => return Err(db(OpenError::NoAnswer { at })),
+        };
+        migrate(&mut conn).await.map_err(|e| db(OpenError::Migrate(e)))?;
+        // Closing politely only spares the server a log line; the schema is committed.
+        let _ = conn.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Applies the migrations not yet recorded, all in one transaction under a transaction-level
+/// advisory lock: a replica starting alongside waits, then finds them recorded, and a failure
+/// leaves neither a half-applied migration nor a lock behind.
+async fn migrate(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS deskgate_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    for (version, sql) in MIGRATIONS {
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM deskgate_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sql).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO deskgate_migrations (version, applied_at) VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",
+        )
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+fn account(row: &PgRow) -> Result<Account, AccountError> {
+    Ok(Account {
+        id: row.try_get("id").map_err(db)?,
+        email: row.try_get("email").map_err(db)?,
+        name: row.try_get("name").map_err(db)?,
+        disabled: row.try_get("disabled").map_err(db)?,
+        created_at: u64::try_from(row.try_get::<i64, _>("created_at").map_err(db)?).unwrap_or(0),
+        usergroups: row.try_get("usergroups").map_err(db)?,
+    })
+}
+
+impl PostgresStore {
+    async fn one(&self, sql: &'static str, args: &[&str]) -> Result<Option<Account>, AccountError> {
+        let mut query = sqlx::query(sql);
+        for a in args {
+            query = query.bind(*a);
+        }
+        let row = query.fetch_optional(&self.pool).await.map_err(db)?;
+        row.as_ref().map(account).transpose()
+    }
+}
+
+impl AccountStore for PostgresStore {
+    async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
+        let id = new_account_id();
+        let email_lower = new.email.as_ref().map(|e| e.to_lowercase());
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let inserted = sqlx::query(
+            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&id)
+        .bind(&new.email)
+        .bind(&email_lower)
+        .bind(&new.name)
+        .bind(&new.password_hash)
+        .bind(i64::try_from(new.created_at).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.constraint() == Some(EMAIL_UNIQUE) =>
+            {
+                return Err(AccountError::EmailTaken);
+            }
+            other => other.map_err(db)?,
+        };
+        sqlx::query(
+            "INSERT INTO account_usergroups (account_id, usergroup) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(new.usergroups.as_slice())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut usergroups = new.usergroups;
+        usergroups.sort();
+        usergroups.dedup();
+        Ok(Account {
+            id,
+            email: new.email,
+            name: new.name,
+            disabled: false,
+            created_at: new.created_at,
+            usergroups,
+        })
+    }
+
+    async fn by_id(&self, id: &str) -> Result<Option<Account>, AccountError> {
+        let sql = select_account!(
+            "FROM accounts a LEFT JOIN account_usergroups g ON g.account_id = a.id WHERE a.id = $1"
+        );
+        self.one(sql, &[id]).await
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Option<Account>, AccountError> {
+        let sql = select_account!(
+            "FROM accounts a LEFT JOIN account_usergroups g ON g.account_id = a.id WHERE a.email_lower = $1"
+        );
+        self.one(sql, &[&email.to_lowercase()]).await
+    }
+
+    async fn by_link(&self, provider: &str, subject: &str) -> Result<Option<Account>, AccountError> {
+        let sql = select_account!(
+            "FROM account_links l JOIN accounts a ON a.id = l.account_id \
+             LEFT JOIN account_usergroups g ON g.account_id = a.id \
+             WHERE l.provider = $1 AND l.subject = $2"
+        );
+        self.one(sql, &[provider, subject]).await
+    }
+
+    async fn link(&self, provider: &str, subject: &str, account_id: &str) -> Result<(), AccountError> {
+        sqlx::query(
+            "INSERT INTO account_links (provider, subject, account_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (provider, subject) DO UPDATE SET account_id = EXCLUDED.account_id",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    async fn set_usergroups(&self, account_id: &str, usergroups: &[String]) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Locking the account's row makes concurrent replacements take turns; without it two
+        // could each delete the old set and leave the union of both new ones.
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if exists.is_none() {
+            return Err(AccountError::NotFound);
+        }
+        sqlx::query("DELETE FROM account_usergroups WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO account_usergroups (account_id, usergroup) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(account_id)
+        .bind(usergroups)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AccountError> {
+        let row = sqlx::query(
+            "SELECT id, email, name, password_hash, disabled FROM accounts \
+             WHERE email_lower = $1 AND password_hash IS NOT NULL",
+        )
+        .bind(email.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(StoredCredential {
+            account_id: row.try_get("id").map_err(db)?,
+            email: row.try_get("email").map_err(db)?,
+            name: row.try_get("name").map_err(db)?,
+            password_hash: row.try_get("password_hash").map_err(db)?,
+            disabled: row.try_get("disabled").map_err(db)?,
+            pending: None,
+        }))
+    }
+}

@@ -1,0 +1,300 @@
+//! The shared session store: Redis, so that every replica of the gateway sees the same
+//! sessions, counters and one-time values.
+//!
+//! Deadlines come from the gateway's clock, not Redis's: each value carries its own
+//! `expires_at`, checked on read, while a TTL computed from the same clock lets Redis drop
+//! it. The two agree under the system clock; the check on read is what makes expiry exact
+//! to the second (Redis TTLs round up) and lets a test move time without sleeping.
+
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError, Script};
+
+use super::{Session, SessionKey, SessionStore, StoreError};
+use crate::clock::Clock;
+
+/// How long one operation, connecting included, may take before it fails as unavailable.
+/// Short, because every proxied request of a signed-in person waits on a session read.
+const TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Starts or continues a counter's window, then counts the hit. A script, so that reading
+/// the window's end, resetting it and counting happen as one step for all replicas.
+/// KEYS[1] counter; ARGV[1] now; ARGV[2] window in seconds.
+static INCR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local ends = tonumber(redis.call('HGET', KEYS[1], 'end'))
+if ends == nil or ends <= now then
+  redis.call('HSET', KEYS[1], 'n', 0, 'end', now + window)
+  redis.call('EXPIRE', KEYS[1], window)
+end
+return redis.call('HINCRBY', KEYS[1], 'n', 1)
+",
+    )
+});
+
+/// `SET NX`, except that a value past its deadline by the gateway's clock counts as absent
+/// even while its rounded-up TTL keeps it in Redis.
+/// KEYS[1] key; ARGV[1] now; ARGV[2] stored value (`EXPIRES_AT:bytes`); ARGV[3] TTL.
+static PUT_ONCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local ends = tonumber(string.match(cur, '^(%d+):'))
+  if ends ~= nil and ends > tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+",
+    )
+});
+
+/// Sessions, counters and one-time values in Redis, every key under one prefix.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    clock: Clock,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+#[derive(serde::Serialize)]
+struct StoredRef<'a> {
+    expires_at: u64,
+    session: &'a Session,
+}
+
+#[derive(serde::Deserialize)]
+struct Stored {
+    expires_at: u64,
+    session: Session,
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+impl RedisStore {
+    /// A store for the server at `url` (`redis://HOST:PORT[/DB]`), its keys starting with
+    /// `prefix`, its deadlines read from `clock`. Connects on first use and reconnects after
+    /// a failure, so a Redis that is down now does not stop the gateway from starting.
+    /// Must be called within a Tokio runtime.
+    pub fn open(url: &str, prefix: &str, clock: Clock) -> Result<RedisStore, StoreError> {
+        let client = Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        Ok(RedisStore { conn, prefix: prefix.into(), clock })
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.query(redis::cmd("PING")).await.map(|_: String| ())
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}:{name}", self.prefix)
+    }
+
+    /// Seconds from now until `expires_at` by the gateway's clock; Redis refuses a TTL of 0.
+    fn ttl(&self, expires_at: u64) -> u64 {
+        expires_at.saturating_sub(self.clock.now()).max(1)
+    }
+
+    /// Bounds every operation, so that a Redis that accepts connections but never answers
+    /// fails requests quickly instead of holding them.
+    async fn bounded<T>(&self, op: impl Future<Output = Result<T, RedisError>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(TIMEOUT, op).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(elapsed) => Err(unavailable(elapsed)),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(async move { cmd.query_async(&mut conn).await }).await
+    }
+
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        self.bounded(async move { invocation.invoke_async(&mut conn).await }).await
+    }
+
+    /// Removes every key under this store's prefix.
+    #[cfg(test)]
+    pub(crate) async fn remove_all(&self) -> Result<(), StoreError> {
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+            let (next, keys): (u64, Vec<String>) = self.query(scan).await?;
+            if !keys.is_empty() {
+                let mut del = redis::cmd("DEL");
+                del.arg(keys);
+                self.query::<()>(del).await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl SessionStore for RedisStore {
+    async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key("session", key.as_str()));
+        let Some(bytes): Option<Vec<u8>> = self.query(cmd).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<Stored>(&bytes) {
+            Ok(stored) if stored.expires_at > self.clock.now() => Ok(Some(Arc::new(stored.session))),
+            Ok(_) => Ok(None),
+            Err(e) => {
+                // A session written in a shape this build cannot read (another version, a
+                // damaged value) is unusable: the person signs in again.
+                tracing::warn!(error = %e, "Unreadable session in Redis; treating it as absent");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &SessionKey,
+        session: Session,
+        expires_at: u64,
+    ) -> Result<Arc<Session>, StoreError> {
+        let value = serde_json::to_vec(&StoredRef { expires_at, session: &session }).map_err(unavailable)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key("session", key.as_str())).arg(value).arg("EX").arg(self.ttl(expires_at));
+        self.query::<()>(cmd).await?;
+        Ok(Arc::new(session))
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.key("session", key.as_str()));
+        self.query::<()>(cmd).await
+    }
+
+    async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {
+        // EXPIRE 0 would delete the key before the count, leaving a counter without a window.
+        let window = window_secs.max(1);
+        let key = self.key("counter", counter);
+        let mut invocation = INCR.key(key);
+        invocation.arg(self.clock.now()).arg(window);
+        self.script(invocation).await
+    }
+
+    async fn count(&self, counter: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.key("counter", counter)).arg("n").arg("end");
+        let (n, ends): (Option<u64>, Option<u64>) = self.query(cmd).await?;
+        match (n, ends) {
+            (Some(n), Some(ends)) if ends > self.clock.now() => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    async fn reset(&self, counter: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.key("counter", counter));
+        self.query::<()>(cmd).await
+    }
+
+    async fn put_once(&self, key: &str, value: Vec<u8>, expires_at: u64) -> Result<bool, StoreError> {
+        let mut stored = format!("{expires_at}:").into_bytes();
+        stored.extend_from_slice(&value);
+        let mut invocation = PUT_ONCE.key(self.key("once", key));
+        invocation.arg(self.clock.now()).arg(stored).arg(self.ttl(expires_at));
+        let put: u8 = self.script(invocation).await?;
+        Ok(put == 1)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // GETDEL: of two racing takes, Redis hands the value to exactly one.
+        let mut cmd = redis::cmd("GETDEL");
+        cmd.arg(self.key("once", key));
+        let Some(stored): Option<Vec<u8>> = self.query(cmd).await? else {
+            return Ok(None);
+        };
+        let Some(colon) = stored.iter().position(|&b| b == b':') else {
+            return Ok(None);
+        };
+        let expires_at = std::str::from_utf8(&stored[..colon]).ok().and_then(|s| s.parse::<u64>().ok());
+        match expires_at {
+            Some(t) if t > self.clock.now() => Ok(Some(stored[colon + 1..].to_vec())),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis being unreachable must never read as "no session": that would quietly turn a
+    /// signed-in person into a guest instead of failing the request.
+    #[tokio::test]
+    async fn unreachable_redis_is_unavailable_never_absent() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        };
+        let clock = Clock::manual(1_000_000);
+        let store = RedisStore::open(&format!("redis://127.0.0.1:{port}"), "deskgate:", clock.clone())
+            .expect("opening does not connect");
+        let key = SessionKey::from_cookie("cookie");
+        assert!(matches!(store.get(&key).await, Err(StoreError::Unavailable(_))));
+        // Again, now that the manager has seen one failure and is reconnecting.
+        assert!(matches!(store.get(&key).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.incr("c", 60).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.count("c").await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(store.take("once").await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(
+            store.put_once("once", b"x".to_vec(), 1_000_060).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    }
+
+    /// A server that accepts connections and never answers: the read fails, and does not
+    /// wait for ever.
+    #[tokio::test]
+    async fn silent_redis_is_unavailable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let store = RedisStore::open(&format!("redis://127.0.0.1:{port}"), "deskgate:", Clock::manual(1))
+            .expect("open");
+        assert!(matches!(store.get(&SessionKey::from_cookie("c")).await, Err(StoreError::Unavailable(_))));
+        held.abort();
+    }
+}
