@@ -106,10 +106,17 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let builtin_enabled = providers.builtin.and_then(|b| b.enabled).unwrap_or(true);
     #[cfg(feature = "ldap")]
     let ldap = ldap(&mut cx, providers.ldap.unwrap_or_default(), &model);
+    #[cfg(feature = "oidc")]
+    let oidc = oidc(&mut cx, providers.oidc.unwrap_or_default(), &model);
+    let mut others = false;
     #[cfg(feature = "ldap")]
-    let others = !ldap.is_empty();
-    #[cfg(not(feature = "ldap"))]
-    let others = false;
+    {
+        others |= !ldap.is_empty();
+    }
+    #[cfg(feature = "oidc")]
+    {
+        others |= !oidc.is_empty();
+    }
     if !builtin_enabled && !others {
         cx.problem("providers.builtin.enabled", "no identity provider is enabled: nobody could sign in");
     }
@@ -147,6 +154,8 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         builtin_enabled,
         #[cfg(feature = "ldap")]
         ldap,
+        #[cfg(feature = "oidc")]
+        oidc,
         header_prefix,
         jwt,
         rate_limit,
@@ -479,6 +488,39 @@ fn ldap(
                 label: file.display_name.clone().unwrap_or_else(|| format!("Directory account ({id})")),
                 ldap,
                 policy,
+            }),
+            Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
+        }
+    }
+    out
+}
+
+#[cfg(feature = "oidc")]
+fn oidc(
+    cx: &mut Ctx<'_>,
+    clients: BTreeMap<String, deskgate_oidc::OidcConfig>,
+    model: &Model,
+) -> Vec<OidcProvider> {
+    let mut out = Vec::new();
+    for (key, mut file) in clients {
+        let path = format!("providers.oidc.{key}");
+        if !valid_id(&key) {
+            cx.problem(&path, "provider ids may hold only lower-case letters, digits, `_` and `-`");
+        }
+        file.client_secret_file = file.client_secret_file.map(|f| cx.base.join(f));
+        let policy = AccountPolicy {
+            create_accounts: file.create_accounts,
+            link_by_email: file.link_by_email,
+            group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
+        };
+        match file.build(&key) {
+            Ok(oidc) => out.push(OidcProvider {
+                id: oidc.provider_id().to_owned(),
+                label: oidc.display_name().to_owned(),
+                key,
+                oidc,
+                policy,
+                end_session: file.end_session,
             }),
             Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
         }

@@ -170,6 +170,9 @@ pub struct ProvidersFile {
     /// LDAP and Active Directory directories, keyed by id.
     #[cfg(feature = "ldap")]
     pub ldap: Option<BTreeMap<String, deskgate_ldap::LdapConfig>>,
+    /// OpenID Connect providers (Google is a preset), keyed by id.
+    #[cfg(feature = "oidc")]
+    pub oidc: Option<BTreeMap<String, deskgate_oidc::OidcConfig>>,
 }
 
 /// `[providers.builtin]`

@@ -39,6 +39,9 @@ pub struct Config {
     /// LDAP and Active Directory directories, in id order.
     #[cfg(feature = "ldap")]
     pub ldap: Vec<LdapProvider>,
+    /// OpenID Connect providers, in id order.
+    #[cfg(feature = "oidc")]
+    pub oidc: Vec<OidcProvider>,
     /// Prefix of injected headers, e.g. `X-Deskgate-`.
     pub header_prefix: String,
     /// `[jwt]`
@@ -240,4 +243,22 @@ pub struct LdapProvider {
     pub ldap: deskgate_ldap::Ldap,
     /// Account and group rules.
     pub policy: AccountPolicy,
+}
+
+/// A configured OpenID Connect provider.
+#[cfg(feature = "oidc")]
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    /// The id in its table name and URLs (`/.deskgate/oidc/<key>/…`).
+    pub key: String,
+    /// Provider id as sessions and the backend see it: `oidc.<key>`.
+    pub id: String,
+    /// The chooser's label, e.g. "Google".
+    pub label: String,
+    /// The client.
+    pub oidc: deskgate_oidc::Oidc,
+    /// Account and group rules.
+    pub policy: AccountPolicy,
+    /// Whether signing out also signs out at the provider.
+    pub end_session: bool,
 }

@@ -42,7 +42,9 @@ border-radius:6px;margin-bottom:1rem}.note{background:#eef4ff;border:1px solid #
 border-radius:6px;margin-bottom:1rem}.muted{color:#5b6475;font-size:.9rem}code{background:#f0f1f4;padding:0 .25rem}\
 fieldset{border:1px solid #d5dae3;border-radius:6px;margin:0 0 .5rem;padding:.5rem .8rem}\
 legend{font-weight:600;padding:0 .3rem}label.choice{font-weight:400;margin:.3rem 0}\
-label.choice input{width:auto;margin-right:.4rem}";
+label.choice input{width:auto;margin-right:.4rem}\
+a.button{display:block;text-align:center;margin-top:.6rem;padding:.6rem;border:1px solid #2457c5;\
+border-radius:6px;color:#2457c5;text-decoration:none}p.or{text-align:center;color:#5b6475;margin:1rem 0 0}";
 
 /// A whole page with a title and body HTML (already escaped).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {

@@ -48,6 +48,20 @@ fn choices(state: &AppState) -> Vec<(&str, &str)> {
     out
 }
 
+/// The redirect providers the page offers: the link that starts each, and its label.
+fn redirect_choices(state: &AppState, next: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    #[cfg(feature = "oidc")]
+    out.extend(state.config.oidc.iter().map(|p| {
+        (
+            format!("{PREFIX}/oidc/{}/start?next={}", p.key, query_value(next)),
+            format!("Sign in with {}", p.label),
+        )
+    }));
+    let _ = (state, next);
+    out
+}
+
 fn form(
     state: &AppState,
     binding: &Binding,
@@ -64,7 +78,19 @@ fn form(
         ),
         _ => String::new(),
     };
+    let buttons: String = redirect_choices(state, next)
+        .iter()
+        .map(|(href, label)| format!("<a class=\"button\" href=\"{}\">{}</a>", esc(href), esc(label)))
+        .collect();
     let choices = choices(state);
+    if choices.is_empty() {
+        return format!("{alert}<div class=\"providers\">{buttons}</div>");
+    }
+    let buttons = if buttons.is_empty() {
+        buttons
+    } else {
+        format!("<p class=\"or\">or</p><div class=\"providers\">{buttons}</div>")
+    };
     let chosen = entered.provider.filter(|p| choices.iter().any(|(id, _)| id == p));
     let chosen = chosen.or(choices.first().map(|(id, _)| *id)).unwrap_or_default();
     let chooser = if choices.len() > 1 {
@@ -94,7 +120,7 @@ fn form(
          <input id=\"username\" name=\"username\" type=\"{kind}\" autocomplete=\"username\" required value=\"{user}\">\
          <label for=\"password\">Password</label>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>{register}",
+         <button type=\"submit\">Sign in</button></form>{buttons}{register}",
         csrf = binding.field(state),
         next = forms::next_field(next),
         user = esc(entered.username),
@@ -118,6 +144,13 @@ pub async fn show(
     let next = forms::next_or_root(q.next.as_deref());
     if let Visitor::SignedIn { .. } = visitor {
         return Redirect::to(&next).into_response();
+    }
+    // With one way to sign in, and that one elsewhere, go straight there.
+    let redirects = redirect_choices(&state, &next);
+    if choices(&state).is_empty()
+        && let [(href, _)] = redirects.as_slice()
+    {
+        return Redirect::to(href).into_response();
     }
     let binding = forms::binding(&state, &headers);
     let body = form(&state, &binding, &next, &Entered::default(), None);

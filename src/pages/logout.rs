@@ -48,11 +48,20 @@ pub async fn submit(
             Some((&format!("{PREFIX}/logout"), "Try again")),
         ));
     }
+    let login = format!("{PREFIX}/login");
+    let mut to = login.clone();
     if let Visitor::SignedIn { key, session } = visitor {
         state.sessions.delete(&key).await?;
         tracing::info!(account = %session.account_id, "Signed out");
+        // RP-initiated logout: end the provider's session too, when asked to.
+        #[cfg(feature = "oidc")]
+        if let Some(p) = state.config.oidc.iter().find(|p| p.id == session.provider && p.end_session)
+            && let Some(url) = p.oidc.logout_url(None, &format!("{}{login}", state.config.server.public_url))
+        {
+            to = url;
+        }
     }
-    let mut resp = Redirect::to(&format!("{PREFIX}/login")).into_response();
+    let mut resp = Redirect::to(&to).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, None));
     Ok(resp)
 }

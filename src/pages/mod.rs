@@ -5,6 +5,9 @@ mod forms;
 pub mod html;
 mod login;
 mod logout;
+#[cfg(feature = "oidc")]
+mod oidc;
+mod redirect;
 mod register;
 
 use axum::Router;
@@ -21,16 +24,20 @@ pub const PREFIX: &str = "/.deskgate";
 
 /// The routes under [`PREFIX`].
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    let router = Router::new()
         .route("/", get(index))
         .route("/login", get(login::show).post(login::submit))
         .route("/register", get(register::show).post(register::submit))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/jwks.json", get(jwks))
-        .fallback(|| async {
-            html::message(StatusCode::NOT_FOUND, "Not found", "There is no such deskgate page.", None)
-        })
+        .route("/jwks.json", get(jwks));
+    #[cfg(feature = "oidc")]
+    let router = router
+        .route("/oidc/{key}/start", get(oidc::start))
+        .route("/oidc/{key}/callback", get(oidc::callback));
+    router.fallback(|| async {
+        html::message(StatusCode::NOT_FOUND, "Not found", "There is no such deskgate page.", None)
+    })
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

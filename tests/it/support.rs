@@ -105,17 +105,26 @@ pub struct Options {
     pub model: String,
     /// Upstream URL; the example helpdesk when `None`.
     pub upstream: Option<String>,
+    /// A fixed port, for tests whose callback URL a peer must know in advance.
+    pub port: Option<u16>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { server: String::new(), head: String::new(), model: HELPDESK.to_owned(), upstream: None }
+        Options {
+            server: String::new(),
+            head: String::new(),
+            model: HELPDESK.to_owned(),
+            upstream: None,
+            port: None,
+        }
     }
 }
 
 pub async fn start(options: Options) -> Stack {
     let dir = TempDir::new();
-    let gate_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind gateway");
+    let gate_listener =
+        TcpListener::bind(("127.0.0.1", options.port.unwrap_or(0))).await.expect("bind gateway");
     let addr = gate_listener.local_addr().expect("addr");
     let base = format!("http://{addr}");
     let upstream = match options.upstream {

@@ -1,0 +1,84 @@
+//! `/.deskgate/oidc/<id>/start` and `/.deskgate/oidc/<id>/callback`: OpenID Connect
+//! sign-in (authorization code with PKCE; the provider crate checks the tokens).
+
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::response::Response;
+use deskgate_provider::{Callback, RedirectProvider};
+use http::{HeaderMap, StatusCode};
+
+use super::PREFIX;
+use super::forms;
+use super::html;
+use super::redirect;
+use crate::app::AppState;
+use crate::config::OidcProvider;
+use crate::error::GatewayError;
+
+/// Query of the start link.
+#[derive(Debug, serde::Deserialize)]
+pub struct StartQuery {
+    next: Option<String>,
+}
+
+fn provider<'a>(state: &'a AppState, key: &str) -> Option<&'a OidcProvider> {
+    state.config.oidc.iter().find(|p| p.key == key)
+}
+
+fn unknown() -> Response {
+    html::message(StatusCode::NOT_FOUND, "Not found", "There is no such sign-in provider.", None)
+}
+
+/// The callback URL registered at the provider.
+pub fn callback_url(state: &AppState, key: &str) -> String {
+    format!("{}{PREFIX}/oidc/{key}/callback", state.config.server.public_url)
+}
+
+/// Sends the browser to the provider.
+pub async fn start(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Result<Response, GatewayError> {
+    let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
+    let next = forms::next_or_root(q.next.as_deref());
+    match p.oidc.begin(&callback_url(&state, &key)).await {
+        Ok(started) => redirect::stash(&state, &p.id, started, next).await,
+        Err(e) => redirect::refused(&p.id, e),
+    }
+}
+
+/// Finishes the sign-in when the provider sends the browser back.
+pub async fn callback(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, GatewayError> {
+    let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
+    let params: Vec<(String, String)> = serde_urlencoded_pairs(query.as_deref().unwrap_or_default());
+    let callback = Callback { params };
+    let Some(pending) = redirect::take(&state, &p.id, callback.get("state")).await? else {
+        tracing::info!(provider = %p.id, "Callback without a pending sign-in (expired, replayed or forged state)");
+        return Ok(redirect::start_again(StatusCode::BAD_REQUEST));
+    };
+    match p.oidc.complete(&pending.state, &callback_url(&state, &key), &callback).await {
+        Ok(identity) => redirect::finish(&state, &headers, identity, &p.policy, &pending.next).await,
+        Err(e) => redirect::refused(&p.id, e),
+    }
+}
+
+/// Decodes `a=1&b=2` into pairs; malformed escapes are kept as written.
+fn serde_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                let s = s.replace('+', " ");
+                crate::policy::path::percent_decode(&s).unwrap_or(s)
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}

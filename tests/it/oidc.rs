@@ -1,0 +1,263 @@
+//! Signing in with OpenID Connect against a real OpenID Certified provider (npm
+//! `oidc-provider`, started by `bash tests/run` through tests/peers/oidc.sh) issuing
+//! Google-shaped ID tokens (`hd`, `email_verified`, `groups`).
+//!
+//! The provider knows its clients' callback URLs in advance, so these tests run the gateway
+//! on fixed ports (19391–19396), which tests/run registers.
+
+use std::collections::BTreeMap;
+
+use url::Url;
+
+use crate::support::*;
+
+fn secret_file() -> String {
+    let path = std::env::temp_dir().join(format!("deskgate-it-oidc-{:x}.secret", rand::random::<u64>()));
+    std::fs::write(&path, "deskgate-test-secret\n").unwrap();
+    path.display().to_string()
+}
+
+/// `[providers.oidc.KEY]` for the test provider's client `client`.
+fn provider(key: &str, client: &str, label: &str, issuer: &str, extra: &str) -> String {
+    format!(
+        r#"
+[providers.oidc.{key}]
+issuer = "{issuer}"
+client_id = "{client}"
+client_secret_file = "{secret}"
+display_name = "{label}"
+groups_claim = "groups"
+create_accounts = true
+{extra}
+"#,
+        secret = secret_file(),
+    )
+}
+
+const GOOGLE_RULES: &str = r#"allowed_domains = ["corp.example.com"]
+
+[[providers.oidc.google.groups]]
+group = "hd:corp.example.com"
+usergroups = ["trial_users"]
+
+[[providers.oidc.google.groups]]
+group = "vips"
+usergroups = ["vips"]
+"#;
+
+async fn stack_with(port: u16, head: String) -> Stack {
+    start(Options { head, port: Some(port), ..Default::default() }).await
+}
+
+/// The provider's side of the flow: a cookie jar of its own, redirects followed by hand
+/// until the browser is sent back to the gateway.
+#[derive(Default)]
+struct AtProvider {
+    cookies: BTreeMap<String, String>,
+}
+
+impl AtProvider {
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> (u16, Option<Url>, String, Url) {
+        let cookie: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let resp = req.header("cookie", cookie.join("; ")).send().await.expect("the provider answers");
+        let url = resp.url().clone();
+        for set in resp.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            if let Some((name, value)) = set.split(';').next().and_then(|p| p.split_once('=')) {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let location = resp.headers().get("location").map(|l| url.join(l.to_str().unwrap()).unwrap());
+        let status = resp.status().as_u16();
+        (status, location, resp.text().await.unwrap(), url)
+    }
+
+    /// Follows `authorize`, signs in as `email`, and returns the callback URL at `gateway`.
+    async fn sign_in(&mut self, authorize: &str, email: &str, gateway: &str) -> String {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let local = email.split('@').next().unwrap();
+        let mut next = Url::parse(authorize).unwrap();
+        let mut posted = false;
+        for _ in 0..12 {
+            let (status, location, body, here) = self.send(http.get(next.clone())).await;
+            if let Some(l) = location {
+                if l.as_str().starts_with(gateway) {
+                    return l.to_string();
+                }
+                next = l;
+                continue;
+            }
+            assert_eq!(status, 200, "{body}");
+            assert!(!posted, "the provider showed a page after the login form: {body}");
+            let action = body
+                .split("action=\"")
+                .skip(1)
+                .filter_map(|r| r.split('"').next())
+                .find(|a| a.ends_with("/login"));
+            let action = here.join(action.expect("a login form")).unwrap();
+            let form = [("email", email.to_owned()), ("password", format!("Passw0rd-{local}"))];
+            let (_, location, body, _) = self.send(http.post(action).form(&form)).await;
+            next = location.unwrap_or_else(|| panic!("no redirect after the login form: {body}"));
+            if next.as_str().starts_with(gateway) {
+                return next.to_string();
+            }
+            posted = true;
+        }
+        panic!("too many redirects");
+    }
+}
+
+/// Starts at the gateway, signs in at the provider, and returns the gateway's answer to
+/// the callback (the browser's session cookie is kept in `b`).
+async fn through(b: &mut Browser, key: &str, email: &str, tamper: impl Fn(String) -> String) -> Page {
+    let start = b.get(&format!("/.deskgate/oidc/{key}/start?next=/kb")).await;
+    assert_eq!(start.status, 303, "{}", start.body);
+    let authorize = tamper(start.location().unwrap().to_owned());
+    let callback = AtProvider::default().sign_in(&authorize, email, &b.base).await;
+    b.get(&callback[b.base.len()..]).await
+}
+
+#[tokio::test]
+async fn google_shaped_sign_in_maps_the_hosted_domain_and_the_groups_claim_to_usergroups() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let stack = stack_with(19391, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
+    let mut b = Browser::new(&stack);
+    let done = through(&mut b, "google", "alice@corp.example.com", |u| u).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), Some("/kb"), "back to the page first asked for");
+    let seen = b.whoami().await;
+    let h = &seen["headers"];
+    assert_eq!(h["x-deskgate-provider"], "oidc.google");
+    assert_eq!(h["x-deskgate-email"], "alice@corp.example.com");
+    assert_eq!(
+        h["x-deskgate-usergroups"], "everyone,registered,trial_users,vips",
+        "hd → trial_users, groups → vips"
+    );
+    assert_eq!(seen["verified"], true);
+}
+
+#[tokio::test]
+async fn unverified_email_and_another_hosted_domain_are_refused_even_with_a_tampered_hd_parameter() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let stack = stack_with(19392, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
+    let tamper = |u: String| {
+        let mut url = Url::parse(&u).unwrap();
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| k != "hd")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs).append_pair("hd", "other.example.com");
+        url.to_string()
+    };
+    for (email, tampered) in [
+        ("carol@corp.example.com", false),
+        ("dave@other.example.com", false),
+        ("dave@other.example.com", true),
+        ("bob@gmail.example", false),
+    ] {
+        let mut b = Browser::new(&stack);
+        let done = if tampered {
+            through(&mut b, "google", email, tamper).await
+        } else {
+            through(&mut b, "google", email, |u| u).await
+        };
+        assert_eq!(done.status, 403, "{email} (tampered: {tampered}): {}", done.body);
+        assert!(done.body.contains("This account may not sign in here."));
+        assert!(b.session_cookie().is_none(), "{email} got a session");
+    }
+}
+
+#[tokio::test]
+async fn replayed_code_forged_state_and_a_callback_with_no_pending_login_get_a_clear_page_and_no_session() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let stack = stack_with(19393, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
+    let mut b = Browser::new(&stack);
+    let start = b.get("/.deskgate/oidc/google/start").await;
+    let callback =
+        AtProvider::default().sign_in(start.location().unwrap(), "alice@corp.example.com", &b.base).await;
+    let path = &callback[b.base.len()..];
+    assert_eq!(b.get(path).await.status, 303, "the first use signs in");
+
+    // The same callback again: its pending login was taken.
+    let mut replay = Browser::new(&stack);
+    let page = replay.get(path).await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("expired or was already used"));
+    assert!(replay.session_cookie().is_none());
+
+    // The used code with a fresh, genuine state: the provider refuses the code.
+    let code =
+        Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let mut again = Browser::new(&stack);
+    let fresh = again.get("/.deskgate/oidc/google/start").await;
+    let state = Url::parse(fresh.location().unwrap())
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let page = again.get(&format!("/.deskgate/oidc/google/callback?code={code}&state={state}")).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("could not be completed"));
+    assert!(again.session_cookie().is_none());
+
+    for forged in ["?code=abc&state=forged-state", "?code=abc", "", "?error=access_denied&state=nothing"] {
+        let mut f = Browser::new(&stack);
+        let page = f.get(&format!("/.deskgate/oidc/google/callback{forged}")).await;
+        assert_eq!(page.status, 400, "{forged}");
+        assert!(page.body.contains("Please start again"), "{forged}");
+        assert!(f.session_cookie().is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_login_page_offers_built_in_google_and_a_second_provider_and_each_signs_in() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let head = format!(
+        "{}{}",
+        provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES),
+        provider("corp", "deskgate-test-es256", "Corp SSO", &issuer, "")
+    );
+    let stack = stack_with(19394, head).await;
+    let mut b = Browser::new(&stack);
+    let login = b.get("/.deskgate/login?next=/news").await;
+    assert!(login.body.contains("name=\"password\""), "the built-in form");
+    assert!(
+        login.body.contains("Sign in with Google")
+            && login.body.contains("/.deskgate/oidc/google/start?next=/news")
+    );
+    assert!(
+        login.body.contains("Sign in with Corp SSO")
+            && login.body.contains("/.deskgate/oidc/corp/start?next=/news")
+    );
+
+    account(&stack, "local@example.org", "Local", "correct horse battery", &[]).await;
+    assert_eq!(b.sign_in("local@example.org", "correct horse battery").await.status, 303);
+    assert_eq!(b.whoami().await["headers"]["x-deskgate-provider"], "builtin");
+
+    let mut g = Browser::new(&stack);
+    assert_eq!(through(&mut g, "google", "alice@corp.example.com", |u| u).await.status, 303);
+    assert_eq!(g.whoami().await["headers"]["x-deskgate-provider"], "oidc.google");
+
+    let mut c = Browser::new(&stack);
+    assert_eq!(through(&mut c, "corp", "bob@gmail.example", |u| u).await.status, 303);
+    let seen = c.whoami().await;
+    assert_eq!(seen["headers"]["x-deskgate-provider"], "oidc.corp");
+    assert_eq!(seen["headers"]["x-deskgate-usergroups"], "everyone,registered");
+}
+
+#[tokio::test]
+async fn with_only_one_provider_elsewhere_the_login_page_goes_straight_to_it() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let head = format!(
+        "[registration]\nmode = \"disabled\"\n[providers.builtin]\nenabled = false\n{}",
+        provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)
+    );
+    let stack = stack_with(19395, head).await;
+    let mut b = Browser::new(&stack);
+    let page = b.get("/.deskgate/login?next=/kb").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location(), Some("/.deskgate/oidc/google/start?next=/kb"));
+}
