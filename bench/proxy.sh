@@ -32,7 +32,7 @@ trap cleanup EXIT
 
 up=18081 px=18082 mem=18083 red=18084
 cat >"$dir/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes auto;
 pid $dir/nginx.pid;
 error_log $dir/nginx-error.log;
 events { worker_connections 4096; }
@@ -96,6 +96,7 @@ signin() { # PORT -> session cookie
     --data-urlencode "csrf=$csrf" "http://127.0.0.1:$1/.deskgate/login"
   awk '$6 == "deskgate_session" { print "deskgate_session=" $7 }' "$jar"
 }
+idle_rss=$(awk '/VmRSS/ { print $2 }' /proc/"$mem_pid"/status)
 mem_cookie=$(signin $mem)
 red_cookie=$(signin $red)
 [ -n "$mem_cookie" ] && [ -n "$red_cookie" ] || { echo "bench/proxy.sh: sign-in failed" >&2; exit 1; }
@@ -109,7 +110,7 @@ cpu() { # PID... -> CPU seconds used so far
   done
   echo "$total"
 }
-nginx_pids() { pgrep -f "nginx.*$dir" | tr '\n' ' '; }
+nginx_pids() { local m; m=$(cat "$dir/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
 tick=$(getconf CLK_TCK)
 
 results=()
@@ -117,6 +118,10 @@ run() { # NAME PORT COOKIE PIDS...
   local name=$1 port=$2 cookie=$3; shift 3
   local before after out
   before=$(cpu "$@")
+  # PROFILE=1: sample deskgate's memory mode while wrk runs; the report is printed at the end.
+  if [ -n "${PROFILE:-}" ] && [ "$port" = "$mem" ]; then
+    perf record -q -F 499 -g -p "$1" -o "$dir/perf.data" -- sleep "$secs" 2>/dev/null &
+  fi
   out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Cookie: $cookie" "http://127.0.0.1:$port/")
   after=$(cpu "$@")
   local rps p50 p99 reqs
@@ -152,4 +157,11 @@ mem_rps=$(echo "${results[2]}" | cut -d'|' -f2)
 red_rps=$(echo "${results[3]}" | cut -d'|' -f2)
 printf '\ndeskgate memory / nginx proxy: %.2f   deskgate redis / deskgate memory: %.2f\n' \
   "$(awk -v a="$mem_rps" -v b="$ref_rps" 'BEGIN { print a / b }')" "$(awk -v a="$red_rps" -v b="$mem_rps" 'BEGIN { print a / b }')"
-printf 'idle RSS after start: memory mode %s kB\n' "$(awk '/VmRSS/ { print $2 }' /proc/"$mem_pid"/status)"
+if [ -n "${PROFILE:-}" ] && [ -f "$dir/perf.data" ]; then
+  sleep 1
+  echo; echo "where deskgate's memory mode spends its CPU (perf, self time):"
+  perf report -i "$dir/perf.data" --stdio --no-children -g none --percent-limit 0.7 --sort dso,symbol 2>/dev/null |
+    grep -E '^ +[0-9]' | sed -E 's/ +$//' | cut -c1-150 | head -40
+fi
+printf 'RSS of deskgate (memory mode): %s kB idle after start, %s kB after the run\n' "$idle_rss" \
+  "$(awk '/VmRSS/ { print $2 }' /proc/"$mem_pid"/status)"

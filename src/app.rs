@@ -99,8 +99,9 @@ impl Gateway {
         let accounts = open_accounts(&config).await?;
         let sessions = match &config.storage.sessions {
             SessionsBackend::Memory => Sessions::memory(clock.clone()),
-            SessionsBackend::Redis { url, prefix } => {
-                let store = RedisStore::open(url.expose(), prefix, clock.clone())?;
+            SessionsBackend::Redis { url, prefix, local_cache } => {
+                let store =
+                    RedisStore::open(url.expose(), prefix, clock.clone())?.with_local_cache(*local_cache);
                 // Not awaited: a Redis that is down must not hold up the start.
                 let (probe, url) = (store.clone(), url.to_string());
                 tokio::spawn(async move {

@@ -288,7 +288,22 @@ fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
             if let Some(problem) = redis_url_problem(&url) {
                 cx.problem("storage.sessions", problem);
             }
-            SessionsBackend::Redis { url, prefix }
+            let local_cache = match f.redis_local_cache.as_deref().map(parse_duration) {
+                None => Duration::from_secs(1),
+                Some(Ok(d)) if d <= Duration::from_secs(60) => d,
+                Some(Ok(_)) => {
+                    cx.problem(
+                        "storage.redis_local_cache",
+                        "at most 60s: sign-outs must reach every replica soon",
+                    );
+                    Duration::from_secs(1)
+                }
+                Some(Err(e)) => {
+                    cx.problem("storage.redis_local_cache", e);
+                    Duration::from_secs(1)
+                }
+            };
+            SessionsBackend::Redis { url, prefix, local_cache }
         }
         other => {
             let other = StoreUrl::new(other);
@@ -296,6 +311,9 @@ fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
             SessionsBackend::Memory
         }
     };
+    if f.redis_local_cache.is_some() && !matches!(sessions, SessionsBackend::Redis { .. }) {
+        cx.problem("storage.redis_local_cache", "applies only when storage.sessions is a `redis://` URL");
+    }
     if prefix_set && !matches!(sessions, SessionsBackend::Redis { .. }) {
         cx.problem("storage.redis_prefix", "applies only when storage.sessions is a `redis://` URL");
     }
@@ -568,6 +586,8 @@ fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
 
 #[cfg(test)]
 mod storage_tests {
+    use std::time::Duration;
+
     use crate::config::{AccountsBackend, SessionsBackend, StoreUrl, load_str};
 
     fn storage(lines: &str) -> Result<crate::config::Storage, Vec<String>> {
@@ -591,7 +611,8 @@ mod storage_tests {
             s.sessions,
             SessionsBackend::Redis {
                 url: StoreUrl::new("redis://10.0.0.5:6380/2"),
-                prefix: "deskgate:".into()
+                prefix: "deskgate:".into(),
+                local_cache: Duration::from_secs(1),
             }
         );
         let s = storage("sessions = \"redis://[::1]\"\nredis_prefix = \"gw2:\"").expect("valid");

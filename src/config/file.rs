@@ -99,6 +99,10 @@ pub struct StorageFile {
     /// Prefix of every Redis key deskgate writes (default `deskgate:`), so that several
     /// gateways or applications can share one Redis.
     pub redis_prefix: Option<String>,
+    /// How long a replica reuses a session it read from Redis before reading it again
+    /// (default `1s`; `0s` reads Redis on every request). A sign-out on another replica
+    /// takes effect here within this time.
+    pub redis_local_cache: Option<String>,
 }
 
 /// `[registration]`

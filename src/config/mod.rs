@@ -132,6 +132,8 @@ pub enum SessionsBackend {
         url: StoreUrl,
         /// Prefix of every key deskgate writes.
         prefix: String,
+        /// How long a session read from Redis is reused locally.
+        local_cache: Duration,
     },
 }
 

@@ -198,6 +198,46 @@ async fn redis_store_passes_the_conformance_suite() {
     store.remove_all().await.expect("clean up");
 }
 
+#[tokio::test]
+async fn redis_store_with_a_local_cache_passes_the_conformance_suite() {
+    let clock = Clock::manual(1_000_000);
+    let Some(store) = redis_store(&test_prefix(), &clock).await else { return };
+    let store = store.with_local_cache(std::time::Duration::from_secs(1));
+    run(&store, &clock).await;
+    store.remove_all().await.expect("clean up");
+}
+
+/// A replica's local cache shows a sign-out made elsewhere only after its window; a
+/// sign-out made through it, at once.
+#[tokio::test]
+async fn a_local_cache_sees_a_sign_out_elsewhere_within_its_window() {
+    let clock = Clock::manual(1_000_000);
+    let prefix = test_prefix();
+    let Some(a) = redis_store(&prefix, &clock).await else { return };
+    let window = std::time::Duration::from_millis(300);
+    let a = a.with_local_cache(window);
+    let b = RedisStore::open(&redis_url(), &prefix, clock.clone()).expect("open");
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    b.put(&key, session("cached", clock.now()), clock.now() + 60).await.expect("put");
+    assert!(a.get(&key).await.expect("get").is_some(), "read into a's cache");
+    b.delete(&key).await.expect("sign-out on b");
+    let began = std::time::Instant::now();
+    while a.get(&key).await.expect("get").is_some() {
+        assert!(
+            began.elapsed() < window * 3,
+            "a still serves the session {:?} after b's sign-out",
+            began.elapsed()
+        );
+        tokio::task::yield_now().await;
+    }
+    let own = SessionKey::from_cookie(&new_cookie_value());
+    a.put(&own, session("own", clock.now()), clock.now() + 60).await.expect("put");
+    assert!(a.get(&own).await.expect("get").is_some());
+    a.delete(&own).await.expect("sign-out on a");
+    assert!(a.get(&own).await.expect("get").is_none(), "a's own sign-out takes effect at once");
+    a.remove_all().await.expect("clean up");
+}
+
 /// Two gateways on one Redis and prefix see one set of sessions, counters and one-time values.
 #[tokio::test]
 async fn replicas_share_one_redis() {

@@ -6,9 +6,10 @@
 //! it. The two agree under the system clock; the check on read is what makes expiry exact
 //! to the second (Redis TTLs round up) and lets a test move time without sleeping.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script};
@@ -63,6 +64,57 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
     clock: Clock,
+    local: Arc<LocalCache>,
+}
+
+/// Sessions read from Redis, kept in this process for a moment so that most requests need
+/// no round trip. The rule: a replica reuses what it read for at most `ttl`, so a change made
+/// on another replica (a sign-out, a re-resolution) takes effect here within `ttl`; changes
+/// made through this replica take effect here at once.
+#[derive(Debug, Default)]
+struct LocalCache {
+    ttl: Duration,
+    map: std::sync::RwLock<HashMap<SessionKey, Cached>>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    session: Arc<Session>,
+    expires_at: u64,
+    read_at: Instant,
+}
+
+/// More entries than this and the cache drops what is stale, or everything.
+const LOCAL_CACHE_MAX: usize = 200_000;
+
+impl LocalCache {
+    fn get(&self, key: &SessionKey, now: u64) -> Option<Arc<Session>> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        let hit = map.get(key)?;
+        (hit.read_at.elapsed() < self.ttl && hit.expires_at > now).then(|| hit.session.clone())
+    }
+
+    fn put(&self, key: &SessionKey, session: Arc<Session>, expires_at: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= LOCAL_CACHE_MAX {
+            let ttl = self.ttl;
+            map.retain(|_, c| c.read_at.elapsed() < ttl);
+            if map.len() >= LOCAL_CACHE_MAX {
+                map.clear();
+            }
+        }
+        map.insert(key.clone(), Cached { session, expires_at, read_at: Instant::now() });
+    }
+
+    fn remove(&self, key: &SessionKey) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -100,7 +152,13 @@ impl RedisStore {
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
-        Ok(RedisStore { conn, prefix: prefix.into(), clock })
+        Ok(RedisStore { conn, prefix: prefix.into(), clock, local: Arc::default() })
+    }
+
+    /// Reuses sessions read from Redis for up to `ttl` (zero: never).
+    pub fn with_local_cache(mut self, ttl: Duration) -> RedisStore {
+        self.local = Arc::new(LocalCache { ttl, map: Default::default() });
+        self
     }
 
     /// Checks that Redis answers.
@@ -163,13 +221,21 @@ impl RedisStore {
 
 impl SessionStore for RedisStore {
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        let now = self.clock.now();
+        if let Some(hit) = self.local.get(key, now) {
+            return Ok(Some(hit));
+        }
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.key("session", key.as_str()));
         let Some(bytes): Option<Vec<u8>> = self.query(cmd).await? else {
             return Ok(None);
         };
         match serde_json::from_slice::<Stored>(&bytes) {
-            Ok(stored) if stored.expires_at > self.clock.now() => Ok(Some(Arc::new(stored.session))),
+            Ok(stored) if stored.expires_at > now => {
+                let session = Arc::new(stored.session);
+                self.local.put(key, session.clone(), stored.expires_at);
+                Ok(Some(session))
+            }
             Ok(_) => Ok(None),
             Err(e) => {
                 // A session written in a shape this build cannot read (another version, a
@@ -190,10 +256,13 @@ impl SessionStore for RedisStore {
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key("session", key.as_str())).arg(value).arg("EX").arg(self.ttl(expires_at));
         self.query::<()>(cmd).await?;
-        Ok(Arc::new(session))
+        let session = Arc::new(session);
+        self.local.put(key, session.clone(), expires_at);
+        Ok(session)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
+        self.local.remove(key);
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.key("session", key.as_str()));
         self.query::<()>(cmd).await
