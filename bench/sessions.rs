@@ -1,0 +1,71 @@
+//! How much memory sessions take in the memory store: `bash bench/memory.sh` runs it.
+//!
+//! `session-memory [COUNT]` fills a memory store with COUNT sessions shaped like real ones
+//! (an account id, an email, a name, three usergroups and seven permissions, the identity
+//! headers and a JWT built as on first use) and prints the resident memory it took.
+
+use std::sync::Arc;
+
+use deskgate::clock::Clock;
+use deskgate::identity::HeaderNames;
+use deskgate::session::{MemoryStore, Session, SessionKey, SessionStore, new_cookie_value};
+use deskgate::usergroups::Resolved;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let count: usize = std::env::args().nth(1).map(|c| c.parse()).transpose()?.unwrap_or(1_000_000);
+    let clock = Clock::system();
+    let store = MemoryStore::new(clock.clone());
+    let names = HeaderNames::new("X-Deskgate-")?;
+    let signer = deskgate::jwt::Signer::new(None, "https://help.example.com", "deskgate", 300)?;
+    let resolved = Resolved {
+        usergroups: ["everyone", "registered", "vips"].map(String::from).to_vec(),
+        permissions: [
+            "chat.support",
+            "kb.read",
+            "news.read",
+            "portal.view",
+            "tickets.read",
+            "comments.post",
+            "downloads.read",
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    let now = clock.now();
+    let before = rss_kib();
+    for n in 0..count {
+        let session = Session {
+            account_id: deskgate::accounts::new_account_id(),
+            email: Some(format!("person{n}@corp.example.com")),
+            name: format!("Person {n}"),
+            provider: "builtin".into(),
+            resolved: resolved.clone(),
+            generation: 1,
+            created_at: now,
+            last_seen: now,
+            ..Default::default()
+        };
+        let key = SessionKey::from_cookie(&new_cookie_value());
+        let stored: Arc<Session> = store.put(&key, session, now + 3600).await?;
+        // What the first request of each session builds and keeps.
+        deskgate::identity::for_session(&names, &stored);
+        signer.for_session(&stored, now);
+    }
+    let after = rss_kib();
+    let used = after.saturating_sub(before);
+    println!(
+        "{count} sessions: {:.1} MiB resident ({:.0} bytes a session); limit for 1 million: 1024 MiB",
+        used as f64 / 1024.0,
+        used as f64 * 1024.0 / count as f64
+    );
+    Ok(())
+}
