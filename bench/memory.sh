@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000000}
 cargo build --quiet --release --example session-memory --bin deskgate
-target/release/examples/session-memory "$count"
+target/release/examples/session-memory "$count" idle
+target/release/examples/session-memory "$count" used
 
 dir=$(mktemp -d)
 trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT

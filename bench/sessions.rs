@@ -1,15 +1,17 @@
 //! How much memory sessions take in the memory store: `bash bench/memory.sh` runs it.
 //!
-//! `session-memory [COUNT]` fills a memory store with COUNT sessions shaped like real ones
-//! (an account id, an email, a name, three usergroups and seven permissions, the identity
-//! headers and a JWT built as on first use) and prints the resident memory it took.
+//! `session-memory COUNT idle|used` fills a memory store with COUNT sessions shaped like
+//! real ones (an account id, an email, a name, three usergroups and seven permissions) and
+//! prints the resident memory they took. `used`: each also holds the identity headers and
+//! JWT its first request builds. `idle`: as sessions are once unused for longer than a token
+//! lives, when the sweep has dropped those caches (a token that old is signed anew anyway).
 
 use std::sync::Arc;
 
 use deskgate::clock::Clock;
 use deskgate::identity::HeaderNames;
 use deskgate::session::{MemoryStore, Session, SessionKey, SessionStore, new_cookie_value};
-use deskgate::usergroups::Resolved;
+use deskgate::usergroups::{Interner, Resolved};
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -21,9 +23,16 @@ fn rss_kib() -> u64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let count: usize = std::env::args().nth(1).map(|c| c.parse()).transpose()?.unwrap_or(1_000_000);
+    let mut args = std::env::args().skip(1);
+    let count: usize = args.next().map(|c| c.parse()).transpose()?.unwrap_or(1_000_000);
+    let used = match args.next().as_deref() {
+        None | Some("idle") => false,
+        Some("used") => true,
+        Some(other) => anyhow::bail!("`{other}`: say idle or used"),
+    };
     let clock = Clock::system();
     let store = MemoryStore::new(clock.clone());
+    let interner = Interner::default();
     let names = HeaderNames::new("X-Deskgate-")?;
     let signer = deskgate::jwt::Signer::new(None, "https://help.example.com", "deskgate", 300)?;
     let resolved = Resolved {
@@ -48,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
             email: Some(format!("person{n}@corp.example.com")),
             name: format!("Person {n}"),
             provider: "builtin".into(),
-            resolved: resolved.clone(),
+            resolved: interner.intern(resolved.clone()),
             generation: 1,
             created_at: now,
             last_seen: now,
@@ -56,16 +65,18 @@ async fn main() -> anyhow::Result<()> {
         };
         let key = SessionKey::from_cookie(&new_cookie_value());
         let stored: Arc<Session> = store.put(&key, session, now + 3600).await?;
-        // What the first request of each session builds and keeps.
-        deskgate::identity::for_session(&names, &stored);
-        signer.for_session(&stored, now);
+        if used {
+            deskgate::identity::for_session(&names, &stored);
+            signer.for_session(&stored, now);
+        }
     }
-    let after = rss_kib();
-    let used = after.saturating_sub(before);
+    let taken = rss_kib().saturating_sub(before);
+    let what =
+        if used { "just used (headers and token cached)" } else { "idle (caches dropped by the sweep)" };
     println!(
-        "{count} sessions: {:.1} MiB resident ({:.0} bytes a session); limit for 1 million: 1024 MiB",
-        used as f64 / 1024.0,
-        used as f64 * 1024.0 / count as f64
+        "{count} sessions, {what}: {:.0} MiB resident, {:.0} bytes a session",
+        taken as f64 / 1024.0,
+        taken as f64 * 1024.0 / count as f64
     );
     Ok(())
 }

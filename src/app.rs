@@ -41,6 +41,8 @@ pub struct Inner {
     pub names: HeaderNames,
     /// What guests may do.
     pub guest: Resolved,
+    /// Shared resolutions for sessions.
+    pub interner: crate::usergroups::Interner,
     /// Headers injected for guests.
     pub guest_headers: HeaderSet,
     /// CSRF tokens.
@@ -98,7 +100,8 @@ impl Gateway {
     pub async fn with_clock(config: Config, clock: Clock) -> Result<Gateway, StartError> {
         let accounts = open_accounts(&config).await?;
         let sessions = match &config.storage.sessions {
-            SessionsBackend::Memory => Sessions::memory(clock.clone()),
+            // An idle session's cached token would be signed anew anyway once it is this old.
+            SessionsBackend::Memory => Sessions::memory(clock.clone(), config.jwt.ttl.as_secs() + 60),
             SessionsBackend::Redis { url, prefix, local_cache } => {
                 let store =
                     RedisStore::open(url.expose(), prefix, clock.clone())?.with_local_cache(*local_cache);
@@ -167,6 +170,7 @@ impl Gateway {
             signer,
             names,
             guest,
+            interner: Default::default(),
             guest_headers,
             csrf: Csrf::new(csrf_key),
             clock,

@@ -138,7 +138,8 @@ impl HeaderSet {
 
 /// The session's headers, built on first use.
 pub fn for_session(names: &HeaderNames, s: &Session) -> Arc<HeaderSet> {
-    s.cache.headers.get_or_init(|| Arc::new(HeaderSet::signed_in(names, s))).clone()
+    let mut cached = s.cache.lock();
+    cached.headers.get_or_insert_with(|| Arc::new(HeaderSet::signed_in(names, s))).clone()
 }
 
 #[cfg(test)]

@@ -132,15 +132,15 @@ impl Signer {
 
     /// The session's token, reused until less than a fifth of its lifetime remains.
     pub fn for_session(&self, s: &Session, now: u64) -> HeaderValue {
-        let mut cached = s.cache.jwt.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((value, exp)) = cached.as_ref()
+        let mut cached = s.cache.lock();
+        if let Some((value, exp)) = cached.jwt.as_ref()
             && exp.saturating_sub(now) > self.ttl / 5
         {
             return value.clone();
         }
         let (token, exp) = self.sign(s, now);
         let value = HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""));
-        *cached = Some((value.clone(), exp));
+        cached.jwt = Some((value.clone(), exp));
         value
     }
 }

@@ -106,7 +106,7 @@ pub async fn start_session(
         provider_usergroups,
         assigned_usergroups: account.usergroups.clone(),
         provider_organizations,
-        resolved,
+        resolved: state.interner.intern(resolved),
         generation: state.generation,
         created_at: now,
         last_seen: now,

@@ -5,6 +5,7 @@
 //! union of theirs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// Id of the built-in usergroup of guests and of everyone signed in.
 pub const EVERYONE: &str = "everyone";
@@ -169,6 +170,33 @@ impl Model {
             .flat_map(|g| g.permissions.iter())
             .collect();
         Resolved { usergroups, permissions: permissions.into_iter().cloned().collect() }
+    }
+}
+
+/// Shares one [`Resolved`] between every session that has the same usergroups, so that a
+/// million sessions do not keep a million copies of the same lists.
+#[derive(Debug, Default)]
+pub struct Interner(Mutex<HashMap<Vec<String>, Arc<Resolved>>>);
+
+/// Distinct resolutions kept at most; past it the interner starts afresh (sharing is an
+/// economy, never a correctness matter).
+const INTERNED_MAX: usize = 4096;
+
+impl Interner {
+    /// The shared copy of `resolved`.
+    pub fn intern(&self, resolved: Resolved) -> Arc<Resolved> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = map.get(&resolved.usergroups)
+            && shared.permissions == resolved.permissions
+        {
+            return shared.clone();
+        }
+        if map.len() >= INTERNED_MAX {
+            map.clear();
+        }
+        let shared = Arc::new(resolved);
+        map.insert(shared.usergroups.clone(), shared.clone());
+        shared
     }
 }
 

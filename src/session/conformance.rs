@@ -32,10 +32,10 @@ fn full_session(now: u64) -> Session {
         provider: "ldap.corp".into(),
         provider_usergroups: vec!["power_users".into()],
         assigned_usergroups: vec!["vips".into(), "trial_users".into()],
-        resolved: crate::usergroups::Resolved {
+        resolved: Arc::new(crate::usergroups::Resolved {
             usergroups: vec!["everyone".into(), "registered".into(), "vips".into()],
             permissions: vec!["kb.read".into(), "tickets.read".into()],
-        },
+        }),
         generation: 7,
         created_at: now - 100,
         last_seen: now,
@@ -151,6 +151,21 @@ async fn counters<S: SessionStore>(store: &S, clock: &Clock) {
     assert_eq!(store.incr(&c, 30).await.expect("incr"), 1, "a new window starts at one");
     store.reset(&c).await.expect("reset");
     assert_eq!(store.count(&c).await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn the_sweep_drops_caches_of_idle_sessions_and_keeps_the_sessions() {
+    let clock = Clock::manual(1_000_000);
+    let store = MemoryStore::new(clock.clone()).with_cache_idle(360);
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    let stored = store.put(&key, session("idle", clock.now()), clock.now() + 86_400).await.expect("put");
+    stored.cache.lock().jwt = Some((http::HeaderValue::from_static("token"), clock.now() + 300));
+    clock.advance(360);
+    store.sweep();
+    assert!(stored.cache.lock().jwt.is_some(), "not idle for longer than the limit yet");
+    clock.advance(1);
+    assert_eq!(store.sweep(), 1, "the session itself stays");
+    assert!(stored.cache.lock().jwt.is_none(), "its cached token is dropped");
 }
 
 #[tokio::test]

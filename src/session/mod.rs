@@ -7,7 +7,7 @@ mod redis;
 mod visitor;
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,8 +38,8 @@ pub struct Session {
     /// Organizations the provider said the person belongs to (e.g. AD's `company`).
     #[serde(default)]
     pub provider_organizations: Vec<String>,
-    /// Resolved usergroups and permissions.
-    pub resolved: Resolved,
+    /// Resolved usergroups and permissions, shared by every session that has the same.
+    pub resolved: Arc<Resolved>,
     /// Config generation the resolution was made under.
     pub generation: u64,
     /// When the session was created (Unix seconds).
@@ -51,13 +51,31 @@ pub struct Session {
     pub cache: SessionCache,
 }
 
-/// Per-process derived values of a session: never stored.
+/// Per-process derived values of a session: never stored, built on first use, and dropped
+/// again when the session has been idle for longer than a token lives (see
+/// `MemoryStore::sweep`), since an idle session's token would be signed anew anyway.
 #[derive(Debug, Default)]
-pub struct SessionCache {
+pub struct SessionCache(Mutex<Cached>);
+
+/// What [`SessionCache`] holds.
+#[derive(Debug, Default)]
+pub struct Cached {
     /// Injected header values other than the JWT.
-    pub headers: OnceLock<Arc<crate::identity::HeaderSet>>,
+    pub headers: Option<Arc<crate::identity::HeaderSet>>,
     /// The current JWT and its expiry.
-    pub jwt: Mutex<Option<(http::HeaderValue, u64)>>,
+    pub jwt: Option<(http::HeaderValue, u64)>,
+}
+
+impl SessionCache {
+    /// Locks the cache; a poisoned lock still holds consistent values.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops what is cached.
+    pub fn clear(&self) {
+        *self.lock() = Cached::default();
+    }
 }
 
 impl Session {
@@ -80,19 +98,26 @@ impl Session {
     }
 }
 
-/// The store key of a session: a hash of the cookie value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionKey(String);
+/// The store key of a session: the SHA-256 of the cookie value.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey([u8; 32]);
 
 impl SessionKey {
     /// The key for a cookie value.
     pub fn from_cookie(value: &str) -> SessionKey {
-        SessionKey(URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes())))
+        SessionKey(Sha256::digest(value.as_bytes()).into())
     }
 
-    /// The key as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The key as text, for stores that key by strings.
+    pub fn text(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A prefix is enough to tell sessions apart in logs.
+        write!(f, "SessionKey({}…)", &self.text()[..8])
     }
 }
 
@@ -151,9 +176,10 @@ pub enum Sessions {
 }
 
 impl Sessions {
-    /// An in-memory store on `clock`.
-    pub fn memory(clock: Clock) -> Sessions {
-        Sessions::Memory(MemoryStore::new(clock))
+    /// An in-memory store on `clock` that drops the caches of sessions idle for longer than
+    /// `cache_idle_secs`.
+    pub fn memory(clock: Clock, cache_idle_secs: u64) -> Sessions {
+        Sessions::Memory(MemoryStore::new(clock).with_cache_idle(cache_idle_secs))
     }
 }
 

@@ -226,7 +226,7 @@ impl SessionStore for RedisStore {
             return Ok(Some(hit));
         }
         let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key("session", key.as_str()));
+        cmd.arg(self.key("session", &key.text()));
         let Some(bytes): Option<Vec<u8>> = self.query(cmd).await? else {
             return Ok(None);
         };
@@ -254,7 +254,7 @@ impl SessionStore for RedisStore {
     ) -> Result<Arc<Session>, StoreError> {
         let value = serde_json::to_vec(&StoredRef { expires_at, session: &session }).map_err(unavailable)?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key("session", key.as_str())).arg(value).arg("EX").arg(self.ttl(expires_at));
+        cmd.arg(self.key("session", &key.text())).arg(value).arg("EX").arg(self.ttl(expires_at));
         self.query::<()>(cmd).await?;
         let session = Arc::new(session);
         self.local.put(key, session.clone(), expires_at);
@@ -264,7 +264,7 @@ impl SessionStore for RedisStore {
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         self.local.remove(key);
         let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key("session", key.as_str()));
+        cmd.arg(self.key("session", &key.text()));
         self.query::<()>(cmd).await
     }
 

@@ -98,12 +98,12 @@ async fn refresh(
         return Ok(None);
     };
     let mut fresh = old.touched(now);
-    fresh.resolved = state.config.model.resolve(&Member {
+    fresh.resolved = state.interner.intern(state.config.model.resolve(&Member {
         email: account.email.as_deref(),
         assigned: &account.usergroups,
         provider: &old.provider_usergroups,
         organizations: &old.provider_organizations,
-    });
+    }));
     fresh.assigned_usergroups = account.usergroups;
     fresh.generation = state.generation;
     Ok(Some(state.sessions.put(key, fresh, deadline(state, old.created_at, now)).await?))
