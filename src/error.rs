@@ -69,21 +69,11 @@ impl GatewayError {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
 
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let failure = self.failure();
-        tracing::error!(status = failure.status.as_u16(), cause = %chain(&self), "Request failed");
+        tracing::error!(status = failure.status.as_u16(), cause = %deskgate_provider::error_chain(&self), "Request failed");
         let mut resp = failure.status.into_response();
         resp.extensions_mut().insert(failure);
         resp

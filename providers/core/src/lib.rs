@@ -100,6 +100,19 @@ impl AuthError {
     }
 }
 
+/// An error and its sources on one line, for the log (never for a person: it may name
+/// internals).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A provider that checks a username and password itself (built-in accounts, LDAP).
 pub trait PasswordProvider: Send + Sync {
     /// Checks the credentials and returns who they belong to.

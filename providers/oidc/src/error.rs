@@ -93,14 +93,4 @@ impl From<VerifyError> for AuthError {
     }
 }
 
-/// The error and its sources on one line, for the log.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use deskgate_provider::error_chain as chain;
