@@ -162,6 +162,21 @@ impl Gateway {
             names.provider.clone(),
             names.jwt.clone(),
         ]);
+        // SAML IdP metadata: read now and on each provider's schedule; a failed read keeps
+        // the last good metadata (the provider crate's rule), so this only logs.
+        #[cfg(feature = "saml")]
+        for p in &config.saml {
+            let (saml, id) = (p.saml.clone(), p.id.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(saml.metadata_refresh());
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = saml.refresh().await {
+                        tracing::warn!(provider = %id, cause = %deskgate_provider::error_chain(&e), "IdP metadata refresh failed; keeping the last good metadata");
+                    }
+                }
+            });
+        }
         let inner = Inner {
             generation: 1,
             builtin: Builtin::new(accounts.clone()),

@@ -69,7 +69,6 @@ impl GatewayError {
     }
 }
 
-
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let failure = self.failure();
@@ -85,6 +84,15 @@ pub async fn rescue(req: Request, next: Next) -> Response {
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let html = wants_html(req.headers());
     let mut resp = next.run(req).await;
+    // Body limits (the layer's, and axum's extractors') answer 413 with a bare or plain-text
+    // body; give it the same clear page as every other failure.
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp.extensions_mut().insert(Failure {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            title: "The request is too large",
+            text: "What was sent is larger than this gateway accepts.",
+        });
+    }
     let Some(f) = resp.extensions_mut().remove::<Failure>() else {
         return resp;
     };

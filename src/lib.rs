@@ -3,6 +3,7 @@
 //! permitted and tells the backend who the person is.
 
 pub mod accounts;
+pub mod admin;
 pub mod app;
 pub mod clock;
 pub mod config;

@@ -37,6 +37,19 @@ enum Command {
     },
     /// Print a new Ed25519 JWT signing key (PKCS#8 PEM) for `jwt.key_file`.
     Keygen,
+    /// Explain an account's access: its usergroups and where each comes from, its
+    /// permissions, and for a path the rule that governs it and the decision.
+    Explain {
+        /// The config file (for the account store, usergroups and rules).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The account's email.
+        #[arg(long)]
+        account: String,
+        /// A path to decide for the account, e.g. /chat/sales.
+        #[arg(long)]
+        path: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -66,6 +79,9 @@ fn main() -> ExitCode {
         Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(&config))),
         Command::Accounts { command: AccountsCommand::Add { config, email, name, usergroups } } => {
             runtime().and_then(|rt| rt.block_on(add_account(&config, email, name, usergroups)))
+        }
+        Command::Explain { config, account, path } => {
+            runtime().and_then(|rt| rt.block_on(explain(&config, &account, path.as_deref())))
         }
     };
     match result {
@@ -179,5 +195,17 @@ async fn add_account(
         })
         .await?;
     println!("created account {}", account.id);
+    Ok(())
+}
+
+async fn explain(config_path: &Path, email: &str, path: Option<&str>) -> anyhow::Result<()> {
+    let config = load(config_path)?;
+    let accounts = deskgate::app::open_accounts(&config).await?;
+    let account =
+        accounts.by_email(email).await?.with_context(|| format!("no account has the email {email}"))?;
+    let providers = accounts.providers(&account.id).await?;
+    let explanation =
+        deskgate::admin::explain::explain(&config.model, &config.policy, account, providers, path);
+    print!("{}", deskgate::admin::explain::text(&explanation));
     Ok(())
 }

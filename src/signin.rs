@@ -65,7 +65,12 @@ pub async fn resolve_account(
                 })
                 .await?;
             state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
-            tracing::info!(account = %a.id, provider = %identity.provider, "Account created at first sign-in");
+            tracing::info!(
+                target: "deskgate::audit",
+                account = %a.id,
+                provider = %identity.provider,
+                "Account created at first sign-in"
+            );
             a
         }
         None => return Ok(Err(Refusal::NoAccount)),
@@ -108,13 +113,21 @@ pub async fn start_session(
         provider_organizations,
         resolved: state.interner.intern(resolved),
         generation: state.generation,
+        // The account was read just now; 0 only means the first request after an earlier
+        // change to the account re-resolves once more, which is always safe.
+        epoch: 0,
         created_at: now,
         last_seen: now,
         cache: Default::default(),
     };
     let cookie = new_cookie_value();
     state.sessions.put(&SessionKey::from_cookie(&cookie), session, deadline(state, now, now)).await?;
-    tracing::info!(account = %account.id, provider = %identity.provider, "Signed in");
+    tracing::info!(
+        target: "deskgate::audit",
+        account = %account.id,
+        provider = %identity.provider,
+        "Signed in"
+    );
     Ok(cookie)
 }
 

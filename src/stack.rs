@@ -16,7 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
-use crate::{error, forwarded, gateway, pages, session};
+use crate::{admin, error, forwarded, gateway, pages, session};
 
 /// Request ids: 64 random bits, hex.
 #[derive(Clone, Copy, Default)]
@@ -32,10 +32,11 @@ impl MakeRequestId for RandomId {
 /// Builds the service.
 pub fn build(state: AppState) -> Router {
     let cfg = &state.config;
-    // deskgate's own pages: small bodies, a deadline of their own.
-    let own = pages::routes().layer(RequestBodyLimitLayer::new(64 * 1024)).layer(
-        TimeoutLayer::with_status_code(http::StatusCode::SERVICE_UNAVAILABLE, cfg.server.request_timeout),
-    );
+    // deskgate's own pages: a deadline of their own (body limits are set per route there).
+    let own = pages::routes().layer(TimeoutLayer::with_status_code(
+        http::StatusCode::SERVICE_UNAVAILABLE,
+        cfg.server.request_timeout,
+    ));
     let max_body = usize::try_from(cfg.server.max_body_bytes).unwrap_or(usize::MAX);
     Router::new().nest(pages::PREFIX, own).fallback(gateway::forward).with_state(state.clone()).layer(
         ServiceBuilder::new()
@@ -70,8 +71,15 @@ async fn strip_client_headers(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // The administration API's CSRF header may share the identity prefix; it is kept only
+    // for the API, whose requests are never proxied.
+    let api = req.uri().path().starts_with(&format!("{}/api/", pages::PREFIX));
     let headers = req.headers_mut();
+    let csrf = if api { headers.remove(admin::CSRF_HEADER) } else { None };
     let identity = state.names.strip(headers);
+    if let Some(token) = csrf {
+        headers.insert(admin::CSRF_HEADER, token);
+    }
     let forwarding = if forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies) {
         0
     } else {

@@ -14,6 +14,7 @@ fn new(email: &str, groups: &[&str]) -> NewAccount {
 
 /// Runs every check against an empty store.
 pub async fn run<S: AccountStore>(store: &S) {
+    listing_counting_and_disabling(store).await;
     let a = store.create(new("Ann@Example.com", &["vips", "power_users"])).await.expect("create");
     assert_eq!(a.usergroups, ["power_users", "vips"]);
     let by_email = store.by_email("ann@example.COM").await.expect("lookup").expect("found");
@@ -58,6 +59,120 @@ pub async fn run<S: AccountStore>(store: &S) {
         tokio::join!(store.create(new("race@example.com", &[])), store.create(new("race@example.com", &[])));
     assert_eq!(u8::from(x.is_ok()) + u8::from(y.is_ok()), 1, "one of two racing sign-ups wins");
     concurrent_replacements(store).await;
+}
+
+fn emails(page: &AccountPage) -> Vec<Option<&str>> {
+    page.accounts.iter().map(|l| l.account.email.as_deref()).collect()
+}
+
+/// Listing, searching, filtering by usergroup membership, counting, and disabling: run
+/// first, on an empty store, so that totals are exact.
+async fn listing_counting_and_disabling<S: AccountStore>(store: &S) {
+    let ann = store.create(new("ann@acme.example", &["vips"])).await.expect("create");
+    let bob = store
+        .create(NewAccount { name: "Bob Builder".into(), ..new("bob@example.org", &["power_users"]) })
+        .await
+        .expect("create");
+    store.create(new("carol@acme.example", &[])).await.expect("create");
+    store.create(new("dave@notacme.example", &[])).await.expect("create");
+    let under = store
+        .create(NewAccount { name: "Under_Score 100%".into(), ..new("eve@example.org", &[]) })
+        .await
+        .expect("create");
+    let dana = store
+        .create(NewAccount { name: "Dana No Mail".into(), created_at: 1, ..Default::default() })
+        .await
+        .expect("create");
+    store.create(new("zed@other.example", &["vips", "power_users"])).await.expect("create");
+
+    let all = store.list(&AccountQuery::default(), 0, 100).await.expect("list");
+    assert_eq!(all.total, 7);
+    assert_eq!(
+        emails(&all),
+        [
+            Some("ann@acme.example"),
+            Some("bob@example.org"),
+            Some("carol@acme.example"),
+            Some("dave@notacme.example"),
+            Some("eve@example.org"),
+            Some("zed@other.example"),
+            None
+        ],
+        "by email, accounts without one last"
+    );
+    assert_eq!(all.accounts[0].account, ann, "a listed account is the whole record");
+    assert_eq!(all.accounts[5].account.usergroups, ["power_users", "vips"]);
+    let page = store.list(&AccountQuery::default(), 2, 2).await.expect("page");
+    assert_eq!(page.total, 7, "the total counts every match, not the page");
+    assert_eq!(emails(&page), [Some("carol@acme.example"), Some("dave@notacme.example")]);
+    assert!(store.list(&AccountQuery::default(), 7, 10).await.expect("past the end").accounts.is_empty());
+
+    let search = |text: &str| AccountQuery { text: Some(text.into()), usergroup: None };
+    let found = store.list(&search("BUILDER"), 0, 10).await.expect("search");
+    assert_eq!(emails(&found), [Some("bob@example.org")], "the name, without regard to case");
+    let found = store.list(&search("Acme.Example"), 0, 10).await.expect("search");
+    assert_eq!(found.total, 3, "the email: {:?}", emails(&found));
+    let found = store.list(&search("_"), 0, 10).await.expect("search");
+    assert_eq!(
+        found.accounts.iter().map(|l| &l.account.id).collect::<Vec<_>>(),
+        [&under.id],
+        "`_` is literal"
+    );
+    assert_eq!(store.list(&search("0%"), 0, 10).await.expect("search").total, 1, "`%` is literal");
+    assert_eq!(store.list(&search(&dana.id), 0, 10).await.expect("search").total, 1, "the id");
+
+    // VIPs: assigned to ann and zed, assigned by the config to eve, and given by an
+    // organization to acme.example (ann again, and carol; not dave at notacme.example).
+    let vips = Membership {
+        usergroup: "vips".into(),
+        emails: vec!["eve@example.org".into()],
+        domains: vec!["acme.example".into()],
+    };
+    let members =
+        store.list(&AccountQuery { text: None, usergroup: Some(vips.clone()) }, 0, 10).await.expect("filter");
+    assert_eq!(
+        emails(&members),
+        [
+            Some("ann@acme.example"),
+            Some("carol@acme.example"),
+            Some("eve@example.org"),
+            Some("zed@other.example")
+        ],
+        "each member once, whatever the number of reasons"
+    );
+    let filtered = AccountQuery { text: Some("acme".into()), usergroup: Some(vips.clone()) };
+    assert_eq!(store.list(&filtered, 0, 10).await.expect("both").total, 2, "search within a usergroup");
+    let power = Membership { usergroup: "power_users".into(), ..Default::default() };
+    let nobody = Membership { usergroup: "trial_users".into(), ..Default::default() };
+    assert_eq!(store.count_by_usergroup(&[vips, power, nobody]).await.expect("count"), [4, 2, 0]);
+    assert!(store.count_by_usergroup(&[]).await.expect("count").is_empty());
+
+    assert_eq!(store.providers(&bob.id).await.expect("providers"), ["builtin"]);
+    assert!(store.providers(&dana.id).await.expect("providers").is_empty(), "no password, no link");
+    store.link("oidc.google", "g-1", &dana.id).await.expect("link");
+    store.link("ldap.corp", "l-1", &dana.id).await.expect("link");
+    store.link("ldap.corp", "l-2", &dana.id).await.expect("link");
+    store.link("ldap.corp", "l-3", &bob.id).await.expect("link");
+    assert_eq!(store.providers(&dana.id).await.expect("providers"), ["ldap.corp", "oidc.google"]);
+    assert_eq!(store.providers(&bob.id).await.expect("providers"), ["builtin", "ldap.corp"]);
+    assert!(matches!(store.providers("nobody").await, Err(AccountError::NotFound)));
+    let listed = store.list(&AccountQuery::default(), 0, 100).await.expect("list");
+    let of =
+        |id: &str| listed.accounts.iter().find(|l| l.account.id == id).expect("listed").providers.clone();
+    assert_eq!(of(&dana.id), ["ldap.corp", "oidc.google"]);
+    assert_eq!(of(&bob.id), ["builtin", "ldap.corp"]);
+    assert_eq!(of(&ann.id), ["builtin"]);
+
+    store.set_disabled(&bob.id, true).await.expect("disable");
+    assert!(store.by_id(&bob.id).await.expect("by id").expect("found").disabled);
+    assert!(store.credential("bob@example.org").await.expect("credential").expect("found").disabled);
+    let listed = store.list(&search("bob@"), 0, 10).await.expect("list");
+    assert!(listed.accounts[0].account.disabled, "listings show it");
+    store.set_disabled(&bob.id, true).await.expect("disabling twice is fine");
+    store.set_disabled(&bob.id, false).await.expect("enable");
+    assert!(!store.by_id(&bob.id).await.expect("by id").expect("found").disabled);
+    assert!(!store.credential("bob@example.org").await.expect("credential").expect("found").disabled);
+    assert!(matches!(store.set_disabled("nobody", true).await, Err(AccountError::NotFound)));
 }
 
 /// Two replacements of one account's usergroups at once leave one of the two sets,

@@ -1,6 +1,7 @@
 //! Accounts: the record deskgate keeps for each person, and the store trait with its
 //! backends. Migrations are plain SQL files embedded in the binary.
 
+mod listing;
 mod postgres;
 mod sqlite;
 
@@ -9,6 +10,7 @@ use std::future::Future;
 use deskgate_builtin::{CredentialSource, StoredCredential};
 use deskgate_provider::AuthError;
 
+pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -97,6 +99,27 @@ pub trait AccountStore: Send + Sync {
         &self,
         email: &str,
     ) -> impl Future<Output = Result<Option<StoredCredential>, AccountError>> + Send;
+    /// The accounts matching `query`, `limit` of them from `offset`, with the total.
+    fn list(
+        &self,
+        query: &AccountQuery,
+        offset: u64,
+        limit: u64,
+    ) -> impl Future<Output = Result<AccountPage, AccountError>> + Send;
+    /// How many accounts are members of each usergroup (see [`Membership`]), in the order
+    /// given. Disabled accounts are members too.
+    fn count_by_usergroup(
+        &self,
+        groups: &[Membership],
+    ) -> impl Future<Output = Result<Vec<u64>, AccountError>> + Send;
+    /// How an account signs in: `builtin` when it has a password, then each linked provider.
+    fn providers(&self, account_id: &str) -> impl Future<Output = Result<Vec<String>, AccountError>> + Send;
+    /// Disables (sign-in refused) or enables an account.
+    fn set_disabled(
+        &self,
+        account_id: &str,
+        disabled: bool,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
 }
 
 /// The configured account store.
@@ -138,6 +161,18 @@ impl AccountStore for Accounts {
     }
     async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AccountError> {
         delegate!(self, s => s.credential(email).await)
+    }
+    async fn list(&self, query: &AccountQuery, offset: u64, limit: u64) -> Result<AccountPage, AccountError> {
+        delegate!(self, s => s.list(query, offset, limit).await)
+    }
+    async fn count_by_usergroup(&self, groups: &[Membership]) -> Result<Vec<u64>, AccountError> {
+        delegate!(self, s => s.count_by_usergroup(groups).await)
+    }
+    async fn providers(&self, account_id: &str) -> Result<Vec<String>, AccountError> {
+        delegate!(self, s => s.providers(account_id).await)
+    }
+    async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
+        delegate!(self, s => s.set_disabled(account_id, disabled).await)
     }
 }
 

@@ -5,9 +5,13 @@ use std::time::Duration;
 
 use deskgate_builtin::StoredCredential;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Row};
+use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
-use super::{Account, AccountError, AccountStore, NewAccount, new_account_id};
+use super::listing::{self, push_where};
+use super::{
+    Account, AccountError, AccountPage, AccountQuery, AccountStore, Listed, Membership, NewAccount,
+    new_account_id,
+};
 
 pub(super) const MIGRATIONS: &[(i64, &str)] =
     &[(1, include_str!("../../migrations/postgres/0001_accounts.sql"))];
@@ -156,6 +160,21 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    async fn count(&self, query: &AccountQuery) -> Result<u64, AccountError> {
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM accounts a");
+        push_where(&mut qb, query);
+        let n: i64 = qb.build_query_scalar().fetch_one(&self.pool).await.map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+/// The usergroups and linked providers of the account `a`, each in byte order.
+const GROUPS_AND_LINKS: &str = "COALESCE((SELECT array_agg(g.usergroup ORDER BY g.usergroup COLLATE \"C\") \
+     FROM account_usergroups g WHERE g.account_id = a.id), '{}') AS usergroups, \
+     COALESCE((SELECT array_agg(p ORDER BY p COLLATE \"C\") FROM \
+     (SELECT DISTINCT l.provider AS p FROM account_links l WHERE l.account_id = a.id) d), '{}') AS linked";
+
 impl AccountStore for PostgresStore {
     async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
         let id = new_account_id();
@@ -287,5 +306,63 @@ impl AccountStore for PostgresStore {
             disabled: row.try_get("disabled").map_err(db)?,
             pending: None,
         }))
+    }
+
+    async fn list(&self, query: &AccountQuery, offset: u64, limit: u64) -> Result<AccountPage, AccountError> {
+        let total = self.count(query).await?;
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "SELECT a.id, a.email, a.name, a.disabled, a.created_at, \
+             a.password_hash IS NOT NULL AS has_password, {GROUPS_AND_LINKS} FROM accounts a"
+        ));
+        push_where(&mut qb, query);
+        qb.push(" ORDER BY a.email_lower IS NULL, a.email_lower COLLATE \"C\", a.id COLLATE \"C\" LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(db)?;
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let has_password: bool = row.try_get("has_password").map_err(db)?;
+            let linked: Vec<String> = row.try_get("linked").map_err(db)?;
+            accounts
+                .push(Listed { account: account(row)?, providers: listing::providers(has_password, linked) });
+        }
+        Ok(AccountPage { total, accounts })
+    }
+
+    async fn count_by_usergroup(&self, groups: &[Membership]) -> Result<Vec<u64>, AccountError> {
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            out.push(self.count(&AccountQuery { text: None, usergroup: Some(g.clone()) }).await?);
+        }
+        Ok(out)
+    }
+
+    async fn providers(&self, account_id: &str) -> Result<Vec<String>, AccountError> {
+        let row = sqlx::query(&format!(
+            "SELECT a.password_hash IS NOT NULL AS has_password, {GROUPS_AND_LINKS} FROM accounts a WHERE a.id = $1"
+        ))
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let Some(row) = row else {
+            return Err(AccountError::NotFound);
+        };
+        let has_password: bool = row.try_get("has_password").map_err(db)?;
+        Ok(listing::providers(has_password, row.try_get("linked").map_err(db)?))
+    }
+
+    async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
+        let done = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
+            .bind(disabled)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
     }
 }

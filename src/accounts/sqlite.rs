@@ -5,9 +5,13 @@ use std::str::FromStr;
 
 use deskgate_builtin::StoredCredential;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool as Pool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool as Pool};
 
-use super::{Account, AccountError, AccountStore, NewAccount, new_account_id};
+use super::listing::{self, push_where};
+use super::{
+    Account, AccountError, AccountPage, AccountQuery, AccountStore, Listed, Membership, NewAccount,
+    new_account_id,
+};
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_accounts.sql"))];
 
@@ -103,6 +107,31 @@ impl SqliteStore {
             created_at: u64::try_from(row.get::<i64, _>("created_at")).unwrap_or(0),
             usergroups,
         }))
+    }
+}
+
+impl SqliteStore {
+    async fn count(&self, query: &AccountQuery) -> Result<u64, AccountError> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM accounts a");
+        push_where(&mut qb, query);
+        let n: i64 = qb.build_query_scalar().fetch_one(&self.pool).await.map_err(db)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The `(account id, value)` rows that `sql`, ending in `IN`, selects for `ids`, by value.
+    async fn pairs(&self, sql: &str, ids: &[String]) -> Result<Vec<(String, String)>, AccountError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(sql);
+        qb.push(" (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(id.clone());
+        }
+        qb.push(") ORDER BY 2");
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(db)?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }
 
@@ -227,5 +256,85 @@ impl AccountStore for SqliteStore {
             disabled: row.get::<i64, _>("disabled") != 0,
             pending: None,
         }))
+    }
+
+    async fn list(&self, query: &AccountQuery, offset: u64, limit: u64) -> Result<AccountPage, AccountError> {
+        let total = self.count(query).await?;
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT a.id, a.email, a.name, a.disabled, a.created_at, a.password_hash IS NOT NULL AS has_password \
+             FROM accounts a",
+        );
+        push_where(&mut qb, query);
+        qb.push(" ORDER BY a.email_lower IS NULL, a.email_lower, a.id LIMIT ")
+            .push_bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .push(" OFFSET ")
+            .push_bind(i64::try_from(offset).unwrap_or(i64::MAX));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(db)?;
+        let ids: Vec<String> = rows.iter().map(|r| r.get("id")).collect();
+        let groups = self
+            .pairs("SELECT account_id, usergroup FROM account_usergroups WHERE account_id IN", &ids)
+            .await?;
+        let links = self
+            .pairs("SELECT DISTINCT account_id, provider FROM account_links WHERE account_id IN", &ids)
+            .await?;
+        let of = |pairs: &[(String, String)], id: &str| -> Vec<String> {
+            pairs.iter().filter(|(a, _)| a == id).map(|(_, v)| v.clone()).collect()
+        };
+        let accounts = rows
+            .iter()
+            .map(|row| {
+                let id: String = row.get("id");
+                let providers = listing::providers(row.get::<i64, _>("has_password") != 0, of(&links, &id));
+                let account = Account {
+                    usergroups: of(&groups, &id),
+                    email: row.get("email"),
+                    name: row.get("name"),
+                    disabled: row.get::<i64, _>("disabled") != 0,
+                    created_at: u64::try_from(row.get::<i64, _>("created_at")).unwrap_or(0),
+                    id,
+                };
+                Listed { account, providers }
+            })
+            .collect();
+        Ok(AccountPage { total, accounts })
+    }
+
+    async fn count_by_usergroup(&self, groups: &[Membership]) -> Result<Vec<u64>, AccountError> {
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            out.push(self.count(&AccountQuery { text: None, usergroup: Some(g.clone()) }).await?);
+        }
+        Ok(out)
+    }
+
+    async fn providers(&self, account_id: &str) -> Result<Vec<String>, AccountError> {
+        let has_password: Option<i64> =
+            sqlx::query_scalar("SELECT password_hash IS NOT NULL FROM accounts WHERE id = ?")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let Some(has_password) = has_password else {
+            return Err(AccountError::NotFound);
+        };
+        let linked = sqlx::query_scalar("SELECT DISTINCT provider FROM account_links WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(listing::providers(has_password != 0, linked))
+    }
+
+    async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
+        let done = sqlx::query("UPDATE accounts SET disabled = ? WHERE id = ?")
+            .bind(disabled)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
     }
 }

@@ -108,6 +108,8 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let ldap = ldap(&mut cx, providers.ldap.unwrap_or_default(), &model);
     #[cfg(feature = "oidc")]
     let oidc = oidc(&mut cx, providers.oidc.unwrap_or_default(), &model);
+    #[cfg(feature = "saml")]
+    let saml = saml(&mut cx, providers.saml.unwrap_or_default(), &model, &server.public_url);
     let mut others = false;
     #[cfg(feature = "ldap")]
     {
@@ -116,6 +118,10 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     #[cfg(feature = "oidc")]
     {
         others |= !oidc.is_empty();
+    }
+    #[cfg(feature = "saml")]
+    {
+        others |= !saml.is_empty();
     }
     if !builtin_enabled && !others {
         cx.problem("providers.builtin.enabled", "no identity provider is enabled: nobody could sign in");
@@ -156,6 +162,8 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         ldap,
         #[cfg(feature = "oidc")]
         oidc,
+        #[cfg(feature = "saml")]
+        saml,
         header_prefix,
         jwt,
         rate_limit,
@@ -539,6 +547,41 @@ fn oidc(
                 oidc,
                 policy,
                 end_session: file.end_session,
+            }),
+            Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
+        }
+    }
+    out
+}
+
+#[cfg(feature = "saml")]
+fn saml(
+    cx: &mut Ctx<'_>,
+    idps: BTreeMap<String, deskgate_saml::SamlConfig>,
+    model: &Model,
+    public_url: &str,
+) -> Vec<SamlProvider> {
+    let mut out = Vec::new();
+    for (key, mut file) in idps {
+        let path = format!("providers.saml.{key}");
+        if !valid_id(&key) {
+            cx.problem(&path, "provider ids may hold only lower-case letters, digits, `_` and `-`");
+        }
+        file.idp_metadata_file = file.idp_metadata_file.map(|f| cx.base.join(f));
+        file.sp_key_file = file.sp_key_file.map(|f| cx.base.join(f));
+        file.sp_cert_file = file.sp_cert_file.map(|f| cx.base.join(f));
+        let policy = AccountPolicy {
+            create_accounts: file.create_accounts,
+            link_by_email: file.link_by_email,
+            group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
+        };
+        match file.build(&key, public_url) {
+            Ok(saml) => out.push(SamlProvider {
+                id: saml.provider_id().to_owned(),
+                label: saml.display_name().to_owned(),
+                key,
+                saml,
+                policy,
             }),
             Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
         }

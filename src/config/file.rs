@@ -177,6 +177,9 @@ pub struct ProvidersFile {
     /// OpenID Connect providers (Google is a preset), keyed by id.
     #[cfg(feature = "oidc")]
     pub oidc: Option<BTreeMap<String, deskgate_oidc::OidcConfig>>,
+    /// SAML 2.0 identity providers (OneLogin is a preset), keyed by id.
+    #[cfg(feature = "saml")]
+    pub saml: Option<BTreeMap<String, deskgate_saml::SamlConfig>>,
 }
 
 /// `[providers.builtin]`

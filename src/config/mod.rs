@@ -42,6 +42,9 @@ pub struct Config {
     /// OpenID Connect providers, in id order.
     #[cfg(feature = "oidc")]
     pub oidc: Vec<OidcProvider>,
+    /// SAML identity providers, in id order.
+    #[cfg(feature = "saml")]
+    pub saml: Vec<SamlProvider>,
     /// Prefix of injected headers, e.g. `X-Deskgate-`.
     pub header_prefix: String,
     /// `[jwt]`
@@ -263,4 +266,20 @@ pub struct OidcProvider {
     pub policy: AccountPolicy,
     /// Whether signing out also signs out at the provider.
     pub end_session: bool,
+}
+
+/// A configured SAML identity provider.
+#[cfg(feature = "saml")]
+#[derive(Debug, Clone)]
+pub struct SamlProvider {
+    /// The id in its table name and URLs (`/.deskgate/saml/<key>/…`).
+    pub key: String,
+    /// Provider id as sessions and the backend see it: `saml.<key>`.
+    pub id: String,
+    /// The chooser's label, e.g. "OneLogin".
+    pub label: String,
+    /// The service provider.
+    pub saml: deskgate_saml::Saml,
+    /// Account and group rules.
+    pub policy: AccountPolicy,
 }

@@ -38,7 +38,12 @@ pub fn binding(state: &AppState, headers: &HeaderMap) -> Binding {
 impl Binding {
     /// The hidden form field carrying the token.
     pub fn field(&self, state: &AppState) -> String {
-        format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", state.csrf.token(&self.value))
+        format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", self.token(state))
+    }
+
+    /// The token itself, for clients that send it in a header.
+    pub fn token(&self, state: &AppState) -> String {
+        state.csrf.token(&self.value)
     }
 
     /// Adds the cookie to a response when the browser had none.

@@ -58,6 +58,13 @@ fn redirect_choices(state: &AppState, next: &str) -> Vec<(String, String)> {
             format!("Sign in with {}", p.label),
         )
     }));
+    #[cfg(feature = "saml")]
+    out.extend(state.config.saml.iter().map(|p| {
+        (
+            format!("{PREFIX}/saml/{}/start?next={}", p.key, query_value(next)),
+            format!("Sign in with {}", p.label),
+        )
+    }));
     let _ = (state, next);
     out
 }
@@ -223,7 +230,12 @@ pub async fn submit(
     let login = format!("{provider}:{}", f.username.trim().to_lowercase());
     let ip = forms::client_ip(&state, peer, &headers);
     if signin::throttled(&state, &login, ip).await? {
-        tracing::warn!(client = %ip, %provider, "Sign-in refused: too many failed attempts");
+        tracing::warn!(
+            target: "deskgate::audit",
+            client = %ip,
+            %provider,
+            "Sign-in refused: too many failed attempts"
+        );
         let minutes = state.config.rate_limit.window.as_secs().div_ceil(60);
         let text = format!("Too many failed sign-in attempts. Please wait {minutes} minutes and try again.");
         return Ok(refusal(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &f, &text));
@@ -238,7 +250,13 @@ pub async fn submit(
         }
         Err(e) => {
             signin::record_failure(&state, &login, ip).await?;
-            tracing::info!(client = %ip, %provider, reason = e.code(), "Sign-in failed");
+            tracing::info!(
+                target: "deskgate::audit",
+                client = %ip,
+                %provider,
+                reason = e.code(),
+                "Sign-in failed"
+            );
             let text = explain(&e, provider == deskgate_builtin::PROVIDER_ID);
             return Ok(refusal(&state, &headers, StatusCode::UNAUTHORIZED, &f, text));
         }
@@ -246,11 +264,23 @@ pub async fn submit(
     let account = match signin::resolve_account(&state, &identity, &policy).await? {
         Ok(a) => a,
         Err(Refusal::Disabled) => {
+            tracing::info!(
+                target: "deskgate::audit",
+                client = %ip,
+                %provider,
+                subject = %identity.subject,
+                "Sign-in refused: account disabled"
+            );
             let text = "This account is disabled. Please contact an administrator.";
             return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &f, text));
         }
         Err(Refusal::NoAccount) => {
-            tracing::info!(%provider, subject = %identity.subject, "Sign-in refused: no account");
+            tracing::info!(
+                target: "deskgate::audit",
+                %provider,
+                subject = %identity.subject,
+                "Sign-in refused: no account"
+            );
             return Ok(no_account());
         }
     };

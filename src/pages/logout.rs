@@ -52,7 +52,7 @@ pub async fn submit(
     let mut to = login.clone();
     if let Visitor::SignedIn { key, session } = visitor {
         state.sessions.delete(&key).await?;
-        tracing::info!(account = %session.account_id, "Signed out");
+        tracing::info!(target: "deskgate::audit", account = %session.account_id, "Signed out");
         // RP-initiated logout: end the provider's session too, when asked to.
         #[cfg(feature = "oidc")]
         if let Some(p) = state.config.oidc.iter().find(|p| p.id == session.provider && p.end_session)

@@ -1,7 +1,7 @@
 //! deskgate's own pages under the reserved prefix `/.deskgate/`: sign-in, sign-up,
 //! sign-out, health and the JWKS. Never proxied.
 
-mod forms;
+pub(crate) mod forms;
 pub mod html;
 mod login;
 mod logout;
@@ -9,12 +9,15 @@ mod logout;
 mod oidc;
 mod redirect;
 mod register;
+#[cfg(feature = "saml")]
+mod saml;
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::app::AppState;
 use crate::session::Visitor;
@@ -30,11 +33,24 @@ pub fn routes() -> Router<AppState> {
         .route("/register", get(register::show).post(register::submit))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/jwks.json", get(jwks));
+        .route("/jwks.json", get(jwks))
+        .merge(crate::admin::routes())
+        // deskgate's own forms are small.
+        .layer(RequestBodyLimitLayer::new(64 * 1024));
     #[cfg(feature = "oidc")]
     let router = router
         .route("/oidc/{key}/start", get(oidc::start))
         .route("/oidc/{key}/callback", get(oidc::callback));
+    // A SAML response is larger than a form: up to the provider's `max_response_bytes`,
+    // which the crate checks again; the layer refuses anything past 1 MiB unread.
+    #[cfg(feature = "saml")]
+    let router = router.merge(
+        Router::new()
+            .route("/saml/{key}/start", get(saml::start))
+            .route("/saml/{key}/acs", axum::routing::post(saml::acs))
+            .route("/saml/{key}/metadata", get(saml::metadata))
+            .layer(RequestBodyLimitLayer::new(1024 * 1024)),
+    );
     router.fallback(|| async {
         html::message(StatusCode::NOT_FOUND, "Not found", "There is no such deskgate page.", None)
     })

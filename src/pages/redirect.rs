@@ -75,7 +75,13 @@ pub fn start_again(status: StatusCode) -> Response {
 
 /// The page for a provider's refusal; the detail goes to the log only.
 pub fn refused(provider: &str, error: AuthError) -> Result<Response, GatewayError> {
-    tracing::info!(%provider, reason = error.code(), detail = %error, "Sign-in refused by the provider's checks");
+    tracing::info!(
+        target: "deskgate::audit",
+        %provider,
+        reason = error.code(),
+        detail = %error,
+        "Sign-in refused by the provider's checks"
+    );
     let (status, text) = match error {
         AuthError::Unavailable(e) => return Err(GatewayError::IdentitySource(AuthError::Unavailable(e))),
         AuthError::NotAllowed(_) => (StatusCode::FORBIDDEN, "This account may not sign in here."),
@@ -98,6 +104,12 @@ pub async fn finish(
     let account = match signin::resolve_account(state, &identity, policy).await? {
         Ok(a) => a,
         Err(Refusal::Disabled) => {
+            tracing::info!(
+                target: "deskgate::audit",
+                provider = %identity.provider,
+                subject = %identity.subject,
+                "Sign-in refused: account disabled"
+            );
             return Ok(html::message(
                 StatusCode::FORBIDDEN,
                 "Sign-in failed",
@@ -106,7 +118,12 @@ pub async fn finish(
             ));
         }
         Err(Refusal::NoAccount) => {
-            tracing::info!(provider = %identity.provider, subject = %identity.subject, "Sign-in refused: no account");
+            tracing::info!(
+                target: "deskgate::audit",
+                provider = %identity.provider,
+                subject = %identity.subject,
+                "Sign-in refused: no account"
+            );
             return Ok(super::login::no_account());
         }
     };

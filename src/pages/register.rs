@@ -159,7 +159,7 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     };
-    tracing::info!(account = %account.id, "Account registered");
+    tracing::info!(target: "deskgate::audit", account = %account.id, "Account registered");
     let mut identity = Identity::new(deskgate_builtin::PROVIDER_ID, account.id.clone());
     identity.email = account.email.clone();
     identity.email_verified = false;

@@ -22,6 +22,54 @@ pub async fn run<S: SessionStore>(store: &S, clock: &Clock) {
     counters(store, clock).await;
     concurrent_hits_are_all_counted(store).await;
     one_time_values(store, clock).await;
+    account_epochs(store, clock).await;
+    concurrent_bumps_are_all_counted(store).await;
+}
+
+/// An account's epoch starts at 0, moves on by one with each bump, and comes back with each
+/// of the account's sessions at once (through the same store, local cache or not).
+async fn account_epochs<S: SessionStore>(store: &S, clock: &Clock) {
+    let (account, other) = (format!("ep-{}", new_cookie_value()), format!("ep-{}", new_cookie_value()));
+    assert_eq!(store.account_epoch(&account).await.expect("epoch"), 0, "never moved: 0");
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    let theirs = SessionKey::from_cookie(&new_cookie_value());
+    store.put(&key, session(&account, clock.now()), clock.now() + 60).await.expect("put");
+    store.put(&theirs, session(&other, clock.now()), clock.now() + 60).await.expect("put");
+    let (got, epoch) = store.get_with_epoch(&key).await.expect("get").expect("present");
+    assert_eq!((got.account_id.as_str(), epoch), (account.as_str(), 0));
+    assert_eq!(store.bump_account_epoch(&account).await.expect("bump"), 1);
+    assert_eq!(store.get_with_epoch(&key).await.expect("get").expect("present").1, 1, "seen at once");
+    assert_eq!(store.bump_account_epoch(&account).await.expect("bump"), 2);
+    assert_eq!(store.account_epoch(&account).await.expect("epoch"), 2);
+    assert_eq!(store.get_with_epoch(&key).await.expect("get").expect("present").1, 2);
+    assert_eq!(store.account_epoch(&other).await.expect("epoch"), 0, "other accounts keep theirs");
+    assert_eq!(store.get_with_epoch(&theirs).await.expect("get").expect("present").1, 0);
+    // The epoch a session was resolved under is stored with it.
+    let resolved = Session { epoch: 2, ..session(&account, clock.now()) };
+    store.put(&key, resolved, clock.now() + 60).await.expect("put");
+    let (got, epoch) = store.get_with_epoch(&key).await.expect("get").expect("present");
+    assert_eq!((got.epoch, epoch), (2, 2));
+    store.delete(&key).await.expect("delete");
+    assert!(store.get_with_epoch(&key).await.expect("get").is_none());
+    assert_eq!(store.account_epoch(&account).await.expect("epoch"), 2, "epochs outlive sessions");
+    clock.advance(86_400 * 30);
+    assert_eq!(store.account_epoch(&account).await.expect("epoch"), 2, "and never expire");
+}
+
+/// Two administrators changing one account at once: each bump gets its own epoch.
+async fn concurrent_bumps_are_all_counted<S: SessionStore>(store: &S) {
+    let account = format!("ep-{}", new_cookie_value());
+    let bumps = || async {
+        let mut seen = Vec::new();
+        for _ in 0..20 {
+            seen.push(store.bump_account_epoch(&account).await.expect("bump"));
+        }
+        seen
+    };
+    let (a, b) = tokio::join!(bumps(), bumps());
+    let mut all: Vec<u64> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=40).collect::<Vec<u64>>());
 }
 
 fn full_session(now: u64) -> Session {
@@ -37,6 +85,7 @@ fn full_session(now: u64) -> Session {
             permissions: vec!["kb.read".into(), "tickets.read".into()],
         }),
         generation: 7,
+        epoch: 3,
         created_at: now - 100,
         last_seen: now,
         ..Default::default()
@@ -251,6 +300,43 @@ async fn a_local_cache_sees_a_sign_out_elsewhere_within_its_window() {
     a.delete(&own).await.expect("sign-out on a");
     assert!(a.get(&own).await.expect("get").is_none(), "a's own sign-out takes effect at once");
     a.remove_all().await.expect("clean up");
+}
+
+/// An account change made through one replica reaches a replica that cached the session
+/// within its window; through the replica itself, at once.
+#[tokio::test]
+async fn a_local_cache_sees_an_account_change_elsewhere_within_its_window() {
+    let clock = Clock::manual(1_000_000);
+    let prefix = test_prefix();
+    let Some(a) = redis_store(&prefix, &clock).await else { return };
+    let window = std::time::Duration::from_millis(300);
+    let a = a.with_local_cache(window);
+    let b = RedisStore::open(&redis_url(), &prefix, clock.clone()).expect("open");
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    b.put(&key, session("changed", clock.now()), clock.now() + 60).await.expect("put");
+    assert_eq!(a.get_with_epoch(&key).await.expect("get").expect("present").1, 0, "read into a's cache");
+    b.bump_account_epoch("changed").await.expect("a change on b");
+    let began = std::time::Instant::now();
+    while a.get_with_epoch(&key).await.expect("get").expect("present").1 != 1 {
+        assert!(began.elapsed() < window * 3, "a still has epoch 0 {:?} after b's change", began.elapsed());
+        tokio::task::yield_now().await;
+    }
+    a.bump_account_epoch("changed").await.expect("a change on a");
+    assert_eq!(a.get_with_epoch(&key).await.expect("get").expect("present").1, 2, "at once on a");
+    a.remove_all().await.expect("clean up");
+}
+
+/// A session an earlier version stored (the JSON alone) is still read, with its epoch.
+#[tokio::test]
+async fn a_session_stored_by_an_earlier_version_is_read_with_its_epoch() {
+    let clock = Clock::manual(1_000_000);
+    let Some(store) = redis_store(&test_prefix(), &clock).await else { return };
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    store.put_unprefixed(&key, &session("earlier", clock.now()), clock.now() + 60).await.expect("put");
+    store.bump_account_epoch("earlier").await.expect("bump");
+    let (got, epoch) = store.get_with_epoch(&key).await.expect("get").expect("readable");
+    assert_eq!((got.account_id.as_str(), epoch), ("earlier", 1));
+    store.remove_all().await.expect("clean up");
 }
 
 /// Two gateways on one Redis and prefix see one set of sessions, counters and one-time values.

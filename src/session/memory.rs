@@ -12,6 +12,8 @@ struct Maps {
     sessions: HashMap<SessionKey, (Arc<Session>, u64)>,
     counters: HashMap<String, (u64, u64)>,
     once: HashMap<String, (Vec<u8>, u64)>,
+    /// Account epochs; only accounts ever changed have one, and they are never swept.
+    epochs: HashMap<String, u64>,
 }
 
 /// Sessions and counters in this process's memory.
@@ -68,16 +70,37 @@ impl MemoryStore {
 
 impl SessionStore for MemoryStore {
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        Ok(self.get_with_epoch(key).await?.map(|(s, _)| s))
+    }
+
+    async fn get_with_epoch(&self, key: &SessionKey) -> Result<Option<(Arc<Session>, u64)>, StoreError> {
         let now = self.clock.now();
-        let found = self.read().sessions.get(key).cloned();
+        let found = {
+            let maps = self.read();
+            maps.sessions.get(key).map(|(s, exp)| {
+                let epoch = maps.epochs.get(&s.account_id).copied().unwrap_or(0);
+                (s.clone(), *exp, epoch)
+            })
+        };
         match found {
-            Some((s, exp)) if exp > now => Ok(Some(s)),
+            Some((s, exp, epoch)) if exp > now => Ok(Some((s, epoch))),
             Some(_) => {
                 self.write().sessions.remove(key);
                 Ok(None)
             }
             None => Ok(None),
         }
+    }
+
+    async fn account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
+        Ok(self.read().epochs.get(account_id).copied().unwrap_or(0))
+    }
+
+    async fn bump_account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
+        let mut maps = self.write();
+        let epoch = maps.epochs.entry(account_id.to_owned()).or_insert(0);
+        *epoch += 1;
+        Ok(*epoch)
     }
 
     async fn put(

@@ -42,6 +42,10 @@ pub struct Session {
     pub resolved: Arc<Resolved>,
     /// Config generation the resolution was made under.
     pub generation: u64,
+    /// The account's epoch (see [`SessionStore::account_epoch`]) the resolution was made
+    /// under; when the account's epoch has moved on, the session is resolved again.
+    #[serde(default)]
+    pub epoch: u64,
     /// When the session was created (Unix seconds).
     pub created_at: u64,
     /// When the session was last used, to a granularity of a minute.
@@ -91,6 +95,7 @@ impl Session {
             provider_organizations: self.provider_organizations.clone(),
             resolved: self.resolved.clone(),
             generation: self.generation,
+            epoch: self.epoch,
             created_at: self.created_at,
             last_seen: now,
             cache: SessionCache::default(),
@@ -164,6 +169,19 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Removes and returns a one-time value: a second take of the same key finds nothing.
     fn take(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// The session under `key` together with its account's current epoch, read at once: the
+    /// session lookup of every request, so one step (one map, one Redis round trip).
+    fn get_with_epoch(
+        &self,
+        key: &SessionKey,
+    ) -> impl Future<Output = Result<Option<(Arc<Session>, u64)>, StoreError>> + Send;
+    /// An account's epoch: 0 until first moved on. It changes whenever something a session
+    /// was resolved from changes (assigned usergroups, disabled).
+    fn account_epoch(&self, account_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Moves an account's epoch on, so that each of its sessions is resolved again on its next
+    /// request; returns the new epoch. Epochs never expire: a reset could repeat a value a
+    /// session already saw.
+    fn bump_account_epoch(&self, account_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// The configured session store.
@@ -235,6 +253,24 @@ impl SessionStore for Sessions {
         match self {
             Sessions::Memory(m) => m.take(key).await,
             Sessions::Redis(r) => r.take(key).await,
+        }
+    }
+    async fn get_with_epoch(&self, key: &SessionKey) -> Result<Option<(Arc<Session>, u64)>, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.get_with_epoch(key).await,
+            Sessions::Redis(r) => r.get_with_epoch(key).await,
+        }
+    }
+    async fn account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.account_epoch(account_id).await,
+            Sessions::Redis(r) => r.account_epoch(account_id).await,
+        }
+    }
+    async fn bump_account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.bump_account_epoch(account_id).await,
+            Sessions::Redis(r) => r.bump_account_epoch(account_id).await,
         }
     }
 }

@@ -5,6 +5,9 @@
 //! `expires_at`, checked on read, while a TTL computed from the same clock lets Redis drop
 //! it. The two agree under the system clock; the check on read is what makes expiry exact
 //! to the second (Redis TTLs round up) and lets a test move time without sleeping.
+//!
+//! A session is stored as `ACCOUNT_ID \n JSON`, so that one script can read the session and
+//! its account's epoch in the same round trip.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -58,6 +61,29 @@ return 1
     )
 });
 
+/// Reads a session and the epoch of the account it belongs to, in one round trip. The
+/// epoch key is named from the session's value, so it cannot be declared in KEYS: deskgate
+/// keeps all its keys in one Redis (or, on a cluster, one hash slot through a `{tag}` in the
+/// prefix). Returns nil, `{value}` for a value without the account id in front (written by an
+/// earlier version), or `{value, epoch}`.
+/// KEYS[1] session; ARGV[1] the epoch keys' prefix.
+static SESSION_AND_EPOCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  return false
+end
+local nl = string.find(v, '\n', 1, true)
+if not nl then
+  return {v}
+end
+local e = redis.call('GET', ARGV[1] .. string.sub(v, 1, nl - 1))
+return {v, e or '0'}
+",
+    )
+});
+
 /// Sessions, counters and one-time values in Redis, every key under one prefix.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -67,10 +93,11 @@ pub struct RedisStore {
     local: Arc<LocalCache>,
 }
 
-/// Sessions read from Redis, kept in this process for a moment so that most requests need
-/// no round trip. The rule: a replica reuses what it read for at most `ttl`, so a change made
-/// on another replica (a sign-out, a re-resolution) takes effect here within `ttl`; changes
-/// made through this replica take effect here at once.
+/// Sessions read from Redis, with their account's epoch, kept in this process for a moment
+/// so that most requests need no round trip. The rule: a replica reuses what it read for at
+/// most `ttl`, so a change made on another replica (a sign-out, a re-resolution, an
+/// administrator's change to the account) takes effect here within `ttl`; changes made
+/// through this replica take effect here at once.
 #[derive(Debug, Default)]
 struct LocalCache {
     ttl: Duration,
@@ -80,6 +107,7 @@ struct LocalCache {
 #[derive(Debug, Clone)]
 struct Cached {
     session: Arc<Session>,
+    epoch: u64,
     expires_at: u64,
     read_at: Instant,
 }
@@ -88,16 +116,16 @@ struct Cached {
 const LOCAL_CACHE_MAX: usize = 200_000;
 
 impl LocalCache {
-    fn get(&self, key: &SessionKey, now: u64) -> Option<Arc<Session>> {
+    fn get(&self, key: &SessionKey, now: u64) -> Option<(Arc<Session>, u64)> {
         if self.ttl.is_zero() {
             return None;
         }
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
         let hit = map.get(key)?;
-        (hit.read_at.elapsed() < self.ttl && hit.expires_at > now).then(|| hit.session.clone())
+        (hit.read_at.elapsed() < self.ttl && hit.expires_at > now).then(|| (hit.session.clone(), hit.epoch))
     }
 
-    fn put(&self, key: &SessionKey, session: Arc<Session>, expires_at: u64) {
+    fn put(&self, key: &SessionKey, session: Arc<Session>, epoch: u64, expires_at: u64) {
         if self.ttl.is_zero() {
             return;
         }
@@ -109,11 +137,20 @@ impl LocalCache {
                 map.clear();
             }
         }
-        map.insert(key.clone(), Cached { session, expires_at, read_at: Instant::now() });
+        map.insert(key.clone(), Cached { session, epoch, expires_at, read_at: Instant::now() });
     }
 
     fn remove(&self, key: &SessionKey) {
         self.map.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    /// Forgets every session of an account. A scan, but it runs only when an administrator
+    /// changes an account.
+    fn forget_account(&self, account_id: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        self.map.write().unwrap_or_else(|p| p.into_inner()).retain(|_, c| c.session.account_id != account_id);
     }
 }
 
@@ -133,6 +170,11 @@ struct StoredRef<'a> {
 struct Stored {
     expires_at: u64,
     session: Session,
+}
+
+/// An epoch as Redis holds it (a decimal integer); anything else reads as 0.
+fn parse_epoch(value: &[u8]) -> u64 {
+    std::str::from_utf8(value).ok().and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -197,6 +239,20 @@ impl RedisStore {
         self.bounded(async move { invocation.invoke_async(&mut conn).await }).await
     }
 
+    /// Stores a session value as an earlier version wrote it: the JSON alone.
+    #[cfg(test)]
+    pub(crate) async fn put_unprefixed(
+        &self,
+        key: &SessionKey,
+        session: &Session,
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(&StoredRef { expires_at, session }).map_err(unavailable)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.key("session", &key.text())).arg(value);
+        self.query(cmd).await
+    }
+
     /// Removes every key under this store's prefix.
     #[cfg(test)]
     pub(crate) async fn remove_all(&self) -> Result<(), StoreError> {
@@ -221,29 +277,60 @@ impl RedisStore {
 
 impl SessionStore for RedisStore {
     async fn get(&self, key: &SessionKey) -> Result<Option<Arc<Session>>, StoreError> {
+        Ok(self.get_with_epoch(key).await?.map(|(s, _)| s))
+    }
+
+    async fn get_with_epoch(&self, key: &SessionKey) -> Result<Option<(Arc<Session>, u64)>, StoreError> {
         let now = self.clock.now();
         if let Some(hit) = self.local.get(key, now) {
             return Ok(Some(hit));
         }
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key("session", &key.text()));
-        let Some(bytes): Option<Vec<u8>> = self.query(cmd).await? else {
+        let mut invocation = SESSION_AND_EPOCH.key(self.key("session", &key.text()));
+        invocation.arg(self.key("epoch", ""));
+        let Some(parts): Option<Vec<Vec<u8>>> = self.script(invocation).await? else {
             return Ok(None);
         };
-        match serde_json::from_slice::<Stored>(&bytes) {
-            Ok(stored) if stored.expires_at > now => {
-                let session = Arc::new(stored.session);
-                self.local.put(key, session.clone(), stored.expires_at);
-                Ok(Some(session))
-            }
-            Ok(_) => Ok(None),
+        let mut parts = parts.into_iter();
+        let Some(value) = parts.next() else {
+            return Ok(None);
+        };
+        let json = match value.iter().position(|&b| b == b'\n') {
+            Some(nl) => &value[nl + 1..],
+            None => &value[..],
+        };
+        let stored = match serde_json::from_slice::<Stored>(json) {
+            Ok(stored) if stored.expires_at > now => stored,
+            Ok(_) => return Ok(None),
             Err(e) => {
                 // A session written in a shape this build cannot read (another version, a
                 // damaged value) is unusable: the person signs in again.
                 tracing::warn!(error = %e, "Unreadable session in Redis; treating it as absent");
-                Ok(None)
+                return Ok(None);
             }
-        }
+        };
+        let epoch = match parts.next() {
+            Some(e) => parse_epoch(&e),
+            // Written before sessions carried their account id in front: one more read.
+            None => self.account_epoch(&stored.session.account_id).await?,
+        };
+        let session = Arc::new(stored.session);
+        self.local.put(key, session.clone(), epoch, stored.expires_at);
+        Ok(Some((session, epoch)))
+    }
+
+    async fn account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key("epoch", account_id));
+        let value: Option<Vec<u8>> = self.query(cmd).await?;
+        Ok(value.as_deref().map_or(0, parse_epoch))
+    }
+
+    async fn bump_account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("INCR");
+        cmd.arg(self.key("epoch", account_id));
+        let epoch = self.query(cmd).await?;
+        self.local.forget_account(account_id);
+        Ok(epoch)
     }
 
     async fn put(
@@ -252,12 +339,14 @@ impl SessionStore for RedisStore {
         session: Session,
         expires_at: u64,
     ) -> Result<Arc<Session>, StoreError> {
-        let value = serde_json::to_vec(&StoredRef { expires_at, session: &session }).map_err(unavailable)?;
+        let mut value = format!("{}\n", session.account_id).into_bytes();
+        serde_json::to_writer(&mut value, &StoredRef { expires_at, session: &session })
+            .map_err(unavailable)?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key("session", &key.text())).arg(value).arg("EX").arg(self.ttl(expires_at));
         self.query::<()>(cmd).await?;
         let session = Arc::new(session);
-        self.local.put(key, session.clone(), expires_at);
+        self.local.put(key, session.clone(), session.epoch, expires_at);
         Ok(session)
     }
 

@@ -58,7 +58,7 @@ pub fn deadline(state: &AppState, created_at: u64, now: u64) -> u64 {
 }
 
 async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError> {
-    let Some(session) = state.sessions.get(&key).await? else {
+    let Some((session, epoch)) = state.sessions.get_with_epoch(&key).await? else {
         return Ok(Visitor::Guest);
     };
     let now = state.clock.now();
@@ -69,8 +69,8 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
         state.sessions.delete(&key).await?;
         return Ok(Visitor::Guest);
     }
-    let session = if session.generation != state.generation {
-        match refresh(state, &key, &session, now).await? {
+    let session = if session.generation != state.generation || session.epoch != epoch {
+        match refresh(state, &key, &session, epoch, now).await? {
             Some(s) => s,
             None => return Ok(Visitor::Guest),
         }
@@ -84,20 +84,26 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
     Ok(Visitor::SignedIn { key, session })
 }
 
-/// Re-resolves a session made under another config generation; ends it when the account
-/// is gone or disabled.
+/// Re-resolves a session made under another config generation or account epoch; ends it
+/// when the account is gone or disabled. `epoch` was read before the account is, so a change
+/// that lands between the two reads moves the epoch again and is picked up next time.
 async fn refresh(
     state: &AppState,
     key: &SessionKey,
     old: &Session,
+    epoch: u64,
     now: u64,
 ) -> Result<Option<Arc<Session>>, GatewayError> {
     let account = state.accounts.by_id(&old.account_id).await?;
     let Some(account) = account.filter(|a| !a.disabled) else {
         state.sessions.delete(key).await?;
+        tracing::info!(account = %old.account_id, "Session ended: the account is disabled or gone");
         return Ok(None);
     };
     let mut fresh = old.touched(now);
+    fresh.name = account.name.clone();
+    fresh.email = account.email.clone();
+    fresh.epoch = epoch;
     fresh.resolved = state.interner.intern(state.config.model.resolve(&Member {
         email: account.email.as_deref(),
         assigned: &account.usergroups,

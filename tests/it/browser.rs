@@ -11,7 +11,7 @@ use crate::support::*;
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// One Chromium session behind one chromedriver process.
-struct Chromium {
+pub(crate) struct Chromium {
     http: reqwest::Client,
     base: String,
     session: String,
@@ -20,7 +20,7 @@ struct Chromium {
 }
 
 impl Chromium {
-    async fn start(driver: &str) -> Chromium {
+    pub(crate) async fn start(driver: &str) -> Chromium {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = tokio::process::Command::new(driver)
             .arg(format!("--port={port}"))
@@ -55,7 +55,7 @@ impl Chromium {
         Chromium { http, base, session, _driver: child, _profile: profile }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    pub(crate) async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let req = self.http.request(method.clone(), url);
         // WebDriver takes a body with POST only.
@@ -64,37 +64,37 @@ impl Chromium {
         resp["value"].clone()
     }
 
-    async fn go(&self, url: &str) {
+    pub(crate) async fn go(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", json!({"url": url})).await;
     }
 
-    async fn url(&self) -> String {
+    pub(crate) async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", Value::Null).await.as_str().unwrap_or_default().to_owned()
     }
 
-    async fn source(&self) -> String {
+    pub(crate) async fn source(&self) -> String {
         self.call(reqwest::Method::GET, "/source", Value::Null).await.as_str().unwrap_or_default().to_owned()
     }
 
-    async fn find(&self, css: &str) -> String {
+    pub(crate) async fn find(&self, css: &str) -> String {
         let found = self
             .call(reqwest::Method::POST, "/element", json!({"using": "css selector", "value": css}))
             .await;
         found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {found}")).to_owned()
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let id = self.find(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{id}/click"), json!({})).await;
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{id}/value"), json!({"text": text})).await;
     }
 
     /// Waits until the address satisfies `done`.
-    async fn wait_for_url(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn wait_for_url(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
         let began = Instant::now();
         loop {
             let url = self.url().await;
@@ -110,7 +110,7 @@ impl Chromium {
         }
     }
 
-    async fn quit(self) {
+    pub(crate) async fn quit(self) {
         self.call(reqwest::Method::DELETE, "", Value::Null).await;
     }
 }

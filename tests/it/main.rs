@@ -2,6 +2,7 @@
 //! loopback, driven as a browser and as an API client would drive them.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on purpose")]
 
+mod admin;
 mod browser;
 mod cli;
 mod forwarding;
@@ -12,6 +13,7 @@ mod paths;
 mod proxying;
 mod redirects;
 mod registration;
+mod saml;
 mod scale;
 mod sessions;
 mod support;

@@ -13,14 +13,14 @@ use tokio::net::TcpListener;
 use crate::support::*;
 
 /// A fresh PostgreSQL database, dropped at the end of the test.
-struct Database {
+pub(crate) struct Database {
     admin: String,
     name: String,
     pub url: String,
 }
 
 impl Database {
-    async fn create() -> Option<Database> {
+    pub(crate) async fn create() -> Option<Database> {
         let admin = peer("DESKGATE_TEST_POSTGRES")?;
         let name = format!("deskgate_it_{:016x}", rand::random::<u64>());
         let pool = sqlx::PgPool::connect(&admin).await.expect("PostgreSQL answers");
@@ -33,7 +33,7 @@ impl Database {
         Some(Database { admin, name, url })
     }
 
-    async fn drop_it(self) {
+    pub(crate) async fn drop_it(self) {
         if let Ok(pool) = sqlx::PgPool::connect(&self.admin).await {
             let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
                 .execute(&pool)
@@ -43,7 +43,7 @@ impl Database {
 }
 
 /// Starts one replica on `config_text` (written into `dir`); returns its address.
-async fn replica(dir: &Path, name: &str, config_text: &str) -> SocketAddr {
+pub(crate) async fn replica(dir: &Path, name: &str, config_text: &str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let path = dir.join(format!("{name}.toml"));
@@ -54,7 +54,7 @@ async fn replica(dir: &Path, name: &str, config_text: &str) -> SocketAddr {
     addr
 }
 
-async fn helpdesk() -> String {
+pub(crate) async fn helpdesk() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // The JWT is not what these tests look at; the helpdesk reports headers as received.
@@ -75,7 +75,7 @@ fn shared_config(upstream: &str, redis: &str, prefix: &str, accounts: &str, dir:
     )
 }
 
-fn browser_at(addr: SocketAddr) -> Browser {
+pub(crate) fn browser_at(addr: SocketAddr) -> Browser {
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     Browser { base: format!("http://{addr}"), client, cookies: Default::default() }
 }

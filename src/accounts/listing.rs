@@ -1,0 +1,128 @@
+//! Listing and counting accounts for administrators: the query types, and the one `WHERE`
+//! clause both backends build from them, so that SQLite and PostgreSQL select the same rows.
+
+use sqlx::{Database, Encode, QueryBuilder, Type};
+
+use super::Account;
+
+/// Which accounts a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct AccountQuery {
+    /// Text found, without regard to ASCII case, in the email or the name, or equal to the id.
+    pub text: Option<String>,
+    /// Only the members of this usergroup.
+    pub usergroup: Option<Membership>,
+}
+
+/// Who is a member of one usergroup, as far as the account store can tell: accounts that
+/// have it assigned, accounts whose email the config assigns it to, and accounts whose email
+/// domain belongs to an organization linked to it. Provider group mappings are not stored
+/// with accounts, so their members cannot be counted here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// The usergroup id.
+    pub usergroup: String,
+    /// Lower-case emails the config assigns the usergroup to.
+    pub emails: Vec<String>,
+    /// Lower-case email domains of organizations linked to the usergroup.
+    pub domains: Vec<String>,
+}
+
+/// One account in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The account.
+    pub account: Account,
+    /// How it signs in: `builtin` when it has a password, then each linked provider.
+    pub providers: Vec<String>,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountPage {
+    /// How many accounts match the query in all.
+    pub total: u64,
+    /// The accounts of this page: by email (accounts without one last), then id.
+    pub accounts: Vec<Listed>,
+}
+
+/// The `LIKE` pattern for `text` anywhere, with `%`, `_` and `\` taken literally.
+fn contains_pattern(text: &str) -> String {
+    format!("%{}%", escape_like(&text.to_lowercase()))
+}
+
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Appends ` WHERE …` selecting the accounts (`accounts a`) that `query` asks for.
+///
+/// Case folding is the database's `lower()`: ASCII in SQLite, Unicode in PostgreSQL.
+pub(super) fn push_where<'a, DB>(qb: &mut QueryBuilder<'a, DB>, query: &AccountQuery)
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+{
+    qb.push(" WHERE 1 = 1");
+    if let Some(text) = query.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = contains_pattern(text);
+        qb.push(" AND (lower(a.name) LIKE ")
+            .push_bind(pattern.clone())
+            .push(" ESCAPE '\\' OR a.email_lower LIKE ")
+            .push_bind(pattern)
+            .push(" ESCAPE '\\' OR a.id = ")
+            .push_bind(text.to_owned())
+            .push(")");
+    }
+    if let Some(m) = &query.usergroup {
+        qb.push(
+            " AND (EXISTS (SELECT 1 FROM account_usergroups g WHERE g.account_id = a.id AND g.usergroup = ",
+        )
+        .push_bind(m.usergroup.clone())
+        .push(")");
+        if !m.emails.is_empty() {
+            qb.push(" OR a.email_lower IN (");
+            let mut list = qb.separated(", ");
+            for e in &m.emails {
+                list.push_bind(e.to_lowercase());
+            }
+            qb.push(")");
+        }
+        // Ends with `@domain`: the part after the last `@` is the domain, as the model has it.
+        for d in &m.domains {
+            qb.push(" OR a.email_lower LIKE ")
+                .push_bind(format!("%@{}", escape_like(&d.to_lowercase())))
+                .push(" ESCAPE '\\'");
+        }
+        qb.push(")");
+    }
+}
+
+/// `builtin` first when the account has a password, then the linked providers in order.
+pub(super) fn providers(has_password: bool, mut linked: Vec<String>) -> Vec<String> {
+    linked.sort();
+    linked.dedup();
+    let mut out = Vec::with_capacity(linked.len() + 1);
+    if has_password {
+        out.push(deskgate_builtin::PROVIDER_ID.to_owned());
+    }
+    out.extend(linked.into_iter().filter(|p| p != deskgate_builtin::PROVIDER_ID));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(contains_pattern("A_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+}

@@ -1,0 +1,202 @@
+//! Why a person has the access they have: each usergroup with where it comes from, the
+//! permissions, and for a path the rule that governs it and the decision with its reason.
+//! Shown by `deskgate explain`, on the person's administration page, and by the API.
+//!
+//! Worked out from the account and the config alone. Provider group mappings (and
+//! organizations a provider names) exist only in a live session, made at sign-in; an
+//! explanation says so rather than guess them.
+
+use std::fmt::Write as _;
+
+use crate::accounts::Account;
+use crate::policy::{Decision, DenyReason, Policy, Who, decide, normalize};
+use crate::usergroups::{Member, Model, Source};
+
+/// One usergroup the person is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Usergroup id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Every reason the person is in it.
+    pub sources: Vec<Source>,
+}
+
+/// How a path is decided for the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathCheck {
+    /// The path as asked.
+    pub asked: String,
+    /// The path as normalized for matching, or why it cannot be.
+    pub normalized: Result<String, String>,
+    /// The rule that governs it: pattern and required permission.
+    pub rule: Option<(String, String)>,
+    /// The decision.
+    pub decision: Option<Decision>,
+    /// The person's usergroups that grant the rule's permission.
+    pub granted_by: Vec<String>,
+}
+
+/// The whole explanation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The account.
+    pub account: Account,
+    /// How it signs in.
+    pub providers: Vec<String>,
+    /// Its usergroups, built-ins first.
+    pub usergroups: Vec<Held>,
+    /// Its permissions, sorted.
+    pub permissions: Vec<String>,
+    /// The path asked about, if any.
+    pub path: Option<PathCheck>,
+}
+
+/// Explains `account`'s access under `model` and `policy`, and `path` if given.
+pub fn explain(
+    model: &Model,
+    policy: &Policy,
+    account: Account,
+    providers: Vec<String>,
+    path: Option<&str>,
+) -> Explanation {
+    let member =
+        Member { email: account.email.as_deref(), assigned: &account.usergroups, ..Default::default() };
+    let resolved = model.resolve(&member);
+    let mut sources = model.explain(&member);
+    let usergroups = resolved
+        .usergroups
+        .iter()
+        .map(|id| Held {
+            id: id.clone(),
+            name: model.usergroups.get(id).map_or_else(|| id.clone(), |g| g.name.clone()),
+            sources: sources.remove(id).map(|s| s.into_iter().collect()).unwrap_or_default(),
+        })
+        .collect();
+    let path = path.map(str::trim).filter(|p| !p.is_empty()).map(|asked| {
+        let mut check = PathCheck {
+            asked: asked.to_owned(),
+            normalized: Err(String::new()),
+            rule: None,
+            decision: None,
+            granted_by: Vec::new(),
+        };
+        let with_slash = if asked.starts_with('/') { asked.to_owned() } else { format!("/{asked}") };
+        match normalize(&with_slash) {
+            Err(e) => check.normalized = Err(e.to_string()),
+            Ok(normal) => {
+                check.normalized = Ok(normal.to_string());
+                if let Some(rule) = policy.rule_for(&normal) {
+                    check.rule = Some((rule.pattern.clone(), rule.permission.clone()));
+                    check.granted_by = resolved
+                        .usergroups
+                        .iter()
+                        .filter(|id| {
+                            model
+                                .usergroups
+                                .get(*id)
+                                .is_some_and(|g| g.permissions.contains(&rule.permission))
+                        })
+                        .cloned()
+                        .collect();
+                }
+                check.decision =
+                    Some(decide(policy, model.everyone_enabled, Who::SignedIn(&resolved), &normal));
+            }
+        }
+        check
+    });
+    Explanation { account, providers, usergroups, permissions: resolved.permissions, path }
+}
+
+/// A source in words.
+pub fn source_text(source: &Source) -> String {
+    match source {
+        Source::BuiltIn => "built-in".into(),
+        Source::Assigned => "assigned to the account".into(),
+        Source::ConfigAssignment => "config assignment ([[assignments]])".into(),
+        Source::Organization(id) => format!("organization `{id}`"),
+        Source::Provider(_) => "provider group mapping".into(),
+    }
+}
+
+/// A source as a short code, for JSON.
+pub fn source_code(source: &Source) -> &'static str {
+    match source {
+        Source::BuiltIn => "built-in",
+        Source::Assigned => "assigned",
+        Source::ConfigAssignment => "config-assignment",
+        Source::Organization(_) => "organization",
+        Source::Provider(_) => "provider-mapping",
+    }
+}
+
+/// What the explanation cannot know, in words.
+pub const PROVIDER_NOTE: &str = "Provider group mappings: none shown. They come from the identity provider at \
+     sign-in and are known only from a live session; a provider may add usergroups (and \
+     organizations) to the ones above.";
+
+/// The decision as a short code and a sentence.
+pub fn decision_text(check: &PathCheck) -> (&'static str, String) {
+    match (&check.decision, &check.rule) {
+        (Some(Decision::Allow), Some((_, permission))) => {
+            ("allow", format!("`{permission}` is granted by {}", check.granted_by.join(", ")))
+        }
+        (Some(Decision::Allow), None) => ("allow", String::new()),
+        (Some(Decision::LoginRequired), _) => ("login-required", "a guest must sign in first".into()),
+        (Some(Decision::Deny(DenyReason::NoRule)), _) => {
+            ("deny", "no-rule: no rule covers this path, and what no rule covers is denied".into())
+        }
+        (Some(Decision::Deny(DenyReason::MissingPermission { permission, .. })), _) => {
+            ("deny", format!("permission-missing: none of this account's usergroups grants `{permission}`"))
+        }
+        (None, _) => ("invalid", check.normalized.clone().err().unwrap_or_default()),
+    }
+}
+
+/// The explanation as plain text, for the terminal.
+pub fn text(e: &Explanation) -> String {
+    let a = &e.account;
+    let mut out = String::new();
+    let email = a.email.as_deref().map(|m| format!(" <{m}>")).unwrap_or_default();
+    let _ = writeln!(out, "Account:    {}{email}", a.name);
+    let _ = writeln!(out, "Id:         {}", a.id);
+    let status = if a.disabled { "disabled: sign-in refused, sessions end" } else { "enabled" };
+    let _ = writeln!(out, "Status:     {status}");
+    let signs_in = if e.providers.is_empty() { "no way yet".to_owned() } else { e.providers.join(", ") };
+    let _ = writeln!(out, "Signs in:   {signs_in}");
+    let _ = writeln!(out, "\nUsergroups, and where each comes from:");
+    let width = e.usergroups.iter().map(|g| g.id.len()).max().unwrap_or(0);
+    for g in &e.usergroups {
+        let from: Vec<String> = g.sources.iter().map(source_text).collect();
+        let _ = writeln!(out, "  {:width$}  {}", g.id, from.join("; "));
+    }
+    let _ = writeln!(out, "{PROVIDER_NOTE}");
+    let _ = writeln!(out, "\nPermissions: {}", e.permissions.join(", "));
+    if let Some(check) = &e.path {
+        let _ = writeln!(out, "\nPath {}", check.asked);
+        if let Ok(n) = &check.normalized
+            && *n != check.asked
+        {
+            let _ = writeln!(out, "  Normalized: {n}");
+        }
+        if check.decision.is_some() {
+            match &check.rule {
+                Some((pattern, permission)) => {
+                    let _ = writeln!(out, "  Rule:       {pattern} requires {permission}");
+                }
+                None => {
+                    let _ = writeln!(out, "  Rule:       none covers this path");
+                }
+            }
+        }
+        let (code, why) = decision_text(check);
+        let why = if why.is_empty() { String::new() } else { format!(" — {why}") };
+        let _ = writeln!(out, "  Decision:   {code}{why}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,103 @@
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::policy::Rule;
+use crate::usergroups::{EVERYONE, Organization, REGISTERED, Usergroup};
+
+fn model() -> Model {
+    let group = |id: &str, perms: &[&str]| {
+        let permissions: BTreeSet<String> = perms.iter().map(|p| p.to_string()).collect();
+        (id.to_owned(), Usergroup { id: id.into(), name: format!("Name of {id}"), permissions })
+    };
+    Model {
+        everyone_enabled: true,
+        usergroups: [
+            group(EVERYONE, &["kb.read"]),
+            group(REGISTERED, &["tickets.read"]),
+            group("trial_users", &["chat.sales"]),
+            group("vips", &["chat.support", "chat.sales"]),
+        ]
+        .into_iter()
+        .collect(),
+        organizations: vec![Organization {
+            id: "acme".into(),
+            name: "Acme".into(),
+            domains: vec!["acme.example".into()],
+            usergroups: vec!["trial_users".into()],
+        }],
+        assignments: [("wile@acme.example".to_owned(), vec!["vips".to_owned()])].into_iter().collect(),
+    }
+}
+
+fn policy() -> Policy {
+    let rule = |p: &str, perm: &str| Rule::new(p, perm).expect("rule");
+    Policy::new(vec![
+        rule("/kb", "kb.read"),
+        rule("/chat/sales", "chat.sales"),
+        rule("/chat/support", "chat.support"),
+    ])
+}
+
+fn wile(assigned: &[&str]) -> Account {
+    Account {
+        id: "a-1".into(),
+        email: Some("Wile@Acme.example".into()),
+        name: "Wile".into(),
+        disabled: false,
+        created_at: 1,
+        usergroups: assigned.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+#[test]
+fn every_usergroup_comes_with_every_reason_for_it() {
+    let e = explain(&model(), &policy(), wile(&["vips"]), vec!["builtin".into()], None);
+    let got: Vec<(&str, &[Source])> =
+        e.usergroups.iter().map(|g| (g.id.as_str(), g.sources.as_slice())).collect();
+    assert_eq!(
+        got,
+        [
+            (EVERYONE, &[Source::BuiltIn][..]),
+            (REGISTERED, &[Source::BuiltIn][..]),
+            ("trial_users", &[Source::Organization("acme".into())][..]),
+            ("vips", &[Source::ConfigAssignment, Source::Assigned][..]),
+        ]
+    );
+    assert_eq!(e.permissions, ["chat.sales", "chat.support", "kb.read", "tickets.read"]);
+    assert!(e.path.is_none());
+    assert!(text(&e).contains(PROVIDER_NOTE));
+}
+
+#[test]
+fn a_path_shows_the_rule_the_decision_and_who_grants_it() {
+    let e = explain(&model(), &policy(), wile(&[]), vec![], Some("/CHAT/sales/../sales/today"));
+    let check = e.path.as_ref().expect("checked");
+    assert_eq!(check.rule, Some(("/chat/sales".into(), "chat.sales".into())));
+    assert_eq!(check.decision, Some(Decision::Allow));
+    assert_eq!(check.granted_by, ["trial_users", "vips"]);
+    assert_eq!(decision_text(check).0, "allow");
+
+    let mut other = wile(&[]);
+    other.email = Some("road@runner.example".into());
+    let e = explain(&model(), &policy(), other, vec![], Some("chat/support"));
+    let check = e.path.as_ref().expect("checked");
+    assert_eq!(check.asked, "chat/support");
+    assert!(check.granted_by.is_empty());
+    let (code, why) = decision_text(check);
+    assert_eq!(code, "deny");
+    assert!(why.starts_with("permission-missing") && why.contains("`chat.support`"), "{why}");
+    let out = text(&e);
+    assert!(out.contains("  Rule:       /chat/support requires chat.support\n"), "{out}");
+    assert!(out.contains("Signs in:   no way yet"), "{out}");
+
+    let e = explain(&model(), &policy(), wile(&[]), vec![], Some("/news"));
+    let out = text(&e);
+    assert!(out.contains("Rule:       none covers this path"), "{out}");
+    assert!(out.contains("Decision:   deny — no-rule"), "{out}");
+
+    let e = explain(&model(), &policy(), wile(&[]), vec![], Some("/kb/%00"));
+    let check = e.path.as_ref().expect("checked");
+    assert!(check.normalized.is_err() && check.decision.is_none());
+    assert_eq!(decision_text(check).0, "invalid");
+    assert!(explain(&model(), &policy(), wile(&[]), vec![], Some("  ")).path.is_none());
+}

@@ -1,0 +1,274 @@
+//! `/.deskgate/admin/people/<id>`: one person — their usergroups with where each comes
+//! from, the assignable usergroups to tick (Save or Cancel), an access check for a path,
+//! and disabling or enabling the account.
+
+use axum::Form;
+use axum::extract::{Path, Query, RawForm, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use http::{HeaderMap, StatusCode};
+
+use super::actions::{self, AdminError};
+use super::explain::{self, Explanation};
+use super::{Admin, Fields, assignable, form_ok, view};
+use crate::accounts::AccountStore;
+use crate::app::AppState;
+use crate::error::GatewayError;
+use crate::pages::PREFIX;
+use crate::pages::forms::{self, Binding};
+use crate::pages::html::{esc, query_value};
+use crate::usergroups::Source;
+
+/// Query of the page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ShowQuery {
+    path: Option<String>,
+    done: Option<String>,
+}
+
+/// A form that carries only its token.
+#[derive(Debug, serde::Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn person_url(id: &str) -> String {
+    format!("{PREFIX}/admin/people/{}", query_value(id))
+}
+
+/// The explanation of an account, or why there is none.
+pub(super) async fn explanation(
+    state: &AppState,
+    id: &str,
+    path: Option<&str>,
+) -> Result<Explanation, AdminError> {
+    let account = actions::account(state, id).await?;
+    let providers = state.accounts.providers(id).await?;
+    Ok(explain::explain(&state.config.model, &state.config.policy, account, providers, path))
+}
+
+fn done_text(done: &str) -> Option<&'static str> {
+    match done {
+        "saved" => Some("Usergroups saved. They apply from the person's next request."),
+        "unchanged" => Some("Cancelled: the usergroups are unchanged."),
+        "disabled" => Some("Account disabled. Its sessions end on their next request."),
+        "enabled" => Some("Account enabled. The person can sign in again."),
+        "created" => Some("Account created."),
+        _ => None,
+    }
+}
+
+fn render(
+    state: &AppState,
+    binding: &Binding,
+    e: &Explanation,
+    note: Option<&str>,
+    alert: Option<&str>,
+) -> String {
+    let a = &e.account;
+    let url = person_url(&a.id);
+    let mut body = String::new();
+    body.push_str(&alert.map(view::alert).unwrap_or_default());
+    body.push_str(&note.map(view::note).unwrap_or_default());
+    let status =
+        if a.disabled { "<span class=\"badge\">Disabled</span> sign-in is refused" } else { "Enabled" };
+    body.push_str(&format!(
+        "<table id=\"account\"><caption>Account</caption><tbody>\
+         <tr><th scope=\"row\">Email</th><td>{}</td></tr>\
+         <tr><th scope=\"row\">Id</th><td><code>{}</code></td></tr>\
+         <tr><th scope=\"row\">Signs in with</th><td>{}</td></tr>\
+         <tr><th scope=\"row\">Status</th><td id=\"status\">{status}</td></tr></tbody></table>",
+        esc(a.email.as_deref().unwrap_or("—")),
+        esc(&a.id),
+        esc(&if e.providers.is_empty() { "no way yet".to_owned() } else { e.providers.join(", ") }),
+    ));
+
+    body.push_str("<h2>Access</h2>");
+    body.push_str(&view::explanation(e));
+    let asked = e.path.as_ref().map_or("", |p| p.asked.as_str());
+    body.push_str(&format!(
+        "<form method=\"get\" action=\"{url}\"><div class=\"field\"><label for=\"path\">Check access to a path</label>\
+         <input id=\"path\" name=\"path\" type=\"text\" placeholder=\"/chat/sales\" value=\"{}\"></div>\
+         <button type=\"submit\" class=\"secondary\">Explain</button></form>",
+        esc(asked)
+    ));
+
+    let boxes: String = assignable(&state.config.model)
+        .map(|g| {
+            let checked = if a.usergroups.contains(&g.id) { " checked" } else { "" };
+            // Being in it for another reason too is worth knowing before unticking it.
+            let also: Vec<String> = e
+                .usergroups
+                .iter()
+                .filter(|h| h.id == g.id)
+                .flat_map(|h| h.sources.iter().filter(|s| **s != Source::Assigned))
+                .map(explain::source_text)
+                .collect();
+            let also = if also.is_empty() {
+                String::new()
+            } else {
+                format!(" <span class=\"muted\">— also from {}</span>", esc(&also.join("; ")))
+            };
+            format!(
+                "<label class=\"choice\"><input type=\"checkbox\" name=\"usergroup\" value=\"{}\"{checked}> {} \
+                 <span class=\"muted\">({})</span>{also}</label>",
+                esc(&g.id),
+                esc(&g.name),
+                esc(&g.id)
+            )
+        })
+        .collect();
+    body.push_str(&format!(
+        "<h2>Assigned usergroups</h2><form method=\"post\" action=\"{url}/usergroups\">{}\
+         <fieldset><legend>Usergroups assigned to {}</legend>{boxes}</fieldset>\
+         <button type=\"submit\" name=\"action\" value=\"save\">Save</button>\
+         <button type=\"submit\" name=\"action\" value=\"cancel\" class=\"secondary\">Cancel</button></form>",
+        binding.field(state),
+        esc(&a.name)
+    ));
+
+    let (action, label, class, help) = if a.disabled {
+        ("enable", "Enable account", "", "The person can sign in again.")
+    } else {
+        (
+            "disable",
+            "Disable account",
+            " class=\"danger\"",
+            "A disabled account cannot sign in, and its sessions end on their next request.",
+        )
+    };
+    body.push_str(&format!(
+        "<h2>Sign-in</h2><form method=\"post\" action=\"{url}/{action}\">{}\
+         <p class=\"muted\">{help}</p><button type=\"submit\"{class}>{label}</button></form>\
+         <p><a href=\"{PREFIX}/admin/people\">Back to people</a></p>",
+        binding.field(state)
+    ));
+    body
+}
+
+fn not_found() -> Response {
+    view::page(
+        StatusCode::NOT_FOUND,
+        "No such person",
+        &format!(
+            "<p>There is no account with this id.</p><p><a href=\"{PREFIX}/admin/people\">Back to people</a></p>"
+        ),
+    )
+}
+
+/// The page of one person, after a change or a refusal.
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    status: StatusCode,
+    path: Option<&str>,
+    note: Option<&str>,
+    alert: Option<&str>,
+) -> Result<Response, GatewayError> {
+    let e = match explanation(state, id, path).await {
+        Ok(e) => e,
+        Err(AdminError::Failed(e)) => return Err(e),
+        Err(_) => return Ok(not_found()),
+    };
+    let binding = forms::binding(state, headers);
+    let body = render(state, &binding, &e, note, alert);
+    Ok(binding.attach(view::page(status, &e.account.name, &body)))
+}
+
+/// Shows a person.
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, GatewayError> {
+    let note = q.done.as_deref().and_then(done_text);
+    answer(&state, &headers, &id, StatusCode::OK, q.path.as_deref(), note, None).await
+}
+
+const FOREIGN_FORM: &str =
+    "This form has expired or did not come from this site. Nothing was changed; please try again.";
+
+/// After a change: back to the page, with what was done (a reload does not post again).
+fn done(id: &str, what: &str) -> Response {
+    Redirect::to(&format!("{}?done={what}", person_url(id))).into_response()
+}
+
+async fn refused(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    e: AdminError,
+) -> Result<Response, GatewayError> {
+    let status = match &e {
+        AdminError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AdminError::NoSuchAccount => return Ok(not_found()),
+        AdminError::EmailTaken => StatusCode::CONFLICT,
+        AdminError::NotAssignable(_) | AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    match e {
+        AdminError::Failed(e) => Err(e),
+        e => answer(state, headers, id, status, None, None, Some(&e.to_string())).await,
+    }
+}
+
+/// Saves the ticked usergroups (Save), or leaves them as they are (Cancel).
+pub async fn save_usergroups(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, GatewayError> {
+    let f = Fields::parse(&body);
+    if !form_ok(&state, &headers, f.one("csrf")) {
+        return answer(&state, &headers, &id, StatusCode::FORBIDDEN, None, None, Some(FOREIGN_FORM)).await;
+    }
+    if f.one("action") != "save" {
+        return Ok(done(&id, "unchanged"));
+    }
+    match actions::set_usergroups(&state, &admin, &id, &f.all("usergroup")).await {
+        Ok(_) => Ok(done(&id, "saved")),
+        Err(e) => refused(&state, &headers, &id, e).await,
+    }
+}
+
+async fn set_disabled(
+    state: AppState,
+    admin: Admin,
+    headers: HeaderMap,
+    id: String,
+    csrf: &str,
+    disabled: bool,
+) -> Result<Response, GatewayError> {
+    if !form_ok(&state, &headers, csrf) {
+        return answer(&state, &headers, &id, StatusCode::FORBIDDEN, None, None, Some(FOREIGN_FORM)).await;
+    }
+    match actions::set_disabled(&state, &admin, &id, disabled).await {
+        Ok(_) => Ok(done(&id, if disabled { "disabled" } else { "enabled" })),
+        Err(e) => refused(&state, &headers, &id, e).await,
+    }
+}
+
+/// Disables the account.
+pub async fn disable(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, GatewayError> {
+    set_disabled(state, admin, headers, id, &f.csrf, true).await
+}
+
+/// Enables the account.
+pub async fn enable(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, GatewayError> {
+    set_disabled(state, admin, headers, id, &f.csrf, false).await
+}

@@ -1,0 +1,102 @@
+//! `/.deskgate/saml/<id>/start`, `/acs` and `/metadata`: SAML 2.0 sign-in as a service
+//! provider (HTTP-Redirect out, HTTP-POST back). The provider crate checks the response;
+//! here the pending request is taken once and each assertion is accepted once.
+
+use std::time::UNIX_EPOCH;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use deskgate_provider::{Callback, RedirectProvider};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use super::PREFIX;
+use super::forms;
+use super::html;
+use super::redirect;
+use crate::app::AppState;
+use crate::config::SamlProvider;
+use crate::error::GatewayError;
+use crate::session::SessionStore;
+
+/// Query of the start link.
+#[derive(Debug, serde::Deserialize)]
+pub struct StartQuery {
+    next: Option<String>,
+}
+
+fn provider<'a>(state: &'a AppState, key: &str) -> Option<&'a SamlProvider> {
+    state.config.saml.iter().find(|p| p.key == key)
+}
+
+fn unknown() -> Response {
+    html::message(StatusCode::NOT_FOUND, "Not found", "There is no such sign-in provider.", None)
+}
+
+/// Sends the browser to the IdP with an AuthnRequest.
+pub async fn start(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Result<Response, GatewayError> {
+    let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
+    let next = forms::next_or_root(q.next.as_deref());
+    match p.saml.begin(p.saml.acs_url()).await {
+        Ok(started) => redirect::stash(&state, &p.id, started, next).await,
+        Err(e) => redirect::refused(&p.id, e),
+    }
+}
+
+/// The assertion consumer service: the IdP's response, posted by the browser.
+pub async fn acs(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Result<Response, GatewayError> {
+    let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
+    let callback = Callback { params: fields };
+    let acs = p.saml.acs_url();
+    let pending = redirect::take(&state, &p.id, callback.get("RelayState")).await?;
+    let (result, next) = match pending {
+        Some(pending) => (p.saml.complete(&pending.state, acs, &callback).await, pending.next),
+        None if p.saml.allows_idp_initiated() => {
+            (p.saml.complete_idp_initiated(acs, &callback).await, "/".to_owned())
+        }
+        None => {
+            tracing::info!(provider = %p.id, "SAML response without a pending sign-in (expired, replayed or unsolicited)");
+            return Ok(redirect::start_again(StatusCode::BAD_REQUEST));
+        }
+    };
+    let identity = match result {
+        Ok(identity) => identity,
+        Err(e) => return redirect::refused(&p.id, e),
+    };
+    // Each assertion is accepted once, until it expires: the replay cache lives in the
+    // session store, so it holds across replicas.
+    let Some((assertion, until)) = deskgate_saml::assertion_id_and_expiry(&identity) else {
+        tracing::warn!(provider = %p.id, "SAML identity without an assertion id; refused");
+        return Ok(redirect::start_again(StatusCode::BAD_REQUEST));
+    };
+    let until = until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()).max(state.clock.now() + 1);
+    let first =
+        state.sessions.put_once(&format!("saml-assertion:{}:{assertion}", p.id), Vec::new(), until).await?;
+    if !first {
+        tracing::warn!(provider = %p.id, %assertion, "SAML assertion posted again; refused");
+        return Ok(html::message(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "This sign-in response was already used. Please start again.",
+            Some((&format!("{PREFIX}/login"), "Sign in")),
+        ));
+    }
+    redirect::finish(&state, &headers, identity, &p.policy, &next).await
+}
+
+/// The service provider's metadata, for the IdP.
+pub async fn metadata(State(state): State<AppState>, Path(key): Path<String>) -> Response {
+    let Some(p) = provider(&state, &key) else { return unknown() };
+    let mut resp = p.saml.sp_metadata().into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
+    resp
+}
