@@ -192,6 +192,7 @@ async fn add_account(
             password_hash: Some(hash),
             usergroups,
             created_at: now,
+            ..Default::default()
         })
         .await?;
     println!("created account {}", account.id);

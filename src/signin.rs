@@ -75,7 +75,9 @@ pub async fn resolve_account(
         }
         None => return Ok(Err(Refusal::NoAccount)),
     };
-    if account.disabled {
+    // A sign-up still waiting (or rejected) must not get in through another provider that
+    // links by email either.
+    if account.disabled || account.status != crate::accounts::AccountStatus::Active {
         return Ok(Err(Refusal::Disabled));
     }
     Ok(Ok(account))

@@ -9,12 +9,14 @@ fn new(email: &str, groups: &[&str]) -> NewAccount {
         password_hash: Some("$argon2id$stub".into()),
         usergroups: groups.iter().map(|g| g.to_string()).collect(),
         created_at: 1_700_000_000,
+        ..Default::default()
     }
 }
 
 /// Runs every check against an empty store.
 pub async fn run<S: AccountStore>(store: &S) {
     listing_counting_and_disabling(store).await;
+    sign_up_status(store).await;
     let a = store.create(new("Ann@Example.com", &["vips", "power_users"])).await.expect("create");
     assert_eq!(a.usergroups, ["power_users", "vips"]);
     let by_email = store.by_email("ann@example.COM").await.expect("lookup").expect("found");
@@ -67,6 +69,70 @@ fn emails(page: &AccountPage) -> Vec<Option<&str>> {
 
 /// Listing, searching, filtering by usergroup membership, counting, and disabling: run
 /// first, on an empty store, so that totals are exact.
+/// Accounts start active unless told otherwise; a pending or rejected one hands out a
+/// credential that says why it cannot sign in; the status filter lists exactly the pending.
+/// Leaves the store as it found it.
+async fn sign_up_status<S: AccountStore>(store: &S) {
+    let active = store.create(new("status-active@example.com", &[])).await.expect("create");
+    assert_eq!(active.status, AccountStatus::Active);
+    let waiting =
+        NewAccount { status: AccountStatus::PendingApproval, ..new("status-wait@example.com", &["vips"]) };
+    let waiting = store.create(waiting).await.expect("create pending");
+    assert_eq!(waiting.status, AccountStatus::PendingApproval);
+    let mail = NewAccount { status: AccountStatus::PendingValidation, ..new("status-mail@example.com", &[]) };
+    let mail = store.create(mail).await.expect("create pending validation");
+    assert_eq!(
+        store.by_id(&mail.id).await.expect("by id").expect("found").status,
+        AccountStatus::PendingValidation
+    );
+
+    let cred = |email: &'static str| async move {
+        store.credential(email).await.expect("credential").expect("found")
+    };
+    assert_eq!(cred("status-active@example.com").await.pending, None);
+    assert_eq!(
+        cred("status-wait@example.com").await.pending,
+        AccountStatus::PendingApproval.pending_reason()
+    );
+    assert_eq!(
+        cred("STATUS-MAIL@example.com").await.pending,
+        AccountStatus::PendingValidation.pending_reason()
+    );
+    assert_ne!(
+        AccountStatus::PendingValidation.pending_reason(),
+        AccountStatus::PendingApproval.pending_reason()
+    );
+
+    let pending = AccountQuery { status: Some(AccountStatus::PendingApproval), ..Default::default() };
+    let page = store.list(&pending, 0, 10).await.expect("list pending");
+    assert_eq!(page.total, 1);
+    let ids: Vec<&str> = page.accounts.iter().map(|l| l.account.id.as_str()).collect();
+    assert_eq!(ids, [waiting.id.as_str()]);
+    assert_eq!(page.accounts[0].account.status, AccountStatus::PendingApproval);
+    assert_eq!(page.accounts[0].account.usergroups, ["vips"]);
+
+    store.set_status(&waiting.id, AccountStatus::Rejected).await.expect("reject");
+    assert!(cred("status-wait@example.com").await.pending.is_some(), "a rejected account never signs in");
+    assert_eq!(
+        store.by_email("status-wait@example.com").await.expect("lookup").expect("found").status,
+        AccountStatus::Rejected
+    );
+    assert_eq!(store.list(&pending, 0, 10).await.expect("list pending").total, 0);
+    store.set_status(&mail.id, AccountStatus::Active).await.expect("activate");
+    assert_eq!(cred("status-mail@example.com").await.pending, None);
+    assert!(matches!(store.set_status("nobody", AccountStatus::Active).await, Err(AccountError::NotFound)));
+
+    for a in [&active, &waiting, &mail] {
+        store.delete(&a.id).await.expect("delete");
+        assert!(store.by_id(&a.id).await.expect("by id").is_none());
+    }
+    assert!(store.credential("status-wait@example.com").await.expect("credential").is_none());
+    assert!(matches!(store.delete(&active.id).await, Err(AccountError::NotFound)));
+    // A deleted account's email is free again.
+    let again = store.create(new("status-mail@example.com", &[])).await.expect("create again");
+    store.delete(&again.id).await.expect("delete again");
+}
+
 async fn listing_counting_and_disabling<S: AccountStore>(store: &S) {
     let ann = store.create(new("ann@acme.example", &["vips"])).await.expect("create");
     let bob = store
@@ -107,7 +173,7 @@ async fn listing_counting_and_disabling<S: AccountStore>(store: &S) {
     assert_eq!(emails(&page), [Some("carol@acme.example"), Some("dave@notacme.example")]);
     assert!(store.list(&AccountQuery::default(), 7, 10).await.expect("past the end").accounts.is_empty());
 
-    let search = |text: &str| AccountQuery { text: Some(text.into()), usergroup: None };
+    let search = |text: &str| AccountQuery { text: Some(text.into()), ..Default::default() };
     let found = store.list(&search("BUILDER"), 0, 10).await.expect("search");
     assert_eq!(emails(&found), [Some("bob@example.org")], "the name, without regard to case");
     let found = store.list(&search("Acme.Example"), 0, 10).await.expect("search");
@@ -128,8 +194,10 @@ async fn listing_counting_and_disabling<S: AccountStore>(store: &S) {
         emails: vec!["eve@example.org".into()],
         domains: vec!["acme.example".into()],
     };
-    let members =
-        store.list(&AccountQuery { text: None, usergroup: Some(vips.clone()) }, 0, 10).await.expect("filter");
+    let members = store
+        .list(&AccountQuery { usergroup: Some(vips.clone()), ..Default::default() }, 0, 10)
+        .await
+        .expect("filter");
     assert_eq!(
         emails(&members),
         [
@@ -140,7 +208,7 @@ async fn listing_counting_and_disabling<S: AccountStore>(store: &S) {
         ],
         "each member once, whatever the number of reasons"
     );
-    let filtered = AccountQuery { text: Some("acme".into()), usergroup: Some(vips.clone()) };
+    let filtered = AccountQuery { text: Some("acme".into()), usergroup: Some(vips.clone()), status: None };
     assert_eq!(store.list(&filtered, 0, 10).await.expect("both").total, 2, "search within a usergroup");
     let power = Membership { usergroup: "power_users".into(), ..Default::default() };
     let nobody = Membership { usergroup: "trial_users".into(), ..Default::default() };

@@ -3,7 +3,7 @@
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use super::Account;
+use super::{Account, AccountStatus};
 
 /// Which accounts a listing shows.
 #[derive(Debug, Clone, Default)]
@@ -12,6 +12,8 @@ pub struct AccountQuery {
     pub text: Option<String>,
     /// Only the members of this usergroup.
     pub usergroup: Option<Membership>,
+    /// Only the accounts in this sign-up status (pending sign-ups for the admin area).
+    pub status: Option<AccountStatus>,
 }
 
 /// Who is a member of one usergroup, as far as the account store can tell: accounts that
@@ -80,6 +82,9 @@ where
             .push(" ESCAPE '\\' OR a.id = ")
             .push_bind(text.to_owned())
             .push(")");
+    }
+    if let Some(status) = query.status {
+        qb.push(" AND a.status = ").push_bind(status.as_str().to_owned());
     }
     if let Some(m) = &query.usergroup {
         qb.push(

@@ -25,10 +25,63 @@ pub struct Account {
     pub name: String,
     /// Whether sign-in is refused.
     pub disabled: bool,
+    /// Where it stands in sign-up.
+    pub status: AccountStatus,
     /// When it was created (Unix seconds).
     pub created_at: u64,
     /// Usergroups assigned to it.
     pub usergroups: Vec<String>,
+}
+
+/// Where an account stands in sign-up. Only an active one signs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// Signs in (subject to `disabled`).
+    #[default]
+    Active,
+    /// Signed up; waits for its email address to be confirmed.
+    PendingValidation,
+    /// Signed up; waits for an administrator.
+    PendingApproval,
+    /// An administrator turned the sign-up down: it never signs in.
+    Rejected,
+}
+
+impl AccountStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::PendingValidation => "pending-validation",
+            AccountStatus::PendingApproval => "pending-approval",
+            AccountStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Reads a stored spelling; an unknown one is treated as rejected, so that it never
+    /// lets anyone in.
+    pub fn parse(s: &str) -> AccountStatus {
+        match s {
+            "active" => AccountStatus::Active,
+            "pending-validation" => AccountStatus::PendingValidation,
+            "pending-approval" => AccountStatus::PendingApproval,
+            _ => AccountStatus::Rejected,
+        }
+    }
+
+    /// Why a built-in sign-in is refused, as the person is told it; `None` when active.
+    pub fn pending_reason(self) -> Option<&'static str> {
+        match self {
+            AccountStatus::Active => None,
+            AccountStatus::PendingValidation => {
+                Some("Please confirm your email address first: open the link in the email we sent you.")
+            }
+            AccountStatus::PendingApproval => Some(
+                "An administrator has not approved this account yet. You can sign in once it is approved.",
+            ),
+            AccountStatus::Rejected => Some("This sign-up was not approved. The account cannot sign in."),
+        }
+    }
 }
 
 /// What is needed to create an account.
@@ -42,6 +95,8 @@ pub struct NewAccount {
     pub password_hash: Option<String>,
     /// Usergroups to assign.
     pub usergroups: Vec<String>,
+    /// Where it starts in sign-up.
+    pub status: AccountStatus,
     /// Creation time (Unix seconds).
     pub created_at: u64,
 }
@@ -120,6 +175,14 @@ pub trait AccountStore: Send + Sync {
         account_id: &str,
         disabled: bool,
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Moves an account to `status`.
+    fn set_status(
+        &self,
+        account_id: &str,
+        status: AccountStatus,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Deletes an account with its links and usergroups.
+    fn delete(&self, account_id: &str) -> impl Future<Output = Result<(), AccountError>> + Send;
 }
 
 /// The configured account store.
@@ -173,6 +236,12 @@ impl AccountStore for Accounts {
     }
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
         delegate!(self, s => s.set_disabled(account_id, disabled).await)
+    }
+    async fn set_status(&self, account_id: &str, status: AccountStatus) -> Result<(), AccountError> {
+        delegate!(self, s => s.set_status(account_id, status).await)
+    }
+    async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
+        delegate!(self, s => s.delete(account_id).await)
     }
 }
 

@@ -9,12 +9,14 @@ use sqlx::{Connection, Postgres, QueryBuilder, Row};
 
 use super::listing::{self, push_where};
 use super::{
-    Account, AccountError, AccountPage, AccountQuery, AccountStore, Listed, Membership, NewAccount,
-    new_account_id,
+    Account, AccountError, AccountPage, AccountQuery, AccountStatus, AccountStore, Listed, Membership,
+    NewAccount, new_account_id,
 };
 
-pub(super) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_accounts.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_accounts.sql")),
+    (2, include_str!("../../migrations/postgres/0002_account_status.sql")),
+];
 
 /// Advisory lock key held while migrating, so that replicas starting together apply each
 /// migration once: the bytes of "deskgate".
@@ -34,7 +36,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 macro_rules! select_account {
     ($from_where:literal) => {
         concat!(
-            "SELECT a.id, a.email, a.name, a.disabled, a.created_at, ",
+            "SELECT a.id, a.email, a.name, a.disabled, a.status, a.created_at, ",
             "COALESCE(array_agg(g.usergroup ORDER BY g.usergroup COLLATE \"C\") ",
             "FILTER (WHERE g.usergroup IS NOT NULL), '{}') AS usergroups ",
             $from_where,
@@ -144,6 +146,7 @@ fn account(row: &PgRow) -> Result<Account, AccountError> {
         email: row.try_get("email").map_err(db)?,
         name: row.try_get("name").map_err(db)?,
         disabled: row.try_get("disabled").map_err(db)?,
+        status: AccountStatus::parse(row.try_get("status").map_err(db)?),
         created_at: u64::try_from(row.try_get::<i64, _>("created_at").map_err(db)?).unwrap_or(0),
         usergroups: row.try_get("usergroups").map_err(db)?,
     })
@@ -181,7 +184,7 @@ impl AccountStore for PostgresStore {
         let email_lower = new.email.as_ref().map(|e| e.to_lowercase());
         let mut tx = self.pool.begin().await.map_err(db)?;
         let inserted = sqlx::query(
-            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(&new.email)
@@ -189,6 +192,7 @@ impl AccountStore for PostgresStore {
         .bind(&new.name)
         .bind(&new.password_hash)
         .bind(i64::try_from(new.created_at).unwrap_or(i64::MAX))
+        .bind(new.status.as_str())
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -216,6 +220,7 @@ impl AccountStore for PostgresStore {
             email: new.email,
             name: new.name,
             disabled: false,
+            status: new.status,
             created_at: new.created_at,
             usergroups,
         })
@@ -288,7 +293,7 @@ impl AccountStore for PostgresStore {
 
     async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AccountError> {
         let row = sqlx::query(
-            "SELECT id, email, name, password_hash, disabled FROM accounts \
+            "SELECT id, email, name, password_hash, disabled, status FROM accounts \
              WHERE email_lower = $1 AND password_hash IS NOT NULL",
         )
         .bind(email.to_lowercase())
@@ -304,14 +309,14 @@ impl AccountStore for PostgresStore {
             name: row.try_get("name").map_err(db)?,
             password_hash: row.try_get("password_hash").map_err(db)?,
             disabled: row.try_get("disabled").map_err(db)?,
-            pending: None,
+            pending: AccountStatus::parse(row.try_get("status").map_err(db)?).pending_reason(),
         }))
     }
 
     async fn list(&self, query: &AccountQuery, offset: u64, limit: u64) -> Result<AccountPage, AccountError> {
         let total = self.count(query).await?;
         let mut qb = QueryBuilder::<Postgres>::new(format!(
-            "SELECT a.id, a.email, a.name, a.disabled, a.created_at, \
+            "SELECT a.id, a.email, a.name, a.disabled, a.status, a.created_at, \
              a.password_hash IS NOT NULL AS has_password, {GROUPS_AND_LINKS} FROM accounts a"
         ));
         push_where(&mut qb, query);
@@ -333,7 +338,7 @@ impl AccountStore for PostgresStore {
     async fn count_by_usergroup(&self, groups: &[Membership]) -> Result<Vec<u64>, AccountError> {
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
-            out.push(self.count(&AccountQuery { text: None, usergroup: Some(g.clone()) }).await?);
+            out.push(self.count(&AccountQuery { usergroup: Some(g.clone()), ..Default::default() }).await?);
         }
         Ok(out)
     }
@@ -356,6 +361,31 @@ impl AccountStore for PostgresStore {
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
         let done = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
             .bind(disabled)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_status(&self, account_id: &str, status: AccountStatus) -> Result<(), AccountError> {
+        let done = sqlx::query("UPDATE accounts SET status = $1 WHERE id = $2")
+            .bind(status.as_str())
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
+        let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(account_id)
             .execute(&self.pool)
             .await

@@ -9,11 +9,14 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool as Pool};
 
 use super::listing::{self, push_where};
 use super::{
-    Account, AccountError, AccountPage, AccountQuery, AccountStore, Listed, Membership, NewAccount,
-    new_account_id,
+    Account, AccountError, AccountPage, AccountQuery, AccountStatus, AccountStore, Listed, Membership,
+    NewAccount, new_account_id,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_accounts.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_accounts.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_account_status.sql")),
+];
 
 fn db(e: sqlx::Error) -> AccountError {
     AccountError::Database(Box::new(e))
@@ -87,7 +90,8 @@ async fn migrate(pool: &Pool) -> Result<(), AccountError> {
 
 impl SqliteStore {
     async fn account_where(&self, clause: &str, arg: &str) -> Result<Option<Account>, AccountError> {
-        let sql = format!("SELECT id, email, name, disabled, created_at FROM accounts WHERE {clause}");
+        let sql =
+            format!("SELECT id, email, name, disabled, status, created_at FROM accounts WHERE {clause}");
         let Some(row) = sqlx::query(&sql).bind(arg).fetch_optional(&self.pool).await.map_err(db)? else {
             return Ok(None);
         };
@@ -104,6 +108,7 @@ impl SqliteStore {
             email: row.get("email"),
             name: row.get("name"),
             disabled: row.get::<i64, _>("disabled") != 0,
+            status: AccountStatus::parse(row.get("status")),
             created_at: u64::try_from(row.get::<i64, _>("created_at")).unwrap_or(0),
             usergroups,
         }))
@@ -141,7 +146,7 @@ impl AccountStore for SqliteStore {
         let email_lower = new.email.as_ref().map(|e| e.to_lowercase());
         let mut tx = self.pool.begin().await.map_err(db)?;
         let inserted = sqlx::query(
-            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&new.email)
@@ -149,6 +154,7 @@ impl AccountStore for SqliteStore {
         .bind(&new.name)
         .bind(&new.password_hash)
         .bind(i64::try_from(new.created_at).unwrap_or(i64::MAX))
+        .bind(new.status.as_str())
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -174,6 +180,7 @@ impl AccountStore for SqliteStore {
             email: new.email,
             name: new.name,
             disabled: false,
+            status: new.status,
             created_at: new.created_at,
             usergroups,
         })
@@ -242,7 +249,7 @@ impl AccountStore for SqliteStore {
 
     async fn credential(&self, email: &str) -> Result<Option<StoredCredential>, AccountError> {
         let row = sqlx::query(
-            "SELECT id, email, name, password_hash, disabled FROM accounts WHERE email_lower = ? AND password_hash IS NOT NULL",
+            "SELECT id, email, name, password_hash, disabled, status FROM accounts WHERE email_lower = ? AND password_hash IS NOT NULL",
         )
         .bind(email.to_lowercase())
         .fetch_optional(&self.pool)
@@ -254,14 +261,14 @@ impl AccountStore for SqliteStore {
             name: row.get("name"),
             password_hash: row.get("password_hash"),
             disabled: row.get::<i64, _>("disabled") != 0,
-            pending: None,
+            pending: AccountStatus::parse(row.get("status")).pending_reason(),
         }))
     }
 
     async fn list(&self, query: &AccountQuery, offset: u64, limit: u64) -> Result<AccountPage, AccountError> {
         let total = self.count(query).await?;
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT a.id, a.email, a.name, a.disabled, a.created_at, a.password_hash IS NOT NULL AS has_password \
+            "SELECT a.id, a.email, a.name, a.disabled, a.status, a.created_at, a.password_hash IS NOT NULL AS has_password \
              FROM accounts a",
         );
         push_where(&mut qb, query);
@@ -290,6 +297,7 @@ impl AccountStore for SqliteStore {
                     email: row.get("email"),
                     name: row.get("name"),
                     disabled: row.get::<i64, _>("disabled") != 0,
+                    status: AccountStatus::parse(row.get("status")),
                     created_at: u64::try_from(row.get::<i64, _>("created_at")).unwrap_or(0),
                     id,
                 };
@@ -302,7 +310,7 @@ impl AccountStore for SqliteStore {
     async fn count_by_usergroup(&self, groups: &[Membership]) -> Result<Vec<u64>, AccountError> {
         let mut out = Vec::with_capacity(groups.len());
         for g in groups {
-            out.push(self.count(&AccountQuery { text: None, usergroup: Some(g.clone()) }).await?);
+            out.push(self.count(&AccountQuery { usergroup: Some(g.clone()), ..Default::default() }).await?);
         }
         Ok(out)
     }
@@ -328,6 +336,31 @@ impl AccountStore for SqliteStore {
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
         let done = sqlx::query("UPDATE accounts SET disabled = ? WHERE id = ?")
             .bind(disabled)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_status(&self, account_id: &str, status: AccountStatus) -> Result<(), AccountError> {
+        let done = sqlx::query("UPDATE accounts SET status = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
+        let done = sqlx::query("DELETE FROM accounts WHERE id = ?")
             .bind(account_id)
             .execute(&self.pool)
             .await

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::{Admin, assignable};
-use crate::accounts::{Account, AccountError, AccountStore, NewAccount};
+use crate::accounts::{Account, AccountError, AccountStatus, AccountStore, NewAccount};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::session::{SessionStore, StoreError};
@@ -114,6 +114,25 @@ pub async fn set_disabled(
     Ok(Account { disabled, ..before })
 }
 
+/// Approves (active) or rejects (never signs in) a sign-up waiting for approval.
+pub async fn decide(state: &AppState, admin: &Admin, id: &str, approve: bool) -> Result<Account, AdminError> {
+    let before = account(state, id).await?;
+    if before.status != AccountStatus::PendingApproval {
+        return Err(AdminError::Invalid("This sign-up is not waiting for approval."));
+    }
+    let status = if approve { AccountStatus::Active } else { AccountStatus::Rejected };
+    state.accounts.set_status(id, status).await?;
+    tracing::info!(
+        target: "deskgate::audit",
+        actor = %admin.account_id,
+        account = %id,
+        email = before.email.as_deref().unwrap_or("-"),
+        "{}",
+        if approve { "Sign-up approved by an administrator" } else { "Sign-up rejected by an administrator" }
+    );
+    Ok(Account { status, ..before })
+}
+
 /// What an administrator asks for when creating an account.
 #[derive(Debug, Default)]
 pub struct Creation {
@@ -159,8 +178,14 @@ pub async fn create(state: &AppState, admin: &Admin, c: Creation) -> Result<Acco
             .map_err(GatewayError::from)?;
         Some(hashed.map_err(|_| AdminError::Invalid("That password cannot be used."))?)
     };
-    let new =
-        NewAccount { email: Some(email), name, password_hash, usergroups, created_at: state.clock.now() };
+    let new = NewAccount {
+        email: Some(email),
+        name,
+        password_hash,
+        usergroups,
+        created_at: state.clock.now(),
+        ..Default::default()
+    };
     let account = state.accounts.create(new).await?;
     tracing::info!(
         target: "deskgate::audit",

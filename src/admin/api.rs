@@ -101,7 +101,7 @@ pub async fn list(
         Some(_) => return Ok(json_error(StatusCode::BAD_REQUEST, "unknown usergroup")),
     };
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, MAX_LIMIT));
-    let query = AccountQuery { text: q.q.filter(|t| !t.trim().is_empty()), usergroup };
+    let query = AccountQuery { text: q.q.filter(|t| !t.trim().is_empty()), usergroup, status: None };
     let page = state.accounts.list(&query, offset, limit).await?;
     let people: Vec<Value> = page.accounts.iter().map(|l| summary(&state, l)).collect();
     Ok(reply(

@@ -14,6 +14,7 @@ mod api;
 pub mod explain;
 mod people;
 mod person;
+mod signups;
 mod view;
 
 use axum::Router;
@@ -45,6 +46,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/people/{id}/usergroups", post(person::save_usergroups))
         .route("/admin/people/{id}/disable", post(person::disable))
         .route("/admin/people/{id}/enable", post(person::enable))
+        .route("/admin/signups", get(signups::list))
+        .route("/admin/signups/{id}/approve", post(signups::approve))
+        .route("/admin/signups/{id}/reject", post(signups::reject))
         .route_layer(middleware::from_fn(gate_pages));
     let api = Router::new()
         .route("/api/csrf", get(api::csrf))
@@ -54,6 +58,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/people/{id}/usergroups", put(api::set_usergroups))
         .route("/api/people/{id}/disable", post(api::disable))
         .route("/api/people/{id}/enable", post(api::enable))
+        .route("/api/signups", get(signups::api_list))
+        .route("/api/signups/{id}/approve", post(signups::api_approve))
+        .route("/api/signups/{id}/reject", post(signups::api_reject))
         .route_layer(middleware::from_fn(gate_api));
     pages.merge(api)
 }

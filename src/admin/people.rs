@@ -66,6 +66,7 @@ pub async fn list(
     let query = AccountQuery {
         text: Some(text.clone()).filter(|t| !t.is_empty()),
         usergroup: selected.map(|g| membership(model, g)),
+        status: None,
     };
     let listing = state.accounts.list(&query, (page - 1) * PER_PAGE, PER_PAGE).await?;
 

@@ -29,7 +29,7 @@ pub struct ShowQuery {
 #[derive(Debug, serde::Deserialize)]
 pub struct TokenForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 fn person_url(id: &str) -> String {

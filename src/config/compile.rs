@@ -92,14 +92,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let upstream = upstream(&mut cx, file.upstream.take());
     let session = session(&mut cx, file.session.take().unwrap_or_default());
     let storage = storage(&mut cx, file.storage.take().unwrap_or_default());
-    let registration = match file.registration.as_ref().and_then(|r| r.mode.as_deref()) {
-        None | Some("open") => Registration::Open,
-        Some("disabled") => Registration::Disabled,
-        Some(other) => {
-            cx.problem("registration.mode", format!("`{other}` is not one of `open`, `disabled`"));
-            Registration::Open
-        }
-    };
+    let registration = registration(&mut cx, file.registration.take(), file.smtp.take());
     let model = model(&mut cx, &file);
     let policy = policy(&mut cx, file.rules.take().unwrap_or_default(), &model);
     let providers = file.providers.take().unwrap_or_default();
@@ -126,8 +119,8 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     if !builtin_enabled && !others {
         cx.problem("providers.builtin.enabled", "no identity provider is enabled: nobody could sign in");
     }
-    if !builtin_enabled && registration == Registration::Open {
-        cx.problem("registration.mode", "registration is open but built-in accounts are disabled");
+    if !builtin_enabled && registration.allows_sign_up() {
+        cx.problem("registration.mode", "sign-up is allowed but built-in accounts are disabled");
     }
     let headers = file.headers.take().unwrap_or_default();
     let header_prefix = headers.prefix.unwrap_or_else(|| "X-Deskgate-".into());
@@ -167,6 +160,89 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         header_prefix,
         jwt,
         rate_limit,
+    }
+}
+
+fn registration(cx: &mut Ctx<'_>, f: Option<RegistrationFile>, smtp: Option<SmtpFile>) -> Registration {
+    let mode = f.and_then(|r| r.mode);
+    let registration = match mode.as_deref() {
+        None | Some("open") => Registration::Open,
+        Some("approval") => Registration::Approval,
+        Some("disabled") => Registration::Disabled,
+        Some("email-validation") => match &smtp {
+            Some(s) => Registration::EmailValidation(self::smtp(cx, s)),
+            None => {
+                cx.problem("registration.mode", "`email-validation` needs an [smtp] table to send the links");
+                Registration::Open
+            }
+        },
+        Some(other) => {
+            cx.problem(
+                "registration.mode",
+                format!("`{other}` is not one of `open`, `email-validation`, `approval`, `disabled`"),
+            );
+            Registration::Open
+        }
+    };
+    if smtp.is_some() && mode.as_deref() != Some("email-validation") {
+        cx.problem("smtp", "[smtp] is only used when registration.mode is `email-validation`");
+    }
+    registration
+}
+
+fn smtp(cx: &mut Ctx<'_>, f: &SmtpFile) -> Smtp {
+    let host = f.host.clone().unwrap_or_default();
+    if host.trim().is_empty() {
+        cx.problem("smtp.host", "the mail server's host is required");
+    }
+    let port = f.port.unwrap_or(25);
+    if port == 0 {
+        cx.problem("smtp.port", "must be between 1 and 65535");
+    }
+    let from = f.from.clone().unwrap_or_default();
+    if from.trim().is_empty() {
+        cx.problem("smtp.from", "the sender address is required");
+    } else if from.parse::<lettre::message::Mailbox>().is_err() {
+        cx.problem("smtp.from", format!("`{from}` is not a mail address"));
+    }
+    if f.starttls == Some(true) {
+        cx.problem(
+            "smtp.starttls",
+            "STARTTLS is not supported: use plain SMTP to a relay on loopback or a private network",
+        );
+    }
+    let credentials = match (&f.username, &f.password_file) {
+        (Some(user), Some(file)) => match std::fs::read_to_string(cx.base.join(file)) {
+            Ok(p) => Some((user.clone(), SmtpPassword(p.trim().to_owned()))),
+            Err(e) => {
+                cx.problem("smtp.password_file", format!("cannot read `{file}`: {e}"));
+                None
+            }
+        },
+        (None, None) => None,
+        (Some(_), None) => {
+            cx.problem("smtp.password_file", "set together with smtp.username");
+            None
+        }
+        (None, Some(_)) => {
+            cx.problem("smtp.username", "set together with smtp.password_file");
+            None
+        }
+    };
+    let validation_ttl =
+        cx.duration("smtp.validation_ttl", f.validation_ttl.as_ref(), Duration::from_secs(24 * 3600));
+    let body = f.body.clone().unwrap_or_else(|| DEFAULT_BODY.to_owned());
+    if !body.contains("{link}") {
+        cx.problem("smtp.body", "the body must contain `{link}`");
+    }
+    Smtp {
+        host,
+        port,
+        from,
+        credentials,
+        validation_ttl,
+        subject: f.subject.clone().unwrap_or_else(|| DEFAULT_SUBJECT.to_owned()),
+        body,
     }
 }
 
@@ -703,5 +779,65 @@ mod storage_tests {
         let printed = format!("{s:?}");
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("postgres://u:***@h/d?sslmode=prefer&password=***"), "{printed}");
+    }
+}
+
+#[cfg(test)]
+mod registration_tests {
+    use std::time::Duration;
+
+    use crate::config::{Registration, load_str};
+
+    fn registration(tables: &str) -> Result<Registration, Vec<String>> {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n{tables}\n");
+        load_str("t.toml", &text, std::path::Path::new("/srv"))
+            .map(|c| c.registration)
+            .map_err(|ds| ds.into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn every_mode_compiles_with_its_defaults() {
+        assert_eq!(registration("").expect("open"), Registration::Open);
+        assert_eq!(registration("[registration]\nmode = \"approval\"").expect("ok"), Registration::Approval);
+        let r = registration(
+            "[registration]\nmode = \"email-validation\"\n[smtp]\nhost = \"127.0.0.1\"\nfrom = \"noreply@example.com\"",
+        )
+        .expect("ok");
+        let Registration::EmailValidation(smtp) = r else { panic!("{r:?}") };
+        assert_eq!((smtp.port, smtp.validation_ttl), (25, Duration::from_secs(86_400)));
+        assert!(smtp.body.contains("{link}") && smtp.credentials.is_none());
+    }
+
+    #[test]
+    fn contradictions_are_problems_at_their_keys() {
+        for (tables, expected) in [
+            (
+                "[registration]\nmode = \"email-validation\"",
+                "registration.mode: `email-validation` needs an [smtp]",
+            ),
+            ("[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"", "smtp: [smtp] is only used when"),
+            (
+                "[registration]\nmode = \"approval\"\n[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"",
+                "smtp: [smtp] is only used when",
+            ),
+            ("[registration]\nmode = \"email-validation\"\n[smtp]\nhost = \"h\"", "smtp.from: the sender"),
+            ("[registration]\nmode = \"email-validation\"\n[smtp]\nfrom = \"a@b.c\"", "smtp.host:"),
+            (
+                "[registration]\nmode = \"email-validation\"\n[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nstarttls = true",
+                "smtp.starttls: STARTTLS is not supported",
+            ),
+            (
+                "[registration]\nmode = \"email-validation\"\n[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nusername = \"u\"",
+                "smtp.password_file:",
+            ),
+            (
+                "[registration]\nmode = \"email-validation\"\n[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"\nbody = \"no link\"",
+                "smtp.body: the body must contain",
+            ),
+            ("[registration]\nmode = \"invite\"", "registration.mode: `invite` is not one of"),
+        ] {
+            let problems = registration(tables).expect_err(tables);
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{tables}: {problems:?}");
+        }
     }
 }

@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub storage: Option<StorageFile>,
     /// Self sign-up for built-in accounts.
     pub registration: Option<RegistrationFile>,
+    /// The mail server that sends sign-up validation links.
+    pub smtp: Option<SmtpFile>,
     /// The built-in usergroup of guests (and of everyone signed in).
     pub everyone: Option<EveryoneFile>,
     /// The built-in usergroup of every signed-in account.
@@ -108,8 +110,31 @@ pub struct StorageFile {
 /// `[registration]`
 #[derive(Debug, Default, Deserialize)]
 pub struct RegistrationFile {
-    /// `open` or `disabled`.
+    /// `open`, `email-validation`, `approval` or `disabled`.
     pub mode: Option<String>,
+}
+
+/// `[smtp]`
+#[derive(Debug, Default, Deserialize)]
+pub struct SmtpFile {
+    /// Mail server host name or address.
+    pub host: Option<String>,
+    /// Mail server port (default 25).
+    pub port: Option<u16>,
+    /// The sender address, e.g. `Helpdesk <noreply@example.com>`.
+    pub from: Option<String>,
+    /// Upgrade the connection with STARTTLS (not built in: plain SMTP only).
+    pub starttls: Option<bool>,
+    /// User name for SMTP AUTH.
+    pub username: Option<String>,
+    /// File holding the SMTP AUTH password.
+    pub password_file: Option<String>,
+    /// How long a validation link works (default `24h`).
+    pub validation_ttl: Option<String>,
+    /// Subject of the validation mail; `{name}` is replaced.
+    pub subject: Option<String>,
+    /// Body of the validation mail; `{name}` and `{link}` are replaced.
+    pub body: Option<String>,
 }
 
 /// `[everyone]`

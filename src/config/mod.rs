@@ -195,13 +195,59 @@ impl std::fmt::Debug for StoreUrl {
 }
 
 /// Self sign-up mode for built-in accounts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registration {
-    /// Anyone may sign up.
+    /// Anyone may sign up and is signed in at once.
     Open,
+    /// A sign-up is active once its email address is confirmed through a mailed link.
+    EmailValidation(Smtp),
+    /// A sign-up is active once an administrator approves it.
+    Approval,
     /// No self sign-up; accounts come from an admin or an identity provider.
     Disabled,
 }
+
+impl Registration {
+    /// Whether people may sign up at all.
+    pub fn allows_sign_up(&self) -> bool {
+        !matches!(self, Registration::Disabled)
+    }
+}
+
+/// `[smtp]`: where validation mail goes out. Plain SMTP (no TLS), meant for a relay on
+/// loopback or a private network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Sender mailbox.
+    pub from: String,
+    /// SMTP AUTH user and password.
+    pub credentials: Option<(String, SmtpPassword)>,
+    /// How long a validation link works.
+    pub validation_ttl: Duration,
+    /// Subject template (`{name}`).
+    pub subject: String,
+    /// Body template (`{name}`, `{link}`).
+    pub body: String,
+}
+
+/// An SMTP password that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpPassword(pub String);
+
+impl std::fmt::Debug for SmtpPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmtpPassword(..)")
+    }
+}
+
+/// The validation mail's subject unless `[smtp] subject` says otherwise.
+pub const DEFAULT_SUBJECT: &str = "Confirm your email address";
+/// The validation mail's body unless `[smtp] body` says otherwise.
+pub const DEFAULT_BODY: &str = "Hello {name},\n\nplease confirm your email address by opening this link:\n\n{link}\n\nIf you did not sign up, ignore this message.\n";
 
 /// `[jwt]`
 #[derive(Debug, Clone)]

@@ -12,7 +12,6 @@ use super::PREFIX;
 use super::forms::{self, Binding};
 use super::html::{self, esc, query_value};
 use crate::app::AppState;
-use crate::config::Registration;
 use crate::error::GatewayError;
 use crate::session::{SessionKey, Visitor};
 use crate::signin::{self, AccountPolicy, Refusal};
@@ -79,7 +78,7 @@ fn form(
     let alert =
         alert.map_or(String::new(), |a| format!("<div class=\"alert\" role=\"alert\">{}</div>", esc(a)));
     let register = match state.config.registration {
-        Registration::Open if state.config.builtin_enabled => format!(
+        ref r if r.allows_sign_up() && state.config.builtin_enabled => format!(
             "<p class=\"muted\">No account yet? <a href=\"{PREFIX}/register?next={}\">Register</a></p>",
             esc(&query_value(next))
         ),
@@ -188,7 +187,7 @@ fn explain(error: &AuthError, builtin: bool) -> &'static str {
         AuthError::AccountLocked => {
             "This account is locked after too many failed attempts. Try again later or contact an administrator."
         }
-        AuthError::AccountPending(_) => "This account is not active yet.",
+        AuthError::AccountPending(why) => why,
         AuthError::NotAllowed(_) => "You may not sign in here with this account.",
         AuthError::Unavailable(_) | AuthError::Protocol(_) => {
             "Sign-in is unavailable. Please try again shortly."

@@ -11,6 +11,7 @@ mod redirect;
 mod register;
 #[cfg(feature = "saml")]
 mod saml;
+mod validate;
 
 use axum::Router;
 use axum::extract::State;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(index))
         .route("/login", get(login::show).post(login::submit))
         .route("/register", get(register::show).post(register::submit))
+        .route("/validate", get(validate::confirm))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/jwks.json", get(jwks))

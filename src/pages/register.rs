@@ -1,4 +1,5 @@
-//! `/.deskgate/register`: self sign-up for built-in accounts, when registration is open.
+//! `/.deskgate/register`: self sign-up for built-in accounts. Open sign-ups are signed in at
+//! once; the others wait for their email address to be confirmed or for an administrator.
 
 use axum::Form;
 use axum::extract::{Query, State};
@@ -9,9 +10,10 @@ use http::{HeaderMap, StatusCode, header};
 use super::PREFIX;
 use super::forms::{self, Binding};
 use super::html::{self, esc};
-use crate::accounts::{AccountError, AccountStore, NewAccount};
+use super::validate;
+use crate::accounts::{AccountError, AccountStatus, AccountStore, NewAccount};
 use crate::app::AppState;
-use crate::config::Registration;
+use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
 use crate::session::SessionKey;
 use crate::signin::{self, AccountPolicy};
@@ -45,6 +47,33 @@ fn closed() -> Response {
         "Registration is disabled",
         "New accounts cannot be created here. If you need access, please ask an administrator.",
         Some((&format!("{PREFIX}/login"), "Sign in with an existing account")),
+    )
+}
+
+/// Deletes an unconfirmed sign-up of `email` whose link has expired, so that the address
+/// can sign up again instead of being held forever by an account nobody can activate.
+/// Its link was made just after it, so none can outlive `created_at + validation_ttl`.
+async fn release_lapsed(state: &AppState, smtp: &Smtp, email: &str) -> Result<(), GatewayError> {
+    let Some(old) = state.accounts.by_email(email.trim()).await? else {
+        return Ok(());
+    };
+    let lapsed = old.created_at.saturating_add(smtp.validation_ttl.as_secs()) < state.clock.now();
+    if old.status == AccountStatus::PendingValidation && lapsed {
+        match state.accounts.delete(&old.id).await {
+            Ok(()) | Err(AccountError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(target: "deskgate::audit", account = %old.id, "Unconfirmed sign-up lapsed and removed");
+    }
+    Ok(())
+}
+
+fn awaiting_approval() -> Response {
+    html::message(
+        StatusCode::OK,
+        "Thank you for signing up",
+        "An administrator will review your request. You can sign in once it is approved.",
+        Some((&format!("{PREFIX}/login"), "Back to sign-in")),
     )
 }
 
@@ -83,7 +112,7 @@ pub async fn show(
     headers: HeaderMap,
     Query(q): Query<RegisterQuery>,
 ) -> Response {
-    if state.config.registration == Registration::Disabled {
+    if !state.config.registration.allows_sign_up() {
         return closed();
     }
     let next = forms::next_or_root(q.next.as_deref());
@@ -113,13 +142,13 @@ fn invalid(f: &RegisterForm) -> Option<&'static str> {
     }
 }
 
-/// Creates the account and signs it in.
+/// Creates the account and signs it in, or leaves it waiting for validation or approval.
 pub async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(f): Form<RegisterForm>,
 ) -> Result<Response, GatewayError> {
-    if state.config.registration == Registration::Disabled {
+    if !state.config.registration.allows_sign_up() {
         return Ok(closed());
     }
     let next = forms::next_or_root(f.next.as_deref());
@@ -147,8 +176,16 @@ pub async fn submit(
         name: f.name.trim().to_owned(),
         password_hash: Some(hash),
         usergroups: Vec::new(),
+        status: match &state.config.registration {
+            Registration::EmailValidation(_) => AccountStatus::PendingValidation,
+            Registration::Approval => AccountStatus::PendingApproval,
+            Registration::Open | Registration::Disabled => AccountStatus::Active,
+        },
         created_at: state.clock.now(),
     };
+    if let Registration::EmailValidation(smtp) = &state.config.registration {
+        release_lapsed(&state, smtp, &f.email).await?;
+    }
     let account = match state.accounts.create(new).await {
         Ok(a) => a,
         Err(AccountError::EmailTaken) => {
@@ -159,7 +196,17 @@ pub async fn submit(
         }
         Err(e) => return Err(e.into()),
     };
-    tracing::info!(target: "deskgate::audit", account = %account.id, "Account registered");
+    tracing::info!(
+        target: "deskgate::audit",
+        account = %account.id,
+        status = account.status.as_str(),
+        "Account registered"
+    );
+    match &state.config.registration {
+        Registration::EmailValidation(smtp) => return Ok(validate::start(&state, smtp, &account).await),
+        Registration::Approval => return Ok(awaiting_approval()),
+        Registration::Open | Registration::Disabled => {}
+    }
     let mut identity = Identity::new(deskgate_builtin::PROVIDER_ID, account.id.clone());
     identity.email = account.email.clone();
     identity.email_verified = false;

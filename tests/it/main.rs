@@ -16,5 +16,6 @@ mod registration;
 mod saml;
 mod scale;
 mod sessions;
+mod signup;
 mod support;
 mod usergroups;

@@ -328,6 +328,7 @@ pub async fn account(stack: &Stack, email: &str, name: &str, password: &str, use
             password_hash: Some(hash),
             usergroups: usergroups.iter().map(|g| g.to_string()).collect(),
             created_at: stack.clock.now(),
+            ..Default::default()
         })
         .await
         .expect("create account");

@@ -44,6 +44,7 @@ fn wile(assigned: &[&str]) -> Account {
         email: Some("Wile@Acme.example".into()),
         name: "Wile".into(),
         disabled: false,
+        status: Default::default(),
         created_at: 1,
         usergroups: assigned.iter().map(|g| g.to_string()).collect(),
     }

@@ -1,0 +1,182 @@
+//! Email validation for sign-ups (registration mode `email-validation`): the mailed link
+//! and `/.deskgate/validate?token=…`, which activates the account once.
+//!
+//! The token is 256 random bits; only its SHA-256 is stored, as a one-time value in the
+//! session store (shared by replicas), so a leaked store does not hand out working links.
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::StatusCode;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use sha2::{Digest, Sha256};
+
+use super::PREFIX;
+use super::html::{self, query_value};
+use crate::accounts::{Account, AccountStatus, AccountStore};
+use crate::app::AppState;
+use crate::config::Smtp;
+use crate::error::GatewayError;
+use crate::session::SessionStore;
+
+/// Time allowed for the whole SMTP exchange.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a validation mail was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The sender or the recipient is not a mailbox.
+    #[error("`{0}` is not a mail address")]
+    Address(String),
+    /// The message could not be put together.
+    #[error("cannot build the message")]
+    Build(#[source] lettre::error::Error),
+    /// The mail server refused or could not be reached.
+    #[error("the mail server did not take the message")]
+    Send(#[source] lettre::transport::smtp::Error),
+    /// The token could not be stored.
+    #[error("cannot store the validation token")]
+    Store(#[source] crate::session::StoreError),
+    /// A token with the same hash is already stored (256 random bits: never in practice).
+    #[error("the validation token is already taken")]
+    TokenTaken,
+}
+
+fn key(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("validate:{hex}")
+}
+
+/// Fills `{name}` and `{link}` into a template.
+fn fill(template: &str, name: &str, link: &str) -> String {
+    template.replace("{name}", name).replace("{link}", link)
+}
+
+/// Sends one validation mail over plain SMTP.
+async fn send(smtp: &Smtp, to_name: &str, to_email: &str, link: &str) -> Result<(), MailError> {
+    let from: Mailbox = smtp.from.parse().map_err(|_| MailError::Address(smtp.from.clone()))?;
+    let to_address = to_email.parse().map_err(|_| MailError::Address(to_email.to_owned()))?;
+    // A name with line breaks cannot get here (sign-up refuses control characters); the
+    // subject gets the name through lettre's header encoding either way.
+    let message = Message::builder()
+        .from(from)
+        .to(Mailbox::new(Some(to_name.to_owned()), to_address))
+        .subject(fill(&smtp.subject, to_name, link))
+        .header(ContentType::TEXT_PLAIN)
+        .body(fill(&smtp.body, to_name, link))
+        .map_err(MailError::Build)?;
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
+        .port(smtp.port)
+        .timeout(Some(SMTP_TIMEOUT));
+    if let Some((user, password)) = &smtp.credentials {
+        transport = transport.credentials(Credentials::new(user.clone(), password.0.clone()));
+    }
+    transport.build().send(message).await.map_err(MailError::Send)?;
+    Ok(())
+}
+
+/// Stores a fresh token for `account` and mails its link.
+async fn mail_link(state: &AppState, smtp: &Smtp, account: &Account) -> Result<(), MailError> {
+    let bytes: [u8; 32] = rand::random();
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let expires_at = state.clock.now().saturating_add(smtp.validation_ttl.as_secs());
+    let stored = state
+        .sessions
+        .put_once(&key(&token), account.id.clone().into_bytes(), expires_at)
+        .await
+        .map_err(MailError::Store)?;
+    if !stored {
+        return Err(MailError::TokenTaken);
+    }
+    let link = format!("{}{PREFIX}/validate?token={}", state.config.server.public_url, query_value(&token));
+    let email = account.email.as_deref().unwrap_or_default();
+    if let Err(e) = send(smtp, &account.name, email, &link).await {
+        // The link must not outlive the account it names.
+        let _ = state.sessions.take(&key(&token)).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// After a sign-up: mails the link and says so. When the mail cannot be sent the account
+/// is deleted again, so that the person can simply sign up once more later.
+pub async fn start(state: &AppState, smtp: &Smtp, account: &Account) -> Response {
+    match mail_link(state, smtp, account).await {
+        Ok(()) => {
+            tracing::info!(target: "deskgate::audit", account = %account.id, "Validation mail sent");
+            html::message(
+                StatusCode::OK,
+                "Check your email",
+                "We sent you an email with a link. Open it to confirm your email address, then sign in.",
+                Some((&format!("{PREFIX}/login"), "Go to sign-in")),
+            )
+        }
+        Err(e) => {
+            tracing::error!(
+                account = %account.id,
+                error = %deskgate_provider::error_chain(&e),
+                "Validation mail not sent; the sign-up is undone"
+            );
+            if let Err(e) = state.accounts.delete(&account.id).await {
+                tracing::error!(account = %account.id, error = %e, "Cannot undo the sign-up");
+            }
+            html::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Email could not be sent",
+                "We could not send the confirmation email, so no account was created. Please try again later.",
+                Some((&format!("{PREFIX}/register"), "Back to sign-up")),
+            )
+        }
+    }
+}
+
+/// Query of the link.
+#[derive(Debug, serde::Deserialize)]
+pub struct ValidateQuery {
+    token: Option<String>,
+}
+
+fn unusable() -> Response {
+    html::message(
+        StatusCode::BAD_REQUEST,
+        "This link does not work",
+        "This confirmation link has already been used, has expired, or is incomplete. If you have \
+         confirmed your address already, sign in.",
+        Some((&format!("{PREFIX}/login"), "Go to sign-in")),
+    )
+}
+
+/// Takes the token once and activates its account.
+pub async fn confirm(
+    State(state): State<AppState>,
+    Query(q): Query<ValidateQuery>,
+) -> Result<Response, GatewayError> {
+    let Some(token) = q.token.filter(|t| !t.is_empty() && t.len() <= 128) else {
+        return Ok(unusable());
+    };
+    let Some(id) = state.sessions.take(&key(&token)).await? else {
+        tracing::info!(target: "deskgate::audit", "Validation link refused: used, expired or forged");
+        return Ok(unusable());
+    };
+    let id = String::from_utf8_lossy(&id).into_owned();
+    match state.accounts.by_id(&id).await? {
+        Some(a) if a.status == AccountStatus::PendingValidation => {
+            state.accounts.set_status(&id, AccountStatus::Active).await?;
+            tracing::info!(target: "deskgate::audit", account = %id, "Email address confirmed");
+        }
+        _ => return Ok(unusable()),
+    }
+    Ok(html::message(
+        StatusCode::OK,
+        "Email address confirmed",
+        "Your email address is confirmed — sign in to continue.",
+        Some((&format!("{PREFIX}/login"), "Sign in")),
+    ))
+}
