@@ -115,6 +115,11 @@ pub enum AccountError {
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// An update or delete that matched no row names no account.
+fn one_account(rows_affected: u64) -> Result<(), AccountError> {
+    if rows_affected == 0 { Err(AccountError::NotFound) } else { Ok(()) }
+}
+
 /// A new random account id.
 pub fn new_account_id() -> String {
     let b: [u8; 16] = rand::random();

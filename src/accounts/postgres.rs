@@ -365,10 +365,7 @@ impl AccountStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(AccountError::NotFound);
-        }
-        Ok(())
+        super::one_account(done.rows_affected())
     }
 
     async fn set_status(&self, account_id: &str, status: AccountStatus) -> Result<(), AccountError> {
@@ -378,10 +375,7 @@ impl AccountStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(AccountError::NotFound);
-        }
-        Ok(())
+        super::one_account(done.rows_affected())
     }
 
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
@@ -390,9 +384,6 @@ impl AccountStore for PostgresStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(AccountError::NotFound);
-        }
-        Ok(())
+        super::one_account(done.rows_affected())
     }
 }

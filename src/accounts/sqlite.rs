@@ -340,10 +340,7 @@ impl AccountStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(AccountError::NotFound);
-        }
-        Ok(())
+        super::one_account(done.rows_affected())
     }
 
     async fn set_status(&self, account_id: &str, status: AccountStatus) -> Result<(), AccountError> {
@@ -353,10 +350,7 @@ impl AccountStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(AccountError::NotFound);
-        }
-        Ok(())
+        super::one_account(done.rows_affected())
     }
 
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
@@ -365,9 +359,6 @@ impl AccountStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(AccountError::NotFound);
-        }
-        Ok(())
+        super::one_account(done.rows_affected())
     }
 }
