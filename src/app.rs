@@ -9,14 +9,15 @@ use axum::Router;
 use deskgate_builtin::Builtin;
 use tokio::net::TcpListener;
 
-use crate::accounts::{AccountError, Accounts, PostgresStore, SqliteStore};
+use crate::accounts::{AccountError, AccountStore, Accounts, PostgresStore, SqliteStore};
 use crate::clock::Clock;
 use crate::config::{AccountsBackend, Config, SessionsBackend};
+use crate::error::GatewayError;
 use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
 use crate::jwt::{KeyError, Signer};
 use crate::proxy::{Proxy, UpstreamSettings};
-use crate::session::{RedisStore, Sessions, StoreError};
-use crate::usergroups::Resolved;
+use crate::session::{RedisStore, SessionStore, Sessions, StoreError};
+use crate::usergroups::{Model, Resolved};
 use crate::web::Csrf;
 
 /// Everything a request handler needs, cheap to clone.
@@ -51,6 +52,27 @@ pub struct Inner {
     pub clock: Clock,
     /// The upstream.
     pub proxy: Proxy,
+    /// The usergroup model with stored organizations, and the shared epoch it was read at.
+    model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
+}
+
+impl AppState {
+    /// The usergroup model people are resolved with: the config's, plus the organizations
+    /// administrators keep in the account store. Read again whenever the shared epoch has
+    /// moved on, which every change to an organization does after writing it; read before
+    /// the organizations, so a change between the two reads is picked up next time.
+    pub async fn model(&self) -> Result<Arc<Model>, GatewayError> {
+        let epoch = self.sessions.shared_epoch().await?;
+        if let Some((seen, model)) = &*self.model.lock().unwrap_or_else(|p| p.into_inner())
+            && *seen == epoch
+        {
+            return Ok(model.clone());
+        }
+        let stored = self.accounts.organizations().await?;
+        let model = Arc::new(self.config.model.with_organizations(stored));
+        *self.model.lock().unwrap_or_else(|p| p.into_inner()) = Some((epoch, model.clone()));
+        Ok(model)
+    }
 }
 
 impl Deref for AppState {
@@ -191,6 +213,7 @@ impl Gateway {
             clock,
             proxy,
             config,
+            model: Default::default(),
         };
         Ok(Gateway { state: AppState(Arc::new(inner)) })
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use deskgate::accounts::{AccountStore, NewAccount};
+use deskgate::admin::explain::{self, Claimed};
 use deskgate::config::{Config, load_file};
 
 #[derive(Parser)]
@@ -81,7 +82,7 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(add_account(&config, email, name, usergroups)))
         }
         Command::Explain { config, account, path } => {
-            runtime().and_then(|rt| rt.block_on(explain(&config, &account, path.as_deref())))
+            runtime().and_then(|rt| rt.block_on(explain_account(&config, &account, path.as_deref())))
         }
     };
     match result {
@@ -199,14 +200,15 @@ async fn add_account(
     Ok(())
 }
 
-async fn explain(config_path: &Path, email: &str, path: Option<&str>) -> anyhow::Result<()> {
+async fn explain_account(config_path: &Path, email: &str, path: Option<&str>) -> anyhow::Result<()> {
     let config = load(config_path)?;
     let accounts = deskgate::app::open_accounts(&config).await?;
     let account =
         accounts.by_email(email).await?.with_context(|| format!("no account has the email {email}"))?;
     let providers = accounts.providers(&account.id).await?;
-    let explanation =
-        deskgate::admin::explain::explain(&config.model, &config.policy, account, providers, path);
-    print!("{}", deskgate::admin::explain::text(&explanation));
+    let claimed = Claimed::new(&config, &accounts.provider_claims(&account.id).await?);
+    let model = config.model.with_organizations(accounts.organizations().await?);
+    let explanation = explain::explain(&model, &config.policy, account, providers, &claimed, path);
+    print!("{}", explain::text(&explanation));
     Ok(())
 }

@@ -98,13 +98,19 @@ pub async fn start_session(
     let now = state.clock.now();
     let provider_usergroups = map_groups(&policy.group_rules, &identity.groups);
     let named = identity.attributes.get("organization").map(Vec::as_slice).unwrap_or_default();
-    let provider_organizations = state.config.model.organizations_named(named);
-    let resolved = state.config.model.resolve(&Member {
+    if identity.provider != deskgate_builtin::PROVIDER_ID {
+        // Kept with the account, so that administrators can see (and count) where a person's
+        // provider usergroups come from when the person is not signed in.
+        state.accounts.set_provider_claims(&account.id, &identity.provider, &identity.groups, named).await?;
+    }
+    let model = state.model().await?;
+    let resolved = model.resolve(&Member {
         email: account.email.as_deref(),
         assigned: &account.usergroups,
         provider: &provider_usergroups,
-        organizations: &provider_organizations,
+        organizations: &model.organizations_named(named),
     });
+    let provider_organizations = named.to_vec();
     let session = Session {
         account_id: account.id.clone(),
         email: account.email.clone(),

@@ -24,7 +24,7 @@ pub struct Usergroup {
 }
 
 /// An organization: members by email domain, linked to usergroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Organization {
     /// Id.
     pub id: String,
@@ -142,6 +142,19 @@ impl Model {
             }
         }
         out
+    }
+
+    /// This model with `stored` organizations (the ones administrators keep in the account
+    /// store) after the config's own.
+    pub fn with_organizations(&self, stored: Vec<Organization>) -> Model {
+        let mut model = self.clone();
+        model.organizations.extend(stored);
+        model
+    }
+
+    /// Whether an organization comes from the config file (and so cannot be edited).
+    pub fn is_config_organization(&self, id: &str) -> bool {
+        self.organizations.iter().any(|o| o.id == id)
     }
 
     /// Organization ids named by a provider attribute, matched to organization ids or

@@ -15,6 +15,8 @@ fn new(email: &str, groups: &[&str]) -> NewAccount {
 
 /// Runs every check against an empty store.
 pub async fn run<S: AccountStore>(store: &S) {
+    organizations(store).await;
+    provider_claims(store).await;
     listing_counting_and_disabling(store).await;
     sign_up_status(store).await;
     let a = store.create(new("Ann@Example.com", &["vips", "power_users"])).await.expect("create");
@@ -61,6 +63,131 @@ pub async fn run<S: AccountStore>(store: &S) {
         tokio::join!(store.create(new("race@example.com", &[])), store.create(new("race@example.com", &[])));
     assert_eq!(u8::from(x.is_ok()) + u8::from(y.is_ok()), 1, "one of two racing sign-ups wins");
     concurrent_replacements(store).await;
+}
+
+fn org(id: &str, domains: &[&str], usergroups: &[&str]) -> Organization {
+    Organization {
+        id: id.into(),
+        name: format!("Name of {id}"),
+        domains: domains.iter().map(|d| d.to_string()).collect(),
+        usergroups: usergroups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+/// Organizations: created, replaced whole, a taken domain refuses the whole change, deleted.
+async fn organizations<S: AccountStore>(store: &S) {
+    assert!(store.organizations().await.expect("list").is_empty());
+    let corp = org("corp", &["corp.example.com", "b.corp.example"], &["vips", "power_users"]);
+    store.put_organization(&corp).await.expect("create");
+    let sorted = org("corp", &["b.corp.example", "corp.example.com"], &["power_users", "vips"]);
+    assert_eq!(store.organizations().await.expect("list"), [sorted.clone()], "domains and usergroups sorted");
+    let acme = org("acme", &["acme.example"], &[]);
+    store.put_organization(&acme).await.expect("create another");
+    assert_eq!(store.organizations().await.expect("list"), [acme.clone(), sorted.clone()], "by id");
+
+    let grab = Organization {
+        name: "Renamed".into(),
+        ..org("acme", &["acme.example", "corp.example.com"], &["vips"])
+    };
+    assert!(
+        matches!(store.put_organization(&grab).await, Err(AccountError::DomainTaken(d)) if d == "corp.example.com"),
+        "a domain of another organization is refused"
+    );
+    assert_eq!(
+        store.organizations().await.expect("list"),
+        [acme.clone(), sorted.clone()],
+        "and nothing of the refused change is kept"
+    );
+    let renamed =
+        Organization { name: "Acme Corp".into(), ..org("acme", &["acme.example"], &["trial_users"]) };
+    store.put_organization(&renamed).await.expect("replace");
+    store
+        .put_organization(&org("corp", &["corp.example.com"], &[]))
+        .await
+        .expect("replace, dropping a domain");
+    assert_eq!(
+        store.organizations().await.expect("list"),
+        [renamed.clone(), org("corp", &["corp.example.com"], &[])]
+    );
+    // The dropped domain is free again.
+    store.put_organization(&org("bee", &["b.corp.example"], &[])).await.expect("freed domain");
+    for id in ["bee", "corp", "acme"] {
+        store.delete_organization(id).await.expect("delete");
+    }
+    assert!(matches!(store.delete_organization("acme").await, Err(AccountError::NotFound)));
+    assert!(store.organizations().await.expect("list").is_empty());
+}
+
+/// What providers said of an account: kept per provider, replaced whole, gone with the
+/// account, and counted in usergroup membership without regard to ASCII case.
+async fn provider_claims<S: AccountStore>(store: &S) {
+    let a = store.create(new("claims@example.net", &[])).await.expect("create");
+    let b = store.create(new("other-claims@example.net", &[])).await.expect("create");
+    let strings = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    store
+        .set_provider_claims(
+            &a.id,
+            "ldap.corp",
+            &strings(&["CN=VIPs,DC=x", "CN=Agents,DC=x", "CN=VIPs,DC=x"]),
+            &[],
+        )
+        .await
+        .expect("set");
+    store.set_provider_claims(&a.id, "oidc.google", &[], &strings(&["Acme Corp"])).await.expect("set");
+    let want = vec![
+        ProviderClaims {
+            provider: "ldap.corp".into(),
+            groups: strings(&["CN=Agents,DC=x", "CN=VIPs,DC=x"]),
+            organizations: vec![],
+        },
+        ProviderClaims {
+            provider: "oidc.google".into(),
+            groups: vec![],
+            organizations: strings(&["Acme Corp"]),
+        },
+    ];
+    assert_eq!(store.provider_claims(&a.id).await.expect("read"), want);
+    assert!(store.provider_claims(&b.id).await.expect("read").is_empty());
+
+    let by_group = Membership {
+        usergroup: "vips".into(),
+        provider_groups: vec![("ldap.corp".into(), "cn=vips,dc=x".into())],
+        ..Default::default()
+    };
+    let by_org = Membership {
+        usergroup: "trial_users".into(),
+        organization_names: vec!["acme corp".into()],
+        ..Default::default()
+    };
+    let other_provider = Membership {
+        usergroup: "vips".into(),
+        provider_groups: vec![("ldap.other".into(), "cn=vips,dc=x".into())],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.count_by_usergroup(&[by_group.clone(), by_org.clone(), other_provider]).await.expect("count"),
+        [1, 1, 0]
+    );
+    let page = store
+        .list(&AccountQuery { usergroup: Some(by_group.clone()), ..Default::default() }, 0, 10)
+        .await
+        .expect("list");
+    assert_eq!(page.accounts.len(), 1);
+    assert_eq!(page.accounts[0].claims, want, "a listing carries the claims");
+
+    // A new sign-in through a provider replaces what it said; the other provider's stays.
+    store.set_provider_claims(&a.id, "ldap.corp", &strings(&["CN=Agents,DC=x"]), &[]).await.expect("replace");
+    assert_eq!(store.provider_claims(&a.id).await.expect("read")[0].groups, ["CN=Agents,DC=x"]);
+    assert_eq!(store.provider_claims(&a.id).await.expect("read").len(), 2);
+    assert_eq!(store.count_by_usergroup(&[by_group]).await.expect("count"), [0]);
+    assert!(matches!(
+        store.set_provider_claims("nobody", "ldap.corp", &[], &[]).await,
+        Err(AccountError::NotFound)
+    ));
+    store.delete(&a.id).await.expect("delete");
+    assert!(store.provider_claims(&a.id).await.expect("read").is_empty(), "gone with the account");
+    assert_eq!(store.count_by_usergroup(&[by_org]).await.expect("count"), [0]);
+    store.delete(&b.id).await.expect("delete");
 }
 
 fn emails(page: &AccountPage) -> Vec<Option<&str>> {
@@ -193,6 +320,7 @@ async fn listing_counting_and_disabling<S: AccountStore>(store: &S) {
         usergroup: "vips".into(),
         emails: vec!["eve@example.org".into()],
         domains: vec!["acme.example".into()],
+        ..Default::default()
     };
     let members = store
         .list(&AccountQuery { usergroup: Some(vips.clone()), ..Default::default() }, 0, 10)

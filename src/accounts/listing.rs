@@ -17,9 +17,9 @@ pub struct AccountQuery {
 }
 
 /// Who is a member of one usergroup, as far as the account store can tell: accounts that
-/// have it assigned, accounts whose email the config assigns it to, and accounts whose email
-/// domain belongs to an organization linked to it. Provider group mappings are not stored
-/// with accounts, so their members cannot be counted here.
+/// have it assigned, accounts whose email the config assigns it to, accounts whose email
+/// domain belongs to an organization linked to it, and accounts that a provider, at their
+/// last sign-in through it, put in a group mapped to it or named such an organization.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Membership {
     /// The usergroup id.
@@ -28,6 +28,11 @@ pub struct Membership {
     pub emails: Vec<String>,
     /// Lower-case email domains of organizations linked to the usergroup.
     pub domains: Vec<String>,
+    /// Provider groups mapped to the usergroup: provider id and lower-case group name.
+    pub provider_groups: Vec<(String, String)>,
+    /// Lower-case ids and names of organizations linked to the usergroup, as a provider may
+    /// name them.
+    pub organization_names: Vec<String>,
 }
 
 /// One account in a listing.
@@ -37,6 +42,8 @@ pub struct Listed {
     pub account: Account,
     /// How it signs in: `builtin` when it has a password, then each linked provider.
     pub providers: Vec<String>,
+    /// What its providers said of it at its last sign-in through each.
+    pub claims: Vec<super::ProviderClaims>,
 }
 
 /// A page of a listing.
@@ -105,6 +112,28 @@ where
             qb.push(" OR a.email_lower LIKE ")
                 .push_bind(format!("%@{}", escape_like(&d.to_lowercase())))
                 .push(" ESCAPE '\\'");
+        }
+        // Claims compare as the model does: without regard to ASCII case.
+        for (provider, group) in &m.provider_groups {
+            qb.push(
+                " OR EXISTS (SELECT 1 FROM account_provider_claims c WHERE c.account_id = a.id \
+                 AND c.kind = 'group' AND c.provider = ",
+            )
+            .push_bind(provider.clone())
+            .push(" AND lower(c.value) = ")
+            .push_bind(group.to_ascii_lowercase())
+            .push(")");
+        }
+        if !m.organization_names.is_empty() {
+            qb.push(
+                " OR EXISTS (SELECT 1 FROM account_provider_claims c WHERE c.account_id = a.id \
+                 AND c.kind = 'organization' AND lower(c.value) IN (",
+            );
+            let mut list = qb.separated(", ");
+            for n in &m.organization_names {
+                list.push_bind(n.to_ascii_lowercase());
+            }
+            qb.push("))");
         }
         qb.push(")");
     }

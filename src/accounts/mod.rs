@@ -14,6 +14,8 @@ pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+pub use crate::usergroups::Organization;
+
 /// A person's account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -110,9 +112,101 @@ pub enum AccountError {
     /// No such account.
     #[error("no such account")]
     NotFound,
+    /// Another organization already has this email domain.
+    #[error("the domain {0} already belongs to another organization")]
+    DomainTaken(String),
     /// The database failed.
     #[error("account store failed")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What a provider said of an account at its last sign-in through it, as the provider put it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderClaims {
+    /// Provider id.
+    pub provider: String,
+    /// Its group names, sorted.
+    pub groups: Vec<String>,
+    /// Organization names it gave, sorted.
+    pub organizations: Vec<String>,
+}
+
+/// Most values of one kind kept per provider and account: enough for any directory's nesting,
+/// and a bound on what one sign-in can write.
+pub const CLAIMS_MAX: usize = 1000;
+
+/// Claims rows `(provider, kind, value)` as [`ProviderClaims`], in provider order.
+fn gather_claims(rows: Vec<(String, String, String)>) -> Vec<ProviderClaims> {
+    let mut out: Vec<ProviderClaims> = Vec::new();
+    for (provider, kind, value) in rows {
+        if out.last().is_none_or(|c| c.provider != provider) {
+            out.push(ProviderClaims { provider, ..Default::default() });
+        }
+        let Some(claims) = out.last_mut() else { continue };
+        match kind.as_str() {
+            "group" => claims.groups.push(value),
+            "organization" => claims.organizations.push(value),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The `(kind, value)` rows to store for a provider's claims: deduplicated, at most
+/// [`CLAIMS_MAX`] of each kind.
+fn claim_rows<'a>(groups: &'a [String], organizations: &'a [String]) -> Vec<(&'static str, &'a str)> {
+    let mut rows = Vec::new();
+    for (kind, values) in [("group", groups), ("organization", organizations)] {
+        let set: std::collections::BTreeSet<&str> = values.iter().map(String::as_str).collect();
+        if set.len() > CLAIMS_MAX {
+            tracing::warn!(
+                kind,
+                count = set.len(),
+                kept = CLAIMS_MAX,
+                "A provider gave more values than are kept"
+            );
+        }
+        rows.extend(set.into_iter().take(CLAIMS_MAX).map(|v| (kind, v)));
+    }
+    rows
+}
+
+/// Claims rows `(account id, provider, kind, value)`, sorted, handed out to `listed`.
+fn attach_claims(listed: &mut [Listed], rows: Vec<(String, String, String, String)>) {
+    let mut by_account: std::collections::HashMap<String, Vec<(String, String, String)>> = Default::default();
+    for (account, provider, kind, value) in rows {
+        by_account.entry(account).or_default().push((provider, kind, value));
+    }
+    for l in listed {
+        if let Some(rows) = by_account.remove(&l.account.id) {
+            l.claims = gather_claims(rows);
+        }
+    }
+}
+
+/// Organizations from their rows: `(id, name)`, `(organization id, domain)` and
+/// `(organization id, usergroup)`, each sorted by its second column.
+fn gather_organizations(
+    orgs: Vec<(String, String)>,
+    domains: Vec<(String, String)>,
+    usergroups: Vec<(String, String)>,
+) -> Vec<Organization> {
+    let mut out: Vec<Organization> = orgs
+        .into_iter()
+        .map(|(id, name)| Organization { id, name, domains: Vec::new(), usergroups: Vec::new() })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    for (id, domain) in domains {
+        if let Ok(i) = out.binary_search_by(|o| o.id.as_str().cmp(&id)) {
+            out[i].domains.push(domain);
+        }
+    }
+    for (id, usergroup) in usergroups {
+        if let Ok(i) = out.binary_search_by(|o| o.id.as_str().cmp(&id)) {
+            out[i].usergroups.push(usergroup);
+        }
+    }
+    out
 }
 
 /// An update or delete that matched no row names no account.
@@ -188,6 +282,26 @@ pub trait AccountStore: Send + Sync {
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
     /// Deletes an account with its links and usergroups.
     fn delete(&self, account_id: &str) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Replaces what `provider` said of an account (its groups, the organizations it named).
+    fn set_provider_claims(
+        &self,
+        account_id: &str,
+        provider: &str,
+        groups: &[String],
+        organizations: &[String],
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// What each provider said of an account at its last sign-in, by provider.
+    fn provider_claims(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<ProviderClaims>, AccountError>> + Send;
+    /// The stored organizations, by id, each with its domains and usergroups sorted.
+    fn organizations(&self) -> impl Future<Output = Result<Vec<Organization>, AccountError>> + Send;
+    /// Creates or replaces an organization (name, domains, usergroups) under its id. A domain
+    /// of another organization refuses the whole change.
+    fn put_organization(&self, org: &Organization) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Deletes an organization.
+    fn delete_organization(&self, id: &str) -> impl Future<Output = Result<(), AccountError>> + Send;
 }
 
 /// The configured account store.
@@ -247,6 +361,27 @@ impl AccountStore for Accounts {
     }
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
         delegate!(self, s => s.delete(account_id).await)
+    }
+    async fn set_provider_claims(
+        &self,
+        account_id: &str,
+        provider: &str,
+        groups: &[String],
+        organizations: &[String],
+    ) -> Result<(), AccountError> {
+        delegate!(self, s => s.set_provider_claims(account_id, provider, groups, organizations).await)
+    }
+    async fn provider_claims(&self, account_id: &str) -> Result<Vec<ProviderClaims>, AccountError> {
+        delegate!(self, s => s.provider_claims(account_id).await)
+    }
+    async fn organizations(&self) -> Result<Vec<Organization>, AccountError> {
+        delegate!(self, s => s.organizations().await)
+    }
+    async fn put_organization(&self, org: &Organization) -> Result<(), AccountError> {
+        delegate!(self, s => s.put_organization(org).await)
+    }
+    async fn delete_organization(&self, id: &str) -> Result<(), AccountError> {
+        delegate!(self, s => s.delete_organization(id).await)
     }
 }
 

@@ -10,12 +10,14 @@ use sqlx::{Connection, Postgres, QueryBuilder, Row};
 use super::listing::{self, push_where};
 use super::{
     Account, AccountError, AccountPage, AccountQuery, AccountStatus, AccountStore, Listed, Membership,
-    NewAccount, new_account_id,
+    NewAccount, Organization, ProviderClaims, attach_claims, claim_rows, gather_claims, gather_organizations,
+    new_account_id,
 };
 
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_accounts.sql")),
     (2, include_str!("../../migrations/postgres/0002_account_status.sql")),
+    (3, include_str!("../../migrations/postgres/0003_organizations_and_claims.sql")),
 ];
 
 /// Advisory lock key held while migrating, so that replicas starting together apply each
@@ -329,8 +331,20 @@ impl AccountStore for PostgresStore {
         for row in &rows {
             let has_password: bool = row.try_get("has_password").map_err(db)?;
             let linked: Vec<String> = row.try_get("linked").map_err(db)?;
-            accounts
-                .push(Listed { account: account(row)?, providers: listing::providers(has_password, linked) });
+            let providers = listing::providers(has_password, linked);
+            accounts.push(Listed { account: account(row)?, providers, claims: Vec::new() });
+        }
+        let ids: Vec<&str> = accounts.iter().map(|l| l.account.id.as_str()).collect();
+        if !ids.is_empty() {
+            let rows = sqlx::query_as(
+                "SELECT account_id, provider, kind, value FROM account_provider_claims \
+                 WHERE account_id = ANY($1) ORDER BY account_id, provider COLLATE \"C\", kind, value COLLATE \"C\"",
+            )
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+            attach_claims(&mut accounts, rows);
         }
         Ok(AccountPage { total, accounts })
     }
@@ -381,6 +395,126 @@ impl AccountStore for PostgresStore {
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
         let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
             .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        super::one_account(done.rows_affected())
+    }
+
+    async fn set_provider_claims(
+        &self,
+        account_id: &str,
+        provider: &str,
+        groups: &[String],
+        organizations: &[String],
+    ) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The account's row lock makes two sign-ins through one provider take turns.
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if exists.is_none() {
+            return Err(AccountError::NotFound);
+        }
+        sqlx::query("DELETE FROM account_provider_claims WHERE account_id = $1 AND provider = $2")
+            .bind(account_id)
+            .bind(provider)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let (kinds, values): (Vec<&str>, Vec<&str>) = claim_rows(groups, organizations).into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO account_provider_claims (account_id, provider, kind, value) \
+             SELECT $1, $2, k, v FROM unnest($3::text[], $4::text[]) AS c(k, v) ON CONFLICT DO NOTHING",
+        )
+        .bind(account_id)
+        .bind(provider)
+        .bind(kinds)
+        .bind(values)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn provider_claims(&self, account_id: &str) -> Result<Vec<ProviderClaims>, AccountError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT provider, kind, value FROM account_provider_claims WHERE account_id = $1 \
+             ORDER BY provider COLLATE \"C\", kind, value COLLATE \"C\"",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(gather_claims(rows))
+    }
+
+    async fn organizations(&self) -> Result<Vec<Organization>, AccountError> {
+        let orgs =
+            sqlx::query_as("SELECT id, name FROM organizations").fetch_all(&self.pool).await.map_err(db)?;
+        let domains = sqlx::query_as(
+            "SELECT organization_id, domain FROM organization_domains ORDER BY domain COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let groups = sqlx::query_as(
+            "SELECT organization_id, usergroup FROM organization_usergroups ORDER BY usergroup COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(gather_organizations(orgs, domains, groups))
+    }
+
+    async fn put_organization(&self, org: &Organization) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query(
+            "INSERT INTO organizations (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+        )
+        .bind(&org.id)
+        .bind(&org.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        for table in ["organization_domains", "organization_usergroups"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE organization_id = $1"))
+                .bind(&org.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for domain in &org.domains {
+            let inserted =
+                sqlx::query("INSERT INTO organization_domains (domain, organization_id) VALUES ($1, $2)")
+                    .bind(domain)
+                    .bind(&org.id)
+                    .execute(&mut *tx)
+                    .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(AccountError::DomainTaken(domain.clone()));
+                }
+                other => other.map_err(db)?,
+            };
+        }
+        sqlx::query(
+            "INSERT INTO organization_usergroups (organization_id, usergroup) \
+             SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&org.id)
+        .bind(&org.usergroups)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delete_organization(&self, id: &str) -> Result<(), AccountError> {
+        let done = sqlx::query("DELETE FROM organizations WHERE id = $1")
+            .bind(id)
             .execute(&self.pool)
             .await
             .map_err(db)?;

@@ -10,12 +10,14 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool as Pool};
 use super::listing::{self, push_where};
 use super::{
     Account, AccountError, AccountPage, AccountQuery, AccountStatus, AccountStore, Listed, Membership,
-    NewAccount, new_account_id,
+    NewAccount, Organization, ProviderClaims, attach_claims, claim_rows, gather_claims, gather_organizations,
+    new_account_id,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_accounts.sql")),
     (2, include_str!("../../migrations/sqlite/0002_account_status.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_organizations_and_claims.sql")),
 ];
 
 fn db(e: sqlx::Error) -> AccountError {
@@ -301,9 +303,22 @@ impl AccountStore for SqliteStore {
                     created_at: u64::try_from(row.get::<i64, _>("created_at")).unwrap_or(0),
                     id,
                 };
-                Listed { account, providers }
+                Listed { account, providers, claims: Vec::new() }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut accounts = accounts;
+        if !ids.is_empty() {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT account_id, provider, kind, value FROM account_provider_claims WHERE account_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for id in &ids {
+                list.push_bind(id.clone());
+            }
+            qb.push(") ORDER BY account_id, provider, kind, value");
+            let rows = qb.build_query_as().fetch_all(&self.pool).await.map_err(db)?;
+            attach_claims(&mut accounts, rows);
+        }
         Ok(AccountPage { total, accounts })
     }
 
@@ -356,6 +371,122 @@ impl AccountStore for SqliteStore {
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
         let done = sqlx::query("DELETE FROM accounts WHERE id = ?")
             .bind(account_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        super::one_account(done.rows_affected())
+    }
+
+    async fn set_provider_claims(
+        &self,
+        account_id: &str,
+        provider: &str,
+        groups: &[String],
+        organizations: &[String],
+    ) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("DELETE FROM account_provider_claims WHERE account_id = ? AND provider = ?")
+            .bind(account_id)
+            .bind(provider)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if exists.is_none() {
+            return Err(AccountError::NotFound);
+        }
+        for (kind, value) in claim_rows(groups, organizations) {
+            sqlx::query(
+                "INSERT OR IGNORE INTO account_provider_claims (account_id, provider, kind, value) VALUES (?, ?, ?, ?)",
+            )
+            .bind(account_id)
+            .bind(provider)
+            .bind(kind)
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn provider_claims(&self, account_id: &str) -> Result<Vec<ProviderClaims>, AccountError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT provider, kind, value FROM account_provider_claims WHERE account_id = ? ORDER BY provider, kind, value",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(gather_claims(rows))
+    }
+
+    async fn organizations(&self) -> Result<Vec<Organization>, AccountError> {
+        let orgs =
+            sqlx::query_as("SELECT id, name FROM organizations").fetch_all(&self.pool).await.map_err(db)?;
+        let domains =
+            sqlx::query_as("SELECT organization_id, domain FROM organization_domains ORDER BY domain")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+        let groups = sqlx::query_as(
+            "SELECT organization_id, usergroup FROM organization_usergroups ORDER BY usergroup",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(gather_organizations(orgs, domains, groups))
+    }
+
+    async fn put_organization(&self, org: &Organization) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        sqlx::query("INSERT INTO organizations (id, name) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name")
+            .bind(&org.id)
+            .bind(&org.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        for table in ["organization_domains", "organization_usergroups"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE organization_id = ?"))
+                .bind(&org.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        for domain in &org.domains {
+            let inserted =
+                sqlx::query("INSERT INTO organization_domains (domain, organization_id) VALUES (?, ?)")
+                    .bind(domain)
+                    .bind(&org.id)
+                    .execute(&mut *tx)
+                    .await;
+            match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(AccountError::DomainTaken(domain.clone()));
+                }
+                other => other.map_err(db)?,
+            };
+        }
+        for g in &org.usergroups {
+            sqlx::query(
+                "INSERT OR IGNORE INTO organization_usergroups (organization_id, usergroup) VALUES (?, ?)",
+            )
+            .bind(&org.id)
+            .bind(g)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn delete_organization(&self, id: &str) -> Result<(), AccountError> {
+        let done = sqlx::query("DELETE FROM organizations WHERE id = ?")
+            .bind(id)
             .execute(&self.pool)
             .await
             .map_err(db)?;

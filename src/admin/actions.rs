@@ -25,9 +25,28 @@ pub enum AdminError {
     /// A field is missing or malformed; the text says which, for the administrator.
     #[error("{0}")]
     Invalid(&'static str),
+    /// No organization has this id (or it is one of the config file's).
+    #[error("no such organization")]
+    NoSuchOrganization,
+    /// The change clashes with what exists; the text says how, for the administrator.
+    #[error("{0}")]
+    Conflict(String),
     /// A store failed; the rescue layer answers.
     #[error(transparent)]
     Failed(#[from] GatewayError),
+}
+
+impl AdminError {
+    /// The HTTP status that tells a client what went wrong.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            AdminError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AdminError::NoSuchAccount | AdminError::NoSuchOrganization => StatusCode::NOT_FOUND,
+            AdminError::EmailTaken | AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::NotAssignable(_) | AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
 }
 
 impl From<AccountError> for AdminError {
@@ -35,6 +54,9 @@ impl From<AccountError> for AdminError {
         match e {
             AccountError::NotFound => AdminError::NoSuchAccount,
             AccountError::EmailTaken => AdminError::EmailTaken,
+            AccountError::DomainTaken(d) => {
+                AdminError::Conflict(format!("The domain {d} already belongs to another organization."))
+            }
             e => AdminError::Failed(e.into()),
         }
     }
@@ -52,7 +74,7 @@ pub async fn account(state: &AppState, id: &str) -> Result<Account, AdminError> 
 }
 
 /// `wanted` as a sorted set of assignable usergroup ids, or the first that is not one.
-fn checked(state: &AppState, wanted: &[String]) -> Result<Vec<String>, AdminError> {
+pub(super) fn checked(state: &AppState, wanted: &[String]) -> Result<Vec<String>, AdminError> {
     let mut out = BTreeSet::new();
     for id in wanted.iter().map(|id| id.trim()).filter(|id| !id.is_empty()) {
         if !assignable(&state.config.model).any(|g| g.id == id) {

@@ -18,7 +18,7 @@ use crate::accounts::{AccountQuery, AccountStore, Listed};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pages::forms;
-use crate::usergroups::Source;
+use crate::usergroups::{Model, Source};
 
 /// Most people one listing request returns.
 const MAX_LIMIT: u64 = 200;
@@ -54,9 +54,10 @@ pub async fn csrf(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 /// Every assignable usergroup with its member count (see [`crate::accounts::Membership`]).
 pub async fn usergroups(State(state): State<AppState>) -> Result<Response, GatewayError> {
-    let model = &state.config.model;
+    let model = &*state.model().await?;
     let groups: Vec<_> = assignable(model).collect();
-    let memberships: Vec<_> = groups.iter().map(|g| membership(model, &g.id)).collect();
+    let policies = state.config.account_policies();
+    let memberships: Vec<_> = groups.iter().map(|g| membership(model, &policies, &g.id)).collect();
     let counts = state.accounts.count_by_usergroup(&memberships).await?;
     let list: Vec<Value> = groups
         .iter()
@@ -75,7 +76,7 @@ pub struct ListQuery {
     limit: Option<u64>,
 }
 
-fn summary(state: &AppState, l: &Listed) -> Value {
+fn summary(state: &AppState, model: &Model, l: &Listed) -> Value {
     let a = &l.account;
     json!({
         "id": a.id,
@@ -85,7 +86,7 @@ fn summary(state: &AppState, l: &Listed) -> Value {
         "created_at": a.created_at,
         "providers": l.providers,
         "assigned": a.usergroups,
-        "usergroups": held_custom(&state.config.model, l),
+        "usergroups": held_custom(&state.config, model, l),
     })
 }
 
@@ -94,16 +95,18 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, GatewayError> {
-    let model = &state.config.model;
+    let model = &*state.model().await?;
     let usergroup = match q.usergroup.as_deref().filter(|g| !g.is_empty()) {
         None => None,
-        Some(g) if assignable(model).any(|a| a.id == g) => Some(membership(model, g)),
+        Some(g) if assignable(model).any(|a| a.id == g) => {
+            Some(membership(model, &state.config.account_policies(), g))
+        }
         Some(_) => return Ok(json_error(StatusCode::BAD_REQUEST, "unknown usergroup")),
     };
     let (offset, limit) = (q.offset.unwrap_or(0), q.limit.unwrap_or(50).clamp(1, MAX_LIMIT));
     let query = AccountQuery { text: q.q.filter(|t| !t.trim().is_empty()), usergroup, status: None };
     let page = state.accounts.list(&query, offset, limit).await?;
-    let people: Vec<Value> = page.accounts.iter().map(|l| summary(&state, l)).collect();
+    let people: Vec<Value> = page.accounts.iter().map(|l| summary(&state, model, l)).collect();
     Ok(reply(
         StatusCode::OK,
         &json!({ "total": page.total, "offset": offset, "limit": limit, "people": people }),
@@ -113,6 +116,7 @@ pub async fn list(
 fn source_json(s: &Source) -> Value {
     match s {
         Source::Organization(id) => json!({ "kind": explain::source_code(s), "organization": id }),
+        Source::Provider(via) if !via.is_empty() => json!({ "kind": explain::source_code(s), "via": via }),
         _ => json!({ "kind": explain::source_code(s) }),
     }
 }
@@ -152,12 +156,7 @@ fn detail(e: &Explanation) -> Value {
 }
 
 fn failure(e: AdminError) -> Result<Response, GatewayError> {
-    let status = match &e {
-        AdminError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        AdminError::NoSuchAccount => StatusCode::NOT_FOUND,
-        AdminError::EmailTaken => StatusCode::CONFLICT,
-        AdminError::NotAssignable(_) | AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-    };
+    let status = e.status();
     match e {
         AdminError::Failed(e) => Err(e),
         e => Ok(json_error(status, &e.to_string())),

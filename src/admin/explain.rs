@@ -2,13 +2,14 @@
 //! permissions, and for a path the rule that governs it and the decision with its reason.
 //! Shown by `deskgate explain`, on the person's administration page, and by the API.
 //!
-//! Worked out from the account and the config alone. Provider group mappings (and
-//! organizations a provider names) exist only in a live session, made at sign-in; an
-//! explanation says so rather than guess them.
+//! Worked out from the account, the usergroup model (config and stored organizations) and
+//! what each provider said of the account at its last sign-in through it (its groups, mapped
+//! by the provider's rules as they are now, and the organizations it named).
 
 use std::fmt::Write as _;
 
-use crate::accounts::Account;
+use crate::accounts::{Account, ProviderClaims};
+use crate::config::Config;
 use crate::policy::{Decision, DenyReason, Policy, Who, decide, normalize};
 use crate::usergroups::{Member, Model, Source};
 
@@ -53,18 +54,73 @@ pub struct Explanation {
     pub path: Option<PathCheck>,
 }
 
-/// Explains `account`'s access under `model` and `policy`, and `path` if given.
+/// A provider group that a rule maps to a usergroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapped {
+    /// The usergroup id.
+    pub usergroup: String,
+    /// The provider id.
+    pub provider: String,
+    /// The group as the provider named it.
+    pub group: String,
+}
+
+/// What the providers said of an account, as the explanation uses it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// Each group a rule maps, once per usergroup it maps to.
+    pub mapped: Vec<Mapped>,
+    /// Organization names the providers gave.
+    pub organizations: Vec<String>,
+}
+
+impl Claimed {
+    /// The claims, mapped by the group rules `config` has now.
+    pub fn new(config: &Config, claims: &[ProviderClaims]) -> Claimed {
+        let mut out = Claimed::default();
+        for c in claims {
+            let rules = config.group_rules(&c.provider);
+            for group in &c.groups {
+                for usergroup in crate::usergroups::map_groups(rules, std::slice::from_ref(group)) {
+                    out.mapped.push(Mapped { usergroup, provider: c.provider.clone(), group: group.clone() });
+                }
+            }
+            out.organizations.extend(c.organizations.iter().cloned());
+        }
+        out
+    }
+}
+
+/// Explains `account`'s access under `model` and `policy` with what its providers said of
+/// it, and `path` if given.
 pub fn explain(
     model: &Model,
     policy: &Policy,
     account: Account,
     providers: Vec<String>,
+    claimed: &Claimed,
     path: Option<&str>,
 ) -> Explanation {
-    let member =
-        Member { email: account.email.as_deref(), assigned: &account.usergroups, ..Default::default() };
+    let mut provider: Vec<String> = claimed.mapped.iter().map(|m| m.usergroup.clone()).collect();
+    provider.sort();
+    provider.dedup();
+    let named = model.organizations_named(&claimed.organizations);
+    let member = Member {
+        email: account.email.as_deref(),
+        assigned: &account.usergroups,
+        provider: &provider,
+        organizations: &named,
+    };
     let resolved = model.resolve(&member);
     let mut sources = model.explain(&member);
+    // The model knows a provider mapped the usergroup; say which group of which provider.
+    for (id, set) in sources.iter_mut() {
+        if set.remove(&Source::Provider(String::new())) {
+            for m in claimed.mapped.iter().filter(|m| &m.usergroup == id) {
+                set.insert(Source::Provider(format!("group `{}` of `{}`", m.group, m.provider)));
+            }
+        }
+    }
     let usergroups = resolved
         .usergroups
         .iter()
@@ -117,7 +173,8 @@ pub fn source_text(source: &Source) -> String {
         Source::Assigned => "assigned to the account".into(),
         Source::ConfigAssignment => "config assignment ([[assignments]])".into(),
         Source::Organization(id) => format!("organization `{id}`"),
-        Source::Provider(_) => "provider group mapping".into(),
+        Source::Provider(via) if via.is_empty() => "provider group mapping".into(),
+        Source::Provider(via) => format!("provider group mapping: {via}"),
     }
 }
 
@@ -132,10 +189,9 @@ pub fn source_code(source: &Source) -> &'static str {
     }
 }
 
-/// What the explanation cannot know, in words.
-pub const PROVIDER_NOTE: &str = "Provider group mappings: none shown. They come from the identity provider at \
-     sign-in and are known only from a live session; a provider may add usergroups (and \
-     organizations) to the ones above.";
+/// Where provider group mappings come from, in words.
+pub const PROVIDER_NOTE: &str = "Provider group mappings use the groups (and organizations) each identity \
+     provider gave at the person's last sign-in through it, mapped by the rules in the config now.";
 
 /// The decision as a short code and a sentence.
 pub fn decision_text(check: &PathCheck) -> (&'static str, String) {

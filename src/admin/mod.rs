@@ -12,6 +12,7 @@
 mod actions;
 mod api;
 pub mod explain;
+mod organizations;
 mod people;
 mod person;
 mod signups;
@@ -26,6 +27,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::app::AppState;
+use crate::config::AccountPolicy;
 use crate::pages::{PREFIX, html};
 use crate::session::Visitor;
 use crate::usergroups::{EVERYONE, Model, REGISTERED, Usergroup};
@@ -46,6 +48,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/people/{id}/usergroups", post(person::save_usergroups))
         .route("/admin/people/{id}/disable", post(person::disable))
         .route("/admin/people/{id}/enable", post(person::enable))
+        .route("/admin/organizations", get(organizations::list).post(organizations::create))
+        .route("/admin/organizations/{id}", get(organizations::show).post(organizations::update))
+        .route("/admin/organizations/{id}/delete", post(organizations::remove))
         .route("/admin/signups", get(signups::list))
         .route("/admin/signups/{id}/approve", post(signups::approve))
         .route("/admin/signups/{id}/reject", post(signups::reject))
@@ -58,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/people/{id}/usergroups", put(api::set_usergroups))
         .route("/api/people/{id}/disable", post(api::disable))
         .route("/api/people/{id}/enable", post(api::enable))
+        .route("/api/organizations", get(organizations::api_list).post(organizations::api_create))
+        .route("/api/organizations/{id}", put(organizations::api_update).delete(organizations::api_delete))
         .route("/api/signups", get(signups::api_list))
         .route("/api/signups/{id}/approve", post(signups::api_approve))
         .route("/api/signups/{id}/reject", post(signups::api_reject))
@@ -244,9 +251,14 @@ fn assignable(model: &Model) -> impl Iterator<Item = &Usergroup> {
     model.usergroups.values().filter(|g| g.id != EVERYONE && g.id != REGISTERED)
 }
 
-/// Who the account store can tell is in a usergroup: assigned, assigned by the config, or
-/// a member of a linked organization by email domain.
-fn membership(model: &Model, usergroup: &str) -> crate::accounts::Membership {
+/// Who the account store can tell is in a usergroup: assigned, assigned by the config, a
+/// member of a linked organization by email domain or by a provider's naming, or in a
+/// provider group that one of `policies` (provider id, rules) maps to it.
+fn membership(
+    model: &Model,
+    policies: &[(&str, &AccountPolicy)],
+    usergroup: &str,
+) -> crate::accounts::Membership {
     let mut emails: Vec<String> = model
         .assignments
         .iter()
@@ -262,7 +274,31 @@ fn membership(model: &Model, usergroup: &str) -> crate::accounts::Membership {
         .collect();
     domains.sort();
     domains.dedup();
-    crate::accounts::Membership { usergroup: usergroup.to_owned(), emails, domains }
+    let mut organization_names: Vec<String> = model
+        .organizations
+        .iter()
+        .filter(|o| o.usergroups.iter().any(|id| id == usergroup))
+        .flat_map(|o| [o.id.to_ascii_lowercase(), o.name.to_ascii_lowercase()])
+        .collect();
+    organization_names.sort();
+    organization_names.dedup();
+    let provider_groups = policies
+        .iter()
+        .flat_map(|(provider, policy)| {
+            policy
+                .group_rules
+                .iter()
+                .filter(|(_, to)| to.iter().any(|id| id == usergroup))
+                .map(move |(group, _)| ((*provider).to_owned(), group.to_ascii_lowercase()))
+        })
+        .collect();
+    crate::accounts::Membership {
+        usergroup: usergroup.to_owned(),
+        emails,
+        domains,
+        provider_groups,
+        organization_names,
+    }
 }
 
 #[cfg(test)]

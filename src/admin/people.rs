@@ -6,9 +6,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError, Creation};
+use super::explain::Claimed;
 use super::{Admin, Fields, assignable, form_ok, membership, view};
 use crate::accounts::{AccountQuery, AccountStore, Listed};
 use crate::app::AppState;
+use crate::config::Config;
 use crate::error::GatewayError;
 use crate::pages::PREFIX;
 use crate::pages::forms::{self, Binding};
@@ -26,11 +28,19 @@ pub struct ListQuery {
     page: Option<u64>,
 }
 
-/// The custom usergroups an account is in by what the store and the config say (not by
-/// provider mappings).
-pub(super) fn held_custom(model: &Model, listed: &Listed) -> Vec<String> {
+/// The custom usergroups an account is in by what the store, the config and its providers'
+/// last word say.
+pub(super) fn held_custom(config: &Config, model: &Model, listed: &Listed) -> Vec<String> {
     let a = &listed.account;
-    let member = Member { email: a.email.as_deref(), assigned: &a.usergroups, ..Default::default() };
+    let claimed = Claimed::new(config, &listed.claims);
+    let provider: Vec<String> = claimed.mapped.into_iter().map(|m| m.usergroup).collect();
+    let named = model.organizations_named(&claimed.organizations);
+    let member = Member {
+        email: a.email.as_deref(),
+        assigned: &a.usergroups,
+        provider: &provider,
+        organizations: &named,
+    };
     model.explain(&member).into_keys().filter(|id| id != EVERYONE && id != REGISTERED).collect()
 }
 
@@ -54,9 +64,10 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, GatewayError> {
-    let model = &state.config.model;
+    let model = &*state.model().await?;
     let groups: Vec<_> = assignable(model).collect();
-    let memberships: Vec<_> = groups.iter().map(|g| membership(model, &g.id)).collect();
+    let policies = state.config.account_policies();
+    let memberships: Vec<_> = groups.iter().map(|g| membership(model, &policies, &g.id)).collect();
     let counts = state.accounts.count_by_usergroup(&memberships).await?;
     let everybody = state.accounts.list(&AccountQuery::default(), 0, 0).await?.total;
     let text = q.q.as_deref().map(str::trim).unwrap_or_default().to_owned();
@@ -65,7 +76,7 @@ pub async fn list(
     let page = q.page.unwrap_or(1).max(1);
     let query = AccountQuery {
         text: Some(text.clone()).filter(|t| !t.is_empty()),
-        usergroup: selected.map(|g| membership(model, g)),
+        usergroup: selected.map(|g| membership(model, &state.config.account_policies(), g)),
         status: None,
     };
     let listing = state.accounts.list(&query, (page - 1) * PER_PAGE, PER_PAGE).await?;
@@ -113,7 +124,7 @@ pub async fn list(
         .iter()
         .map(|l| {
             let a = &l.account;
-            let names: Vec<String> = held_custom(model, l)
+            let names: Vec<String> = held_custom(&state.config, model, l)
                 .iter()
                 .map(|id| esc(model.usergroups.get(id).map_or(id.as_str(), |g| g.name.as_str())))
                 .collect();

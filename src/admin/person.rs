@@ -44,7 +44,9 @@ pub(super) async fn explanation(
 ) -> Result<Explanation, AdminError> {
     let account = actions::account(state, id).await?;
     let providers = state.accounts.providers(id).await?;
-    Ok(explain::explain(&state.config.model, &state.config.policy, account, providers, path))
+    let claimed = explain::Claimed::new(&state.config, &state.accounts.provider_claims(id).await?);
+    let model = state.model().await?;
+    Ok(explain::explain(&model, &state.config.policy, account, providers, &claimed, path))
 }
 
 fn done_text(done: &str) -> Option<&'static str> {
@@ -201,12 +203,10 @@ async fn refused(
     id: &str,
     e: AdminError,
 ) -> Result<Response, GatewayError> {
-    let status = match &e {
-        AdminError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        AdminError::NoSuchAccount => return Ok(not_found()),
-        AdminError::EmailTaken => StatusCode::CONFLICT,
-        AdminError::NotAssignable(_) | AdminError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-    };
+    if matches!(e, AdminError::NoSuchAccount) {
+        return Ok(not_found());
+    }
+    let status = e.status();
     match e {
         AdminError::Failed(e) => Err(e),
         e => answer(state, headers, id, status, None, None, Some(&e.to_string())).await,

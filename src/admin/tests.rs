@@ -47,10 +47,21 @@ fn membership_gathers_config_assignments_and_organization_domains() {
         .into_iter()
         .collect(),
     };
-    let vips = membership(&model, "vips");
+    let policy = AccountPolicy {
+        create_accounts: false,
+        link_by_email: false,
+        group_rules: vec![
+            ("CN=VIPs,DC=corp".into(), vec!["vips".into()]),
+            ("Sales".into(), vec!["trial_users".into()]),
+        ],
+    };
+    let vips = membership(&model, &[("ldap.corp", &policy)], "vips");
+    assert_eq!(vips.provider_groups, [("ldap.corp".to_owned(), "cn=vips,dc=corp".to_owned())]);
+    assert_eq!(vips.organization_names, ["acme", "corp"]);
     assert_eq!(vips.emails, ["ann@example.org", "zed@example.org"]);
     assert_eq!(vips.domains, ["acme.example", "acme.test", "corp.example"]);
-    let trial = membership(&model, "trial_users");
+    let trial = membership(&model, &[], "trial_users");
+    assert!(trial.provider_groups.is_empty());
     assert_eq!(trial.emails, ["ann@example.org", "bob@example.org"]);
     assert_eq!(trial.domains, ["acme.example", "acme.test"]);
     assert_eq!(assignable(&model).map(|g| g.id.as_str()).collect::<Vec<_>>(), ["trial_users", "vips"]);

@@ -15,7 +15,7 @@ main{max-width:64rem;margin:1.5rem auto;background:#fff;padding:1.5rem 2rem;bord
 h1{font-size:1.4rem;margin:0 0 1rem}h2{font-size:1.1rem;margin:1.6rem 0 .6rem}\
 table{border-collapse:collapse;width:100%;margin:.5rem 0}caption{text-align:left;color:#5b6475;padding:.3rem 0}\
 th,td{text-align:left;padding:.45rem .5rem;border-bottom:1px solid #e3e6ec;vertical-align:top}\
-label{font-weight:600;margin-right:.4rem}input[type=text],input[type=email],input[type=password],input[type=search]{padding:.45rem;\
+label{font-weight:600;margin-right:.4rem}input[type=text],input[type=email],input[type=password],input[type=search],textarea{padding:.45rem;\
 border:1px solid #b8bfcc;border-radius:6px;font-size:1rem;min-width:16rem}\
 .field{margin:.8rem 0}.field label{display:block;margin-bottom:.3rem}\
 fieldset{border:1px solid #d5dae3;border-radius:6px;margin:.6rem 0;padding:.5rem .9rem}legend{font-weight:600;padding:0 .3rem}\
@@ -38,7 +38,7 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{t} · deskgate administration</title><style>{STYLE}</style></head>\
          <body><header><nav aria-label=\"Administration\"><a href=\"{PREFIX}/admin/people\">People</a>\
-         <a href=\"{PREFIX}/admin/people/new\">Create an account</a><a href=\"{PREFIX}/admin/signups\">Pending sign-ups</a><a href=\"{PREFIX}/\">Your session</a>\
+         <a href=\"{PREFIX}/admin/people/new\">Create an account</a><a href=\"{PREFIX}/admin/organizations\">Organizations</a><a href=\"{PREFIX}/admin/signups\">Pending sign-ups</a><a href=\"{PREFIX}/\">Your session</a>\
          <a href=\"/\">Leave administration</a></nav></header>\
          <main><h1>{t}</h1>{body}</main></body></html>\n",
         t = esc(title)

@@ -53,6 +53,29 @@ pub struct Config {
     pub rate_limit: RateLimit,
 }
 
+impl Config {
+    /// Every configured provider's id with its account and group rules.
+    pub fn account_policies(&self) -> Vec<(&str, &AccountPolicy)> {
+        #[allow(unused_mut)]
+        let mut out: Vec<(&str, &AccountPolicy)> = Vec::new();
+        #[cfg(feature = "ldap")]
+        out.extend(self.ldap.iter().map(|p| (p.id.as_str(), &p.policy)));
+        #[cfg(feature = "oidc")]
+        out.extend(self.oidc.iter().map(|p| (p.id.as_str(), &p.policy)));
+        #[cfg(feature = "saml")]
+        out.extend(self.saml.iter().map(|p| (p.id.as_str(), &p.policy)));
+        out
+    }
+
+    /// A provider's group rules; none for a provider not (or no longer) configured.
+    pub fn group_rules(&self, provider: &str) -> &[(String, Vec<String>)] {
+        self.account_policies()
+            .into_iter()
+            .find(|(id, _)| *id == provider)
+            .map_or(&[], |(_, p)| p.group_rules.as_slice())
+    }
+}
+
 /// `[server]`
 #[derive(Debug, Clone)]
 pub struct Server {

@@ -24,6 +24,32 @@ pub async fn run<S: SessionStore>(store: &S, clock: &Clock) {
     one_time_values(store, clock).await;
     account_epochs(store, clock).await;
     concurrent_bumps_are_all_counted(store).await;
+    // Last: it moves every account's epoch, which the checks above count from 0.
+    shared_epoch_moves_every_account(store, clock).await;
+}
+
+/// The shared epoch is added to every account's, so one bump reaches every session; an
+/// account's own bumps still count on top of it.
+async fn shared_epoch_moves_every_account<S: SessionStore>(store: &S, clock: &Clock) {
+    let (one, two) = (format!("sh-{}", new_cookie_value()), format!("sh-{}", new_cookie_value()));
+    let (k1, k2) =
+        (SessionKey::from_cookie(&new_cookie_value()), SessionKey::from_cookie(&new_cookie_value()));
+    store.put(&k1, session(&one, clock.now()), clock.now() + 60).await.expect("put");
+    store.put(&k2, session(&two, clock.now()), clock.now() + 60).await.expect("put");
+    store.bump_account_epoch(&one).await.expect("bump");
+    let shared = store.shared_epoch().await.expect("shared");
+    let before =
+        [store.account_epoch(&one).await.expect("epoch"), store.account_epoch(&two).await.expect("epoch")];
+    assert_eq!(store.bump_shared_epoch().await.expect("bump shared"), shared + 1);
+    assert_eq!(store.shared_epoch().await.expect("shared"), shared + 1);
+    let after =
+        [store.account_epoch(&one).await.expect("epoch"), store.account_epoch(&two).await.expect("epoch")];
+    assert_eq!(after, [before[0] + 1, before[1] + 1], "every account's epoch moved on");
+    assert_eq!(store.get_with_epoch(&k1).await.expect("get").expect("present").1, after[0], "seen at once");
+    assert_eq!(store.get_with_epoch(&k2).await.expect("get").expect("present").1, after[1]);
+    store.bump_account_epoch(&two).await.expect("bump");
+    assert_eq!(store.get_with_epoch(&k2).await.expect("get").expect("present").1, after[1] + 1);
+    assert_eq!(store.get_with_epoch(&k1).await.expect("get").expect("present").1, after[0], "one's unmoved");
 }
 
 /// An account's epoch starts at 0, moves on by one with each bump, and comes back with each
@@ -323,6 +349,15 @@ async fn a_local_cache_sees_an_account_change_elsewhere_within_its_window() {
     }
     a.bump_account_epoch("changed").await.expect("a change on a");
     assert_eq!(a.get_with_epoch(&key).await.expect("get").expect("present").1, 2, "at once on a");
+    // A change for every account (an organization) travels the same way.
+    b.bump_shared_epoch().await.expect("a shared change on b");
+    let began = std::time::Instant::now();
+    while a.get_with_epoch(&key).await.expect("get").expect("present").1 != 3 {
+        assert!(began.elapsed() < window * 3, "a has not seen b's shared change {:?}", began.elapsed());
+        tokio::task::yield_now().await;
+    }
+    a.bump_shared_epoch().await.expect("a shared change on a");
+    assert_eq!(a.get_with_epoch(&key).await.expect("get").expect("present").1, 4, "at once on a");
     a.remove_all().await.expect("clean up");
 }
 

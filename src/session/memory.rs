@@ -14,6 +14,8 @@ struct Maps {
     once: HashMap<String, (Vec<u8>, u64)>,
     /// Account epochs; only accounts ever changed have one, and they are never swept.
     epochs: HashMap<String, u64>,
+    /// The epoch every account's is added to.
+    shared_epoch: u64,
 }
 
 /// Sessions and counters in this process's memory.
@@ -78,7 +80,7 @@ impl SessionStore for MemoryStore {
         let found = {
             let maps = self.read();
             maps.sessions.get(key).map(|(s, exp)| {
-                let epoch = maps.epochs.get(&s.account_id).copied().unwrap_or(0);
+                let epoch = maps.epochs.get(&s.account_id).copied().unwrap_or(0) + maps.shared_epoch;
                 (s.clone(), *exp, epoch)
             })
         };
@@ -93,7 +95,18 @@ impl SessionStore for MemoryStore {
     }
 
     async fn account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
-        Ok(self.read().epochs.get(account_id).copied().unwrap_or(0))
+        let maps = self.read();
+        Ok(maps.epochs.get(account_id).copied().unwrap_or(0) + maps.shared_epoch)
+    }
+
+    async fn shared_epoch(&self) -> Result<u64, StoreError> {
+        Ok(self.read().shared_epoch)
+    }
+
+    async fn bump_shared_epoch(&self) -> Result<u64, StoreError> {
+        let mut maps = self.write();
+        maps.shared_epoch += 1;
+        Ok(maps.shared_epoch)
     }
 
     async fn bump_account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {

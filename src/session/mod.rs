@@ -35,7 +35,9 @@ pub struct Session {
     pub provider_usergroups: Vec<String>,
     /// Usergroups assigned to the account when the session was resolved.
     pub assigned_usergroups: Vec<String>,
-    /// Organizations the provider said the person belongs to (e.g. AD's `company`).
+    /// Organizations the provider said the person belongs to (e.g. AD's `company`), as it
+    /// named them; matched to organizations' ids or names at each resolution, so that one
+    /// created later is found too.
     #[serde(default)]
     pub provider_organizations: Vec<String>,
     /// Resolved usergroups and permissions, shared by every session that has the same.
@@ -175,13 +177,21 @@ pub trait SessionStore: Send + Sync {
         &self,
         key: &SessionKey,
     ) -> impl Future<Output = Result<Option<(Arc<Session>, u64)>, StoreError>> + Send;
-    /// An account's epoch: 0 until first moved on. It changes whenever something a session
-    /// was resolved from changes (assigned usergroups, disabled).
+    /// The epoch an account's sessions are resolved under: the account's own plus the shared
+    /// one, 0 until either is first moved on. It changes whenever something a session was
+    /// resolved from changes: the account (assigned usergroups, disabled) or something every
+    /// account is resolved with (organizations). A sum of counters that only grow changes
+    /// whenever either does.
     fn account_epoch(&self, account_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Moves an account's epoch on, so that each of its sessions is resolved again on its next
-    /// request; returns the new epoch. Epochs never expire: a reset could repeat a value a
-    /// session already saw.
+    /// Moves an account's own epoch on, so that each of its sessions is resolved again on its
+    /// next request; returns the account's own new epoch. Epochs never expire: a reset could
+    /// repeat a value a session already saw.
     fn bump_account_epoch(&self, account_id: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The shared epoch alone: it names the version of what every account is resolved with.
+    fn shared_epoch(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Moves the shared epoch on, so that every session is resolved again on its next request;
+    /// returns the new shared epoch.
+    fn bump_shared_epoch(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// The configured session store.
@@ -271,6 +281,18 @@ impl SessionStore for Sessions {
         match self {
             Sessions::Memory(m) => m.bump_account_epoch(account_id).await,
             Sessions::Redis(r) => r.bump_account_epoch(account_id).await,
+        }
+    }
+    async fn shared_epoch(&self) -> Result<u64, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.shared_epoch().await,
+            Sessions::Redis(r) => r.shared_epoch().await,
+        }
+    }
+    async fn bump_shared_epoch(&self) -> Result<u64, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.bump_shared_epoch().await,
+            Sessions::Redis(r) => r.bump_shared_epoch().await,
         }
     }
 }

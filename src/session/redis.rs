@@ -66,7 +66,9 @@ return 1
 /// keeps all its keys in one Redis (or, on a cluster, one hash slot through a `{tag}` in the
 /// prefix). Returns nil, `{value}` for a value without the account id in front (written by an
 /// earlier version), or `{value, epoch}`.
-/// KEYS[1] session; ARGV[1] the epoch keys' prefix.
+/// The epoch returned is the account's own plus the shared one (see
+/// [`SessionStore::account_epoch`]).
+/// KEYS[1] session; ARGV[1] the epoch keys' prefix; ARGV[2] the shared epoch's key.
 static SESSION_AND_EPOCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -78,8 +80,9 @@ local nl = string.find(v, '\n', 1, true)
 if not nl then
   return {v}
 end
-local e = redis.call('GET', ARGV[1] .. string.sub(v, 1, nl - 1))
-return {v, e or '0'}
+local own = tonumber(redis.call('GET', ARGV[1] .. string.sub(v, 1, nl - 1))) or 0
+local shared = tonumber(redis.call('GET', ARGV[2])) or 0
+return {v, string.format('%d', own + shared)}
 ",
     )
 });
@@ -142,6 +145,11 @@ impl LocalCache {
 
     fn remove(&self, key: &SessionKey) {
         self.map.write().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    /// Forgets every session.
+    fn clear(&self) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Forgets every session of an account. A scan, but it runs only when an administrator
@@ -210,6 +218,11 @@ impl RedisStore {
 
     fn key(&self, kind: &str, name: &str) -> String {
         format!("{}{kind}:{name}", self.prefix)
+    }
+
+    /// The shared epoch's key: apart from the accounts' (`epoch:<id>`).
+    fn shared_epoch_key(&self) -> String {
+        self.key("shared-epoch", "")
     }
 
     /// Seconds from now until `expires_at` by the gateway's clock; Redis refuses a TTL of 0.
@@ -286,7 +299,7 @@ impl SessionStore for RedisStore {
             return Ok(Some(hit));
         }
         let mut invocation = SESSION_AND_EPOCH.key(self.key("session", &key.text()));
-        invocation.arg(self.key("epoch", ""));
+        invocation.arg(self.key("epoch", "")).arg(self.shared_epoch_key());
         let Some(parts): Option<Vec<Vec<u8>>> = self.script(invocation).await? else {
             return Ok(None);
         };
@@ -319,10 +332,25 @@ impl SessionStore for RedisStore {
     }
 
     async fn account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.key("epoch", account_id)).arg(self.shared_epoch_key());
+        let values: Vec<Option<Vec<u8>>> = self.query(cmd).await?;
+        Ok(values.iter().map(|v| v.as_deref().map_or(0, parse_epoch)).sum())
+    }
+
+    async fn shared_epoch(&self) -> Result<u64, StoreError> {
         let mut cmd = redis::cmd("GET");
-        cmd.arg(self.key("epoch", account_id));
+        cmd.arg(self.shared_epoch_key());
         let value: Option<Vec<u8>> = self.query(cmd).await?;
         Ok(value.as_deref().map_or(0, parse_epoch))
+    }
+
+    async fn bump_shared_epoch(&self) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("INCR");
+        cmd.arg(self.shared_epoch_key());
+        let epoch = self.query(cmd).await?;
+        self.local.clear();
+        Ok(epoch)
     }
 
     async fn bump_account_epoch(&self, account_id: &str) -> Result<u64, StoreError> {

@@ -84,7 +84,8 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
     Ok(Visitor::SignedIn { key, session })
 }
 
-/// Re-resolves a session made under another config generation or account epoch; ends it
+/// Re-resolves a session made under another config generation or epoch (the account's, or
+/// the shared one that moves when an organization changes); ends it
 /// when the account is gone or disabled. `epoch` was read before the account is, so a change
 /// that lands between the two reads moves the epoch again and is picked up next time.
 async fn refresh(
@@ -104,11 +105,12 @@ async fn refresh(
     fresh.name = account.name.clone();
     fresh.email = account.email.clone();
     fresh.epoch = epoch;
-    fresh.resolved = state.interner.intern(state.config.model.resolve(&Member {
+    let model = state.model().await?;
+    fresh.resolved = state.interner.intern(model.resolve(&Member {
         email: account.email.as_deref(),
         assigned: &account.usergroups,
         provider: &old.provider_usergroups,
-        organizations: &old.provider_organizations,
+        organizations: &model.organizations_named(&old.provider_organizations),
     }));
     fresh.assigned_usergroups = account.usergroups;
     fresh.generation = state.generation;

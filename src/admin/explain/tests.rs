@@ -52,7 +52,7 @@ fn wile(assigned: &[&str]) -> Account {
 
 #[test]
 fn every_usergroup_comes_with_every_reason_for_it() {
-    let e = explain(&model(), &policy(), wile(&["vips"]), vec!["builtin".into()], None);
+    let e = explain(&model(), &policy(), wile(&["vips"]), vec!["builtin".into()], &Claimed::default(), None);
     let got: Vec<(&str, &[Source])> =
         e.usergroups.iter().map(|g| (g.id.as_str(), g.sources.as_slice())).collect();
     assert_eq!(
@@ -71,7 +71,14 @@ fn every_usergroup_comes_with_every_reason_for_it() {
 
 #[test]
 fn a_path_shows_the_rule_the_decision_and_who_grants_it() {
-    let e = explain(&model(), &policy(), wile(&[]), vec![], Some("/CHAT/sales/../sales/today"));
+    let e = explain(
+        &model(),
+        &policy(),
+        wile(&[]),
+        vec![],
+        &Claimed::default(),
+        Some("/CHAT/sales/../sales/today"),
+    );
     let check = e.path.as_ref().expect("checked");
     assert_eq!(check.rule, Some(("/chat/sales".into(), "chat.sales".into())));
     assert_eq!(check.decision, Some(Decision::Allow));
@@ -80,7 +87,7 @@ fn a_path_shows_the_rule_the_decision_and_who_grants_it() {
 
     let mut other = wile(&[]);
     other.email = Some("road@runner.example".into());
-    let e = explain(&model(), &policy(), other, vec![], Some("chat/support"));
+    let e = explain(&model(), &policy(), other, vec![], &Claimed::default(), Some("chat/support"));
     let check = e.path.as_ref().expect("checked");
     assert_eq!(check.asked, "chat/support");
     assert!(check.granted_by.is_empty());
@@ -91,14 +98,14 @@ fn a_path_shows_the_rule_the_decision_and_who_grants_it() {
     assert!(out.contains("  Rule:       /chat/support requires chat.support\n"), "{out}");
     assert!(out.contains("Signs in:   no way yet"), "{out}");
 
-    let e = explain(&model(), &policy(), wile(&[]), vec![], Some("/news"));
+    let e = explain(&model(), &policy(), wile(&[]), vec![], &Claimed::default(), Some("/news"));
     let out = text(&e);
     assert!(out.contains("Rule:       none covers this path"), "{out}");
     assert!(out.contains("Decision:   deny — no-rule"), "{out}");
 
-    let e = explain(&model(), &policy(), wile(&[]), vec![], Some("/kb/%00"));
+    let e = explain(&model(), &policy(), wile(&[]), vec![], &Claimed::default(), Some("/kb/%00"));
     let check = e.path.as_ref().expect("checked");
     assert!(check.normalized.is_err() && check.decision.is_none());
     assert_eq!(decision_text(check).0, "invalid");
-    assert!(explain(&model(), &policy(), wile(&[]), vec![], Some("  ")).path.is_none());
+    assert!(explain(&model(), &policy(), wile(&[]), vec![], &Claimed::default(), Some("  ")).path.is_none());
 }
