@@ -80,7 +80,11 @@ async fn organizations<S: AccountStore>(store: &S) {
     let corp = org("corp", &["corp.example.com", "b.corp.example"], &["vips", "power_users"]);
     store.put_organization(&corp).await.expect("create");
     let sorted = org("corp", &["b.corp.example", "corp.example.com"], &["power_users", "vips"]);
-    assert_eq!(store.organizations().await.expect("list"), [sorted.clone()], "domains and usergroups sorted");
+    assert_eq!(
+        store.organizations().await.expect("list"),
+        std::slice::from_ref(&sorted),
+        "domains and usergroups sorted"
+    );
     let acme = org("acme", &["acme.example"], &[]);
     store.put_organization(&acme).await.expect("create another");
     assert_eq!(store.organizations().await.expect("list"), [acme.clone(), sorted.clone()], "by id");

@@ -7,10 +7,10 @@ use crate::browser::Chromium;
 use crate::scale::{Database, browser_at, helpdesk, replica};
 use crate::support::*;
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// The helpdesk model plus an administrators' usergroup and one config assignment.
-fn model() -> String {
+pub(crate) fn model() -> String {
     format!(
         "{HELPDESK}\n[usergroups.admins]\nname = \"Administrators\"\npermissions = [\"deskgate.admin\"]\n\n\
          [[assignments]]\nemail = \"cfg@example.org\"\nusergroups = [\"vips\"]\n\n\
@@ -18,17 +18,17 @@ fn model() -> String {
     )
 }
 
-async fn stack() -> Stack {
+pub(crate) async fn stack() -> Stack {
     start(Options { model: model(), ..Default::default() }).await
 }
 
 /// A browser signed in as an administrator.
-async fn admin(stack: &Stack) -> Browser {
+pub(crate) async fn admin(stack: &Stack) -> Browser {
     signed_in(stack, "admin@example.org", &["admins"]).await
 }
 
 /// An account and a browser signed in as it; returns both.
-async fn person(stack: &Stack, email: &str, usergroups: &[&str]) -> (String, Browser) {
+pub(crate) async fn person(stack: &Stack, email: &str, usergroups: &[&str]) -> (String, Browser) {
     let id = account(stack, email, "Pat Person", PASSWORD, usergroups).await;
     let mut b = Browser::new(stack);
     let page = b.sign_in(email, PASSWORD).await;
@@ -37,7 +37,7 @@ async fn person(stack: &Stack, email: &str, usergroups: &[&str]) -> (String, Bro
 }
 
 /// A request with any method, headers and body, as `b` (its cookies), read whole.
-async fn send(
+pub(crate) async fn send(
     b: &Browser,
     method: &str,
     path: &str,
@@ -101,6 +101,29 @@ fn routes(id: &str) -> Vec<(&'static str, String, Option<String>, bool)> {
         ),
         ("POST", format!("/.deskgate/api/people/{id}/disable"), None, false),
         ("POST", format!("/.deskgate/api/people/{id}/enable"), None, false),
+        ("GET", "/.deskgate/admin/organizations".into(), None, true),
+        (
+            "POST",
+            "/.deskgate/admin/organizations".into(),
+            form("name=Evil&domains=example.org&usergroup=admins"),
+            true,
+        ),
+        (
+            "POST",
+            "/.deskgate/admin/organizations/acme".into(),
+            form("action=save&name=Acme&usergroup=admins"),
+            true,
+        ),
+        ("POST", "/.deskgate/admin/organizations/acme/delete".into(), form(""), true),
+        ("GET", "/.deskgate/api/organizations".into(), None, false),
+        (
+            "POST",
+            "/.deskgate/api/organizations".into(),
+            json(json!({"name": "Evil", "domains": ["example.org"], "usergroups": ["admins"]})),
+            false,
+        ),
+        ("PUT", "/.deskgate/api/organizations/acme".into(), json(json!({"name": "Acme"})), false),
+        ("DELETE", "/.deskgate/api/organizations/acme".into(), None, false),
     ]
 }
 
@@ -162,6 +185,7 @@ async fn a_non_admin_gets_403_on_every_admin_page_and_api_route_and_a_guest_is_s
     for email in ["x@example.org", "y@example.org"] {
         assert!(stack.gateway.accounts.by_email(email).await.unwrap().is_none(), "{email} was not created");
     }
+    assert!(stack.gateway.accounts.organizations().await.unwrap().is_empty(), "no organization was stored");
     // A guest who signs in is brought back to the page they asked for.
     let mut later = Browser::new(&stack);
     let (_, _, location) =
@@ -393,7 +417,7 @@ async fn disabling_ends_the_session_at_once_and_sign_in_is_refused_until_enabled
     assert_eq!(pat.get("/chat/support").await.status, 200);
 }
 
-async fn stack_account_id(stack: &Stack, email: &str) -> String {
+pub(crate) async fn stack_account_id(stack: &Stack, email: &str) -> String {
     use deskgate::accounts::AccountStore;
     stack.gateway.accounts.by_email(email).await.unwrap().unwrap().id
 }
@@ -468,7 +492,10 @@ async fn deskgate_explain_prints_each_usergroups_source_and_the_rule_and_reason_
         line("vips ").ends_with("config assignment ([[assignments]]); assigned to the account"),
         "{text}"
     );
-    assert!(text.contains("known only from a live session"), "says what it cannot know: {text}");
+    assert!(
+        text.contains("at the person's last sign-in through it"),
+        "says where mappings come from: {text}"
+    );
     assert!(line("Permissions:").contains("chat.sales"), "{text}");
     assert!(line("Rule:").ends_with("/kb/advanced requires kb.category.advanced"), "{text}");
     assert_eq!(

@@ -79,6 +79,59 @@ async fn ad_user_signs_in_in_three_spellings_and_gets_direct_and_nested_groups_m
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "one account, whatever the spelling: {ids:?}");
 }
 
+/// What the directory said at sign-in is kept with the account: `deskgate explain` names the
+/// group behind each mapped usergroup, the organization behind another, and for a denied path
+/// the rule and the reason, with the person signed out.
+#[tokio::test]
+async fn deskgate_explain_names_the_directory_group_and_the_organization_behind_each_usergroup() {
+    let Some(ip) = peer("DESKGATE_TEST_SAMBA1") else { return };
+    let Some(mut head) = ad(&[format!("ldaps://{ip}")], true) else { return };
+    head.push_str(
+        "\n[organizations.corp]\nname = \"Corp\"\ndomains = [\"corp.example.com\"]\nusergroups = [\"trial_users\"]\n\n\
+         [usergroups.reporters]\nname = \"Reporters\"\npermissions = [\"reports.view\"]\n\n\
+         [[rules]]\npath = \"/reports\"\npermission = \"reports.view\"\n",
+    );
+    let stack = start(Options { head, ..Default::default() }).await;
+    let mut b = Browser::new(&stack);
+    assert_eq!(b.sign_in_with("ldap.corp", "alice", "Passw0rd-alice").await.status, 303);
+    assert_eq!(b.sign_out().await.status, 303);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["explain", "--config"])
+        .arg(&stack.config_path)
+        .args(["--account", "alice@corp.example.com", "--path", "/reports/q3"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    let line = |start: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no {start}: {text}"))
+            .to_lowercase()
+    };
+    assert!(line("Signs in:").contains("ldap.corp"), "{text}");
+    assert!(
+        line("power_users ").ends_with(&format!(
+            "provider group mapping: group `{}` of `ldap.corp`",
+            HELPDESK_AGENTS.to_lowercase()
+        )),
+        "{text}"
+    );
+    assert!(
+        line("vips ")
+            .ends_with(&format!("provider group mapping: group `{}` of `ldap.corp`", VIPS.to_lowercase())),
+        "the nested group: {text}"
+    );
+    assert!(line("trial_users ").ends_with("organization `corp`"), "{text}");
+    assert!(line("Rule:").ends_with("/reports requires reports.view"), "{text}");
+    assert_eq!(
+        line("Decision:").trim(),
+        "decision:   deny — permission-missing: none of this account's usergroups grants `reports.view`"
+    );
+}
+
 #[tokio::test]
 async fn ad_refusals_each_get_their_own_message_and_no_session() {
     let Some((_, stack)) = samba().await else { return };

@@ -9,6 +9,7 @@ mod forwarding;
 mod guests;
 mod ldap;
 mod oidc;
+mod organizations;
 mod paths;
 mod proxying;
 mod redirects;
