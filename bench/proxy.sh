@@ -5,7 +5,8 @@
 #   3. deskgate with a signed-in session in the memory store,
 #   4. deskgate with the session in Redis,
 # with deskgate checking a rule and injecting the identity headers and JWT on every
-# request. Prints req/s, p50/p99 latency and CPU per request, each as a ratio to the nginx
+# request; and, to tell the gate's cost from the transport's, deskgate's upstream client
+# behind a bare server (bench/floor.rs: no session, rule, headers or JWT). Prints req/s, p50/p99 latency and CPU per request, each as a ratio to the nginx
 # proxy. A measurement, not a test.
 #
 #   bash bench/proxy.sh [SECONDS] [CONNECTIONS]     (default 10 s, 64 connections)
@@ -19,8 +20,9 @@ for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool is needed (apt-get install wrk nginx-light)" >&2; exit 1; }
 done
 
-cargo build --quiet --release --bin deskgate
+cargo build --quiet --release --bin deskgate --example proxy-floor
 bin=target/release/deskgate
+floor_bin=target/release/examples/proxy-floor
 dir=$(mktemp -d)
 pids=()
 cleanup() {
@@ -30,7 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-up=18081 px=18082 mem=18083 red=18084
+up=18081 px=18082 mem=18083 red=18084 flo=18085
 cat >"$dir/nginx.conf" <<NGINX
 worker_processes auto;
 pid $dir/nginx.pid;
@@ -82,8 +84,9 @@ echo "bench password 1" | "$bin" accounts add --config "$dir/memory.toml" --emai
 
 RUST_LOG=warn "$bin" serve --config "$dir/memory.toml" & pids+=($!)
 RUST_LOG=warn "$bin" serve --config "$dir/redis.toml" & pids+=($!)
-mem_pid=${pids[0]} red_pid=${pids[1]}
-for port in $mem $red $up $px; do
+"$floor_bin" "127.0.0.1:$flo" "http://127.0.0.1:$up" "$(nproc)" & pids+=($!)
+mem_pid=${pids[0]} red_pid=${pids[1]} floor_pid=${pids[2]}
+for port in $mem $red $up $px $flo; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -142,6 +145,7 @@ ng=$(nginx_pids)
 run "upstream alone" $up "" $ng
 # shellcheck disable=SC2086
 run "nginx proxy" $px "" $ng
+run "transport floor" $flo "" "$floor_pid"
 run "deskgate memory" $mem "$mem_cookie" "$mem_pid"
 run "deskgate redis" $red "$red_cookie" "$red_pid" "$(pgrep -x redis-server | head -n1)"
 
@@ -153,8 +157,8 @@ for r in "${results[@]}"; do
   printf '%-16s %10s %8.2f %9s %9s %12s %14.2f\n' "$name" "$rps" "$(awk -v a="$rps" -v b="$ref_rps" 'BEGIN { print a / b }')" \
     "$p50" "$p99" "$cpu_us" "$(awk -v a="$cpu_us" -v b="$ref_cpu" 'BEGIN { print (b > 0) ? a / b : 0 }')"
 done
-mem_rps=$(echo "${results[2]}" | cut -d'|' -f2)
-red_rps=$(echo "${results[3]}" | cut -d'|' -f2)
+mem_rps=$(echo "${results[3]}" | cut -d'|' -f2)
+red_rps=$(echo "${results[4]}" | cut -d'|' -f2)
 printf '\ndeskgate memory / nginx proxy: %.2f   deskgate redis / deskgate memory: %.2f\n' \
   "$(awk -v a="$mem_rps" -v b="$ref_rps" 'BEGIN { print a / b }')" "$(awk -v a="$red_rps" -v b="$mem_rps" 'BEGIN { print a / b }')"
 if [ -n "${PROFILE:-}" ] && [ -f "$dir/perf.data" ]; then

@@ -44,17 +44,16 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let listen = config.server.listen;
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let gateway = deskgate::Gateway::new(config).await?;
     println!();
     println!("  deskgate is serving the example helpdesk at {public}/");
     println!("  sign in or register at {public}/.deskgate/login   (Ctrl-C stops both)");
     println!();
     gateway
-        .serve_until(listener, async {
+        .serve_workers(listen, async {
             let _ = tokio::signal::ctrl_c().await;
         })
-        .await?;
+        .await
+        .with_context(|| format!("cannot serve on {listen}"))?;
     Ok(())
 }

@@ -173,6 +173,7 @@ impl Gateway {
             timeout: config.upstream.timeout,
             http2: config.upstream.http2,
             pool_idle_timeout: Duration::from_secs(90),
+            workers: config.server.workers,
         })
         // A client's `Connection: X-Deskgate-User` must not make the proxy drop what we set.
         .with_protected_headers([
@@ -226,6 +227,86 @@ impl Gateway {
     /// The whole service: deskgate's pages and the proxy behind the tower stack.
     pub fn router(&self) -> Router {
         crate::stack::build(self.state.clone())
+    }
+
+    /// Serves on `listen` with `server.workers` threads until `shutdown` completes, then lets
+    /// each finish its open requests. Each thread runs its own event loop on its own listening
+    /// socket (`SO_REUSEPORT`: the kernel spreads new connections over them) and forwards
+    /// over upstream connections of its own, so a request is handled start to end on one
+    /// thread, as in nginx's one worker per core. Background work (stores' connections, the
+    /// session sweep, metadata refreshes) stays on the runtime that calls this.
+    pub async fn serve_workers(
+        self,
+        listen: SocketAddr,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let workers = if cfg!(unix) { self.state.config.server.workers.max(1) } else { 1 };
+        // Every socket is bound here: a port in use is an error now, not in a thread. The
+        // first bind, without SO_REUSEPORT, fails when another process (another deskgate
+        // with SO_REUSEPORT too) listens there, which would otherwise share the port silently.
+        drop(std::net::TcpListener::bind(listen)?);
+        let mut listeners = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let socket = if listen.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            #[cfg(unix)]
+            socket.set_reuseport(true)?;
+            socket.bind(listen)?;
+            // Handed to the thread's own event loop as a std socket.
+            listeners.push(socket.listen(1024)?.into_std()?);
+        }
+        let router = self.router();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (ended, mut first_end) = tokio::sync::mpsc::unbounded_channel();
+        let mut threads = Vec::with_capacity(workers);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let (router, mut stopped, ended) = (router.clone(), stopped.clone(), ended.clone());
+            let thread =
+                std::thread::Builder::new().name(format!("deskgate-worker-{index}")).spawn(move || {
+                    crate::proxy::set_worker(index);
+                    let served =
+                        tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|rt| {
+                            rt.block_on(async move {
+                                let listener = TcpListener::from_std(listener)?;
+                                let app = router.into_make_service_with_connect_info::<SocketAddr>();
+                                axum::serve(listener, app)
+                                    .with_graceful_shutdown(async move {
+                                        let _ = stopped.wait_for(|s| *s).await;
+                                    })
+                                    .await
+                            })
+                        });
+                    let _ = ended.send(served);
+                })?;
+            threads.push(thread);
+        }
+        drop(ended);
+        // A thread that ends before the signal (it failed) ends the whole server.
+        let early = tokio::select! {
+            () = shutdown => None,
+            result = first_end.recv() => Some(result.unwrap_or(Ok(()))),
+        };
+        let _ = stop.send(true);
+        tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        match early {
+            Some(result) => result.and(Err(std::io::Error::other("a serving thread stopped"))),
+            None => {
+                while let Ok(result) = first_end.try_recv() {
+                    result?;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Serves on `listener` until the future `shutdown` completes.

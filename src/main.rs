@@ -133,11 +133,13 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let config = load(path)?;
     let listen = config.server.listen;
     let public = config.server.public_url.clone();
+    let workers = config.server.workers;
     let gateway = deskgate::Gateway::new(config).await.context("cannot start")?;
-    let listener =
-        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!(%listen, public_url = %public, "deskgate is listening");
-    gateway.serve_until(listener, shutdown_signal()).await.context("server failed")
+    tracing::info!(%listen, public_url = %public, workers, "deskgate is listening");
+    gateway
+        .serve_workers(listen, shutdown_signal())
+        .await
+        .with_context(|| format!("cannot serve on {listen}"))
 }
 
 async fn shutdown_signal() {

@@ -44,6 +44,8 @@ pub struct UpstreamSettings {
     pub http2: bool,
     /// How long an unused pooled connection is kept open.
     pub pool_idle_timeout: Duration,
+    /// Serving threads, each with pools of its own (see [`set_worker`]).
+    pub workers: usize,
 }
 
 /// Why a request could not be forwarded.
@@ -66,7 +68,7 @@ pub enum ProxyError {
     InvalidTarget(#[source] http::Error),
 }
 
-/// A pooled client for one upstream; clones share the pool.
+/// A pooled client for one upstream; clones share the pools.
 #[derive(Clone, Debug)]
 pub struct Proxy {
     inner: Arc<Inner>,
@@ -74,12 +76,31 @@ pub struct Proxy {
     protected: Arc<[HeaderName]>,
 }
 
+/// One serving thread's pools.
 #[derive(Debug)]
-struct Inner {
+struct Pools {
     client: HttpClient,
     /// HTTP/1.1 only: upgrades do not exist in HTTP/2, so they need their own pool when
     /// `client` speaks h2c.
     upgrade_client: HttpClient,
+}
+
+thread_local! {
+    /// Which serving thread this is (see [`set_worker`]); 0 outside them.
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as serving thread `index`: its requests use pools of their own,
+/// whose connections live on this thread's event loop, so forwarding a request wakes no
+/// other thread.
+pub fn set_worker(index: usize) {
+    WORKER.with(|w| w.set(index));
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// One set of pools per serving thread.
+    pools: Vec<Pools>,
     scheme: Scheme,
     authority: Option<Authority>,
     host: Option<HeaderValue>,
@@ -102,8 +123,13 @@ impl Proxy {
                 .http2_only(http2)
                 .build(connector.clone())
         };
-        let client = build(settings.http2);
-        let upgrade_client = if settings.http2 { build(false) } else { client.clone() };
+        let pools = (0..settings.workers.max(1))
+            .map(|_| {
+                let client = build(settings.http2);
+                let upgrade_client = if settings.http2 { build(false) } else { client.clone() };
+                Pools { client, upgrade_client }
+            })
+            .collect();
 
         let authority = settings.url.authority().cloned();
         // The Host header carries no userinfo, even if the configured URL has some.
@@ -117,8 +143,7 @@ impl Proxy {
 
         Proxy {
             inner: Arc::new(Inner {
-                client,
-                upgrade_client,
+                pools,
                 scheme: settings.url.scheme().cloned().unwrap_or(Scheme::HTTP),
                 authority,
                 host,
@@ -155,14 +180,15 @@ impl Proxy {
         strip_hop_by_hop(&mut headers, |name| is_forwarding_header(name) || self.protected.contains(name));
         headers.remove(header::HOST);
 
+        let pools = &inner.pools[WORKER.with(std::cell::Cell::get) % inner.pools.len()];
         let (client, version) = match &client_upgrade {
             Some((_, protocol)) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
                 headers.insert(header::UPGRADE, protocol.clone());
-                (&inner.upgrade_client, Version::HTTP_11)
+                (&pools.upgrade_client, Version::HTTP_11)
             }
-            None if inner.http2 => (&inner.client, Version::HTTP_2),
-            None => (&inner.client, Version::HTTP_11),
+            None if inner.http2 => (&pools.client, Version::HTTP_2),
+            None => (&pools.client, Version::HTTP_11),
         };
         // HTTP/2 names the authority in the URI; a Host header beside it would be redundant.
         if version == Version::HTTP_11 {

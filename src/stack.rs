@@ -73,7 +73,7 @@ async fn strip_client_headers(
 ) -> Response {
     // The administration API's CSRF header may share the identity prefix; it is kept only
     // for the API, whose requests are never proxied.
-    let api = req.uri().path().starts_with(&format!("{}/api/", pages::PREFIX));
+    let api = req.uri().path().strip_prefix(pages::PREFIX).is_some_and(|rest| rest.starts_with("/api/"));
     let headers = req.headers_mut();
     let csrf = if api { headers.remove(admin::CSRF_HEADER) } else { None };
     let identity = state.names.strip(headers);

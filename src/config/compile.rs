@@ -271,7 +271,16 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
     }
     let request_timeout =
         cx.duration("server.request_timeout", f.request_timeout.as_ref(), Duration::from_secs(30));
+    let workers = match f.workers.unwrap_or(0) {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n if n <= 256 => usize::try_from(n).unwrap_or(1),
+        n => {
+            cx.problem("server.workers", format!("{n} serving threads is more than 256"));
+            1
+        }
+    };
     Server {
+        workers,
         listen,
         public_url,
         secure,

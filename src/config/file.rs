@@ -58,6 +58,8 @@ pub struct ServerFile {
     pub max_body_bytes: Option<u64>,
     /// Time allowed for deskgate's own pages to answer.
     pub request_timeout: Option<String>,
+    /// Serving threads; 0 or absent: one per CPU core.
+    pub workers: Option<u64>,
 }
 
 /// `[upstream]`

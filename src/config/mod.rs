@@ -91,6 +91,8 @@ pub struct Server {
     pub max_body_bytes: u64,
     /// Time allowed for deskgate's own pages.
     pub request_timeout: Duration,
+    /// Serving threads, each with its own listening socket, event loop and upstream pool.
+    pub workers: usize,
 }
 
 /// `[upstream]`

@@ -44,6 +44,7 @@ fn settings(addr: SocketAddr) -> UpstreamSettings {
         timeout: Duration::from_secs(30),
         http2: false,
         pool_idle_timeout: Duration::from_secs(90),
+        workers: 1,
     }
 }
 

@@ -4,7 +4,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::support::TempDir;
+use crate::support::{HELPDESK, TempDir};
 
 #[test]
 fn check_reports_every_problem_with_its_line_and_fails() {
@@ -108,4 +108,51 @@ async fn the_demo_serves_the_login_page_at_the_printed_url() {
     let portal = reqwest::get(format!("http://127.0.0.1:{gate}/")).await.unwrap().text().await.unwrap();
     assert!(portal.contains("Knowledgebase"), "the example helpdesk answers through deskgate");
     child.kill().await.unwrap();
+}
+
+/// `deskgate serve` with several serving threads, each on its own `SO_REUSEPORT` socket:
+/// requests on fresh connections (which the kernel spreads over them) are answered, and a
+/// second deskgate on the same address is refused instead of silently sharing the port.
+#[tokio::test]
+async fn serve_runs_its_workers_on_one_port_and_a_second_instance_is_refused() {
+    let dir = TempDir::new();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nworkers = 3\n\
+         [upstream]\nurl = \"http://127.0.0.1:9\"\n[storage]\naccounts = \"sqlite://accounts.db\"\n{HELPDESK}"
+    );
+    let path = dir.0.join("deskgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let serve = |stderr: Stdio| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .current_dir(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    };
+    let mut first = serve(Stdio::null());
+    let url = format!("http://127.0.0.1:{port}/.deskgate/login");
+    let began = std::time::Instant::now();
+    while reqwest::get(&url).await.is_err() {
+        assert!(began.elapsed() < std::time::Duration::from_secs(20), "deskgate serve did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for _ in 0..12 {
+        // A client of its own each time: a new connection, to whichever thread gets it.
+        let client = reqwest::Client::new();
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    }
+
+    let second = serve(Stdio::piped()).wait_with_output().await.unwrap();
+    assert!(!second.status.success(), "a second instance must not share the port");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains(&format!("cannot serve on 127.0.0.1:{port}")), "{err}");
+    assert_eq!(reqwest::get(&url).await.unwrap().status(), 200, "the first one still serves");
+    first.kill().await.unwrap();
 }
