@@ -144,6 +144,17 @@ impl Model {
         out
     }
 
+    /// The organizations an account belongs to: by its email's domain, or named by a provider.
+    pub fn organizations_of(&self, email: Option<&str>, named: &[String]) -> Vec<&Organization> {
+        let email = email.map(str::to_ascii_lowercase);
+        let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
+        let named = self.organizations_named(named);
+        self.organizations
+            .iter()
+            .filter(|o| domain.is_some_and(|d| o.domains.iter().any(|od| od == d)) || named.contains(&o.id))
+            .collect()
+    }
+
     /// This model with `stored` organizations (the ones administrators keep in the account
     /// store) after the config's own.
     pub fn with_organizations(&self, stored: Vec<Organization>) -> Model {

@@ -86,6 +86,7 @@ fn summary(state: &AppState, model: &Model, l: &Listed) -> Value {
         "created_at": a.created_at,
         "providers": l.providers,
         "assigned": a.usergroups,
+        "organizations": super::people::organizations(model, l).iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
         "usergroups": held_custom(&state.config, model, l),
     })
 }

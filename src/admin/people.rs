@@ -44,6 +44,15 @@ pub(super) fn held_custom(config: &Config, model: &Model, listed: &Listed) -> Ve
     model.explain(&member).into_keys().filter(|id| id != EVERYONE && id != REGISTERED).collect()
 }
 
+/// The organizations a listed account belongs to.
+pub(super) fn organizations<'m>(
+    model: &'m Model,
+    listed: &Listed,
+) -> Vec<&'m crate::usergroups::Organization> {
+    let named: Vec<String> = listed.claims.iter().flat_map(|c| c.organizations.iter().cloned()).collect();
+    model.organizations_of(listed.account.email.as_deref(), &named)
+}
+
 fn link(q: &str, usergroup: Option<&str>, page: u64) -> String {
     let mut parts = Vec::new();
     if !q.is_empty() {
@@ -109,10 +118,10 @@ pub async fn list(
          <input id=\"q\" name=\"q\" type=\"search\" value=\"{}\">{}\
          <button type=\"submit\">Search</button></form>\
          <nav class=\"filter\" aria-label=\"Filter by usergroup\"><ul>{filter}</ul></nav>\
-         <p class=\"muted\">A usergroup's count is its members that deskgate can see: accounts it is \
-         assigned to, accounts the config assigns it to, and accounts in a linked organization by \
-         email domain (disabled accounts included). Members through an identity provider's group \
-         mappings are known only when they sign in and are not counted.</p>",
+         <p class=\"muted\">A usergroup's count is its members: accounts it is assigned to, accounts \
+         the config assigns it to, members of a linked organization, and accounts an identity \
+         provider put in a mapped group at their last sign-in through it (disabled accounts \
+         included).</p>",
         esc(&text),
         selected.map_or(String::new(), |g| format!(
             "<input type=\"hidden\" name=\"usergroup\" value=\"{}\">",
@@ -129,12 +138,15 @@ pub async fn list(
                 .map(|id| esc(model.usergroups.get(id).map_or(id.as_str(), |g| g.name.as_str())))
                 .collect();
             let status = if a.disabled { "<span class=\"badge\">Disabled</span>" } else { "Enabled" };
+            let orgs: Vec<String> =
+                organizations(model, l).iter().map(|o| esc(&o.name)).collect();
             format!(
-                "<tr><td><a href=\"{PREFIX}/admin/people/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{status}</td></tr>",
+                "<tr><td><a href=\"{PREFIX}/admin/people/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{status}</td></tr>",
                 esc(&query_value(&a.id)),
                 esc(&a.name),
                 esc(a.email.as_deref().unwrap_or("—")),
                 esc(&l.providers.join(", ")),
+                if orgs.is_empty() { "—".to_owned() } else { orgs.join(", ") },
                 names.join(", "),
             )
         })
@@ -144,7 +156,7 @@ pub async fn list(
     body.push_str(&format!(
         "<table id=\"people\"><caption>Showing {first}–{last} of {}</caption><thead><tr>\
          <th scope=\"col\">Name</th><th scope=\"col\">Email</th><th scope=\"col\">Signs in with</th>\
-         <th scope=\"col\">Usergroups</th><th scope=\"col\">Status</th></tr></thead><tbody>{rows}</tbody></table>",
+         <th scope=\"col\">Organization</th><th scope=\"col\">Usergroups</th><th scope=\"col\">Status</th></tr></thead><tbody>{rows}</tbody></table>",
         listing.total
     ));
     let mut pages = Vec::new();

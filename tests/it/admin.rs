@@ -323,6 +323,7 @@ async fn the_usergroup_filter_shows_counts_and_hides_empty_usergroups() {
     assert_eq!(road["usergroups"], json!(["trial_users"]));
     assert_eq!(road["assigned"], json!([]));
     assert_eq!(road["providers"], json!(["builtin"]));
+    assert_eq!(road["organizations"], json!(["acme"]));
 }
 
 /// Saves or cancels the person's usergroups through the page's form, as a browser would.

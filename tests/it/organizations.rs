@@ -64,6 +64,12 @@ async fn linking_an_organization_to_vips_gives_every_account_of_its_domain_vips_
     let filter = admin.get_with("/.deskgate/api/usergroups", &[("accept", "application/json")]).await.json();
     let vips = filter["usergroups"].as_array().unwrap().iter().find(|g| g["id"] == "vips").unwrap().clone();
     assert_eq!(vips["members"], 2, "the filter counts the organization's members: {vips}");
+    let people = admin.get("/.deskgate/admin/people?q=carol").await;
+    assert!(
+        people.body.contains("<td>Corp Example</td>"),
+        "the list names the organization: {}",
+        people.body
+    );
     let page = admin.get(&format!("/.deskgate/admin/people/{carol_id}")).await;
     assert!(page.body.contains("organization `corp-example`"), "{}", page.body);
 
