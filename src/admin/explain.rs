@@ -91,6 +91,22 @@ impl Claimed {
     }
 }
 
+impl Claimed {
+    /// The mapped usergroup ids (sorted, once each) and the ids of the organizations named,
+    /// as a [`Member`] takes them.
+    pub fn for_member(&self, model: &Model) -> (Vec<String>, Vec<String>) {
+        let mut provider: Vec<String> = self.mapped.iter().map(|m| m.usergroup.clone()).collect();
+        provider.sort();
+        provider.dedup();
+        (provider, model.organizations_named(&self.organizations))
+    }
+}
+
+/// An account as the model resolves it, with what its providers said.
+pub fn claimed_member<'a>(account: &'a Account, provider: &'a [String], named: &'a [String]) -> Member<'a> {
+    Member { email: account.email.as_deref(), assigned: &account.usergroups, provider, organizations: named }
+}
+
 /// Explains `account`'s access under `model` and `policy` with what its providers said of
 /// it, and `path` if given.
 pub fn explain(
@@ -101,16 +117,8 @@ pub fn explain(
     claimed: &Claimed,
     path: Option<&str>,
 ) -> Explanation {
-    let mut provider: Vec<String> = claimed.mapped.iter().map(|m| m.usergroup.clone()).collect();
-    provider.sort();
-    provider.dedup();
-    let named = model.organizations_named(&claimed.organizations);
-    let member = Member {
-        email: account.email.as_deref(),
-        assigned: &account.usergroups,
-        provider: &provider,
-        organizations: &named,
-    };
+    let (provider, named) = claimed.for_member(model);
+    let member = claimed_member(&account, &provider, &named);
     let resolved = model.resolve(&member);
     let mut sources = model.explain(&member);
     // The model knows a provider mapped the usergroup; say which group of which provider.

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::actions::{self, AdminError};
 use super::api::ApiCsrf;
-use super::{Admin, Fields, assignable, form_ok, json as reply, json_error, view};
+use super::{Admin, Fields, form_ok, json as reply, json_error, view};
 use crate::accounts::{AccountStore, Organization};
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -198,18 +198,7 @@ fn names(model: &Model, ids: &[String]) -> String {
 
 /// The fields of an organization's form, `entered` filled in.
 fn fields(state: &AppState, binding: &Binding, entered: &OrgInput, with_id: bool) -> String {
-    let boxes: String = assignable(&state.config.model)
-        .map(|g| {
-            let checked = if entered.usergroups.contains(&g.id) { " checked" } else { "" };
-            format!(
-                "<label class=\"choice\"><input type=\"checkbox\" name=\"usergroup\" value=\"{}\"{checked}> {} \
-                 <span class=\"muted\">({})</span></label>",
-                esc(&g.id),
-                esc(&g.name),
-                esc(&g.id)
-            )
-        })
-        .collect();
+    let boxes = view::usergroup_boxes(&state.config.model, &entered.usergroups, |_| String::new());
     let id = if with_id {
         format!(
             "<div class=\"field\"><label for=\"id\">Id</label>\

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError, Creation};
-use super::explain::Claimed;
+use super::explain::{Claimed, claimed_member};
 use super::{Admin, Fields, assignable, form_ok, membership, view};
 use crate::accounts::{AccountQuery, AccountStore, Listed};
 use crate::app::AppState;
@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 use crate::pages::PREFIX;
 use crate::pages::forms::{self, Binding};
 use crate::pages::html::{esc, query_value};
-use crate::usergroups::{EVERYONE, Member, Model, REGISTERED};
+use crate::usergroups::{EVERYONE, Model, REGISTERED};
 
 /// People per page.
 const PER_PAGE: u64 = 25;
@@ -33,14 +33,8 @@ pub struct ListQuery {
 pub(super) fn held_custom(config: &Config, model: &Model, listed: &Listed) -> Vec<String> {
     let a = &listed.account;
     let claimed = Claimed::new(config, &listed.claims);
-    let provider: Vec<String> = claimed.mapped.into_iter().map(|m| m.usergroup).collect();
-    let named = model.organizations_named(&claimed.organizations);
-    let member = Member {
-        email: a.email.as_deref(),
-        assigned: &a.usergroups,
-        provider: &provider,
-        organizations: &named,
-    };
+    let (provider, named) = claimed.for_member(model);
+    let member = claimed_member(a, &provider, &named);
     model.explain(&member).into_keys().filter(|id| id != EVERYONE && id != REGISTERED).collect()
 }
 
@@ -182,18 +176,7 @@ pub async fn list(
 }
 
 fn create_form(state: &AppState, binding: &Binding, entered: &Creation, alert: Option<&str>) -> String {
-    let boxes: String = assignable(&state.config.model)
-        .map(|g| {
-            let checked = if entered.usergroups.contains(&g.id) { " checked" } else { "" };
-            format!(
-                "<label class=\"choice\"><input type=\"checkbox\" name=\"usergroup\" value=\"{}\"{checked}> {} \
-                 <span class=\"muted\">({})</span></label>",
-                esc(&g.id),
-                esc(&g.name),
-                esc(&g.id)
-            )
-        })
-        .collect();
+    let boxes = view::usergroup_boxes(&state.config.model, &entered.usergroups, |_| String::new());
     format!(
         "{}<form method=\"post\" action=\"{PREFIX}/admin/people\">{}\
          <div class=\"field\"><label for=\"name\">Name</label>\

@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError};
 use super::explain::{self, Explanation};
-use super::{Admin, Fields, assignable, form_ok, view};
+use super::{Admin, Fields, form_ok, view};
 use crate::accounts::AccountStore;
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -95,31 +95,21 @@ fn render(
         esc(asked)
     ));
 
-    let boxes: String = assignable(&state.config.model)
-        .map(|g| {
-            let checked = if a.usergroups.contains(&g.id) { " checked" } else { "" };
-            // Being in it for another reason too is worth knowing before unticking it.
-            let also: Vec<String> = e
-                .usergroups
-                .iter()
-                .filter(|h| h.id == g.id)
-                .flat_map(|h| h.sources.iter().filter(|s| **s != Source::Assigned))
-                .map(explain::source_text)
-                .collect();
-            let also = if also.is_empty() {
-                String::new()
-            } else {
-                format!(" <span class=\"muted\">— also from {}</span>", esc(&also.join("; ")))
-            };
-            format!(
-                "<label class=\"choice\"><input type=\"checkbox\" name=\"usergroup\" value=\"{}\"{checked}> {} \
-                 <span class=\"muted\">({})</span>{also}</label>",
-                esc(&g.id),
-                esc(&g.name),
-                esc(&g.id)
-            )
-        })
-        .collect();
+    let boxes = view::usergroup_boxes(&state.config.model, &a.usergroups, |g| {
+        // Being in it for another reason too is worth knowing before unticking it.
+        let also: Vec<String> = e
+            .usergroups
+            .iter()
+            .filter(|h| h.id == g.id)
+            .flat_map(|h| h.sources.iter().filter(|s| **s != Source::Assigned))
+            .map(explain::source_text)
+            .collect();
+        if also.is_empty() {
+            String::new()
+        } else {
+            format!(" <span class=\"muted\">— also from {}</span>", esc(&also.join("; ")))
+        }
+    });
     body.push_str(&format!(
         "<h2>Assigned usergroups</h2><form method=\"post\" action=\"{url}/usergroups\">{}\
          <fieldset><legend>Usergroups assigned to {}</legend>{boxes}</fieldset>\

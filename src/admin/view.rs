@@ -103,3 +103,25 @@ pub fn explanation(e: &Explanation) -> String {
     }
     out
 }
+
+/// A checkbox per assignable usergroup of `model` (name `usergroup`), ticked when in
+/// `ticked`, each followed by what `note` says of it (escaped HTML, or empty).
+pub fn usergroup_boxes(
+    model: &crate::usergroups::Model,
+    ticked: &[String],
+    note: impl Fn(&crate::usergroups::Usergroup) -> String,
+) -> String {
+    super::assignable(model)
+        .map(|g| {
+            let checked = if ticked.contains(&g.id) { " checked" } else { "" };
+            format!(
+                "<label class=\"choice\"><input type=\"checkbox\" name=\"usergroup\" value=\"{}\"{checked}> {} \
+                 <span class=\"muted\">({})</span>{}</label>",
+                esc(&g.id),
+                esc(&g.name),
+                esc(&g.id),
+                note(g)
+            )
+        })
+        .collect()
+}
