@@ -3,7 +3,11 @@
 //! headers or JWT). `bench/proxy.sh` measures it beside the gateway, to tell what the gate
 //! costs from what the transport does.
 //!
-//!     cargo run --release --example proxy-floor -- LISTEN UPSTREAM_URL WORKERS
+//!     cargo run --release --example proxy-floor -- LISTEN UPSTREAM_URL WORKERS [conn]
+//!
+//! With `conn`, the upstream client is not deskgate's (hyper-util's pooled client) but a
+//! minimal one: per thread, a list of `hyper::client::conn::http1` connections, taking the
+//! first that is ready; it shows what the pooled client itself costs.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,11 +20,26 @@ use deskgate::proxy::{Proxy, UpstreamSettings, set_worker};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (listen, upstream, workers): (SocketAddr, http::Uri, usize) = match &args[..] {
-        [_, l, u, w] => {
+        [_, l, u, w] | [_, l, u, w, _] => {
             (l.parse().expect("LISTEN"), u.parse().expect("UPSTREAM_URL"), w.parse().expect("WORKERS"))
         }
-        _ => panic!("usage: proxy-floor LISTEN UPSTREAM_URL WORKERS"),
+        _ => panic!("usage: proxy-floor LISTEN UPSTREAM_URL WORKERS [conn]"),
     };
+    if args.get(4).map(String::as_str) == Some("conn") {
+        let authority = upstream.authority().expect("an upstream with host and port").to_string();
+        let target: SocketAddr = authority.parse().expect("UPSTREAM_URL with an IP address and port");
+        let host = http::HeaderValue::from_str(&authority).expect("host");
+        let app = Router::new().fallback(move |req: Request| {
+            let host = host.clone();
+            async move {
+                match conn::send(target, host, req).await {
+                    Ok(resp) => resp.map(axum::body::Body::new),
+                    Err(_) => http::StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }
+        });
+        return serve(listen, workers, app);
+    }
     let proxy = Proxy::new(&UpstreamSettings {
         url: upstream,
         connect_timeout: Duration::from_secs(5),
@@ -39,6 +58,10 @@ fn main() {
             }
         }
     });
+    serve(listen, workers, app);
+}
+
+fn serve(listen: SocketAddr, workers: usize, app: Router) {
     let threads: Vec<_> = (0..workers)
         .map(|index| {
             let app = app.clone();
@@ -57,5 +80,54 @@ fn main() {
         .collect();
     for t in threads {
         let _ = t.join();
+    }
+}
+
+/// A minimal HTTP/1 client: per thread, the open connections to one upstream.
+mod conn {
+    use std::cell::RefCell;
+    use std::net::SocketAddr;
+
+    use axum::body::Body;
+    use http::header::HOST;
+    use http::{HeaderValue, Request, Response};
+    use hyper::body::Incoming;
+    use hyper::client::conn::http1::{self, SendRequest};
+    use hyper_util::rt::TokioIo;
+
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    thread_local! {
+        static POOL: RefCell<Vec<SendRequest<Body>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Sends `req` on a ready connection of this thread, opening one when none is ready; the
+    /// connection goes back at once (it is ready again when its response body is read).
+    pub async fn send(
+        target: SocketAddr,
+        host: HeaderValue,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, Error> {
+        let ready = POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            p.retain(|s| !s.is_closed());
+            p.iter().position(SendRequest::is_ready).map(|i| p.swap_remove(i))
+        });
+        let mut sender = match ready {
+            Some(s) => s,
+            None => {
+                let stream = tokio::net::TcpStream::connect(target).await?;
+                stream.set_nodelay(true)?;
+                let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+                tokio::spawn(connection);
+                sender
+            }
+        };
+        let (mut parts, body) = req.into_parts();
+        parts.uri = parts.uri.path_and_query().map_or("/", |pq| pq.as_str()).parse()?;
+        parts.headers.insert(HOST, host);
+        let resp = sender.send_request(Request::from_parts(parts, body)).await?;
+        POOL.with(|p| p.borrow_mut().push(sender));
+        Ok(resp)
     }
 }

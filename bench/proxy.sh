@@ -6,7 +6,8 @@
 #   4. deskgate with the session in Redis,
 # with deskgate checking a rule and injecting the identity headers and JWT on every
 # request; and, to tell the gate's cost from the transport's, deskgate's upstream client
-# behind a bare server (bench/floor.rs: no session, rule, headers or JWT). Prints req/s, p50/p99 latency and CPU per request, each as a ratio to the nginx
+# behind a bare server (bench/floor.rs: no session, rule, headers or JWT), and the same
+# bare server over a minimal per-thread hyper HTTP/1 client instead of the pooled one. Prints req/s, p50/p99 latency and CPU per request, each as a ratio to the nginx
 # proxy. A measurement, not a test.
 #
 #   bash bench/proxy.sh [SECONDS] [CONNECTIONS]     (default 10 s, 64 connections)
@@ -32,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-up=18081 px=18082 mem=18083 red=18084 flo=18085
+up=18081 px=18082 mem=18083 red=18084 flo=18085 bare=18086
 cat >"$dir/nginx.conf" <<NGINX
 worker_processes auto;
 pid $dir/nginx.pid;
@@ -85,8 +86,9 @@ echo "bench password 1" | "$bin" accounts add --config "$dir/memory.toml" --emai
 RUST_LOG=warn "$bin" serve --config "$dir/memory.toml" & pids+=($!)
 RUST_LOG=warn "$bin" serve --config "$dir/redis.toml" & pids+=($!)
 "$floor_bin" "127.0.0.1:$flo" "http://127.0.0.1:$up" "$(nproc)" & pids+=($!)
-mem_pid=${pids[0]} red_pid=${pids[1]} floor_pid=${pids[2]}
-for port in $mem $red $up $px $flo; do
+"$floor_bin" "127.0.0.1:$bare" "http://127.0.0.1:$up" "$(nproc)" conn & pids+=($!)
+mem_pid=${pids[0]} red_pid=${pids[1]} floor_pid=${pids[2]} bare_pid=${pids[3]}
+for port in $mem $red $up $px $flo $bare; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
@@ -146,6 +148,7 @@ run "upstream alone" $up "" $ng
 # shellcheck disable=SC2086
 run "nginx proxy" $px "" $ng
 run "transport floor" $flo "" "$floor_pid"
+run "bare hyper conn" $bare "" "$bare_pid"
 run "deskgate memory" $mem "$mem_cookie" "$mem_pid"
 run "deskgate redis" $red "$red_cookie" "$red_pid" "$(pgrep -x redis-server | head -n1)"
 
@@ -157,8 +160,8 @@ for r in "${results[@]}"; do
   printf '%-16s %10s %8.2f %9s %9s %12s %14.2f\n' "$name" "$rps" "$(awk -v a="$rps" -v b="$ref_rps" 'BEGIN { print a / b }')" \
     "$p50" "$p99" "$cpu_us" "$(awk -v a="$cpu_us" -v b="$ref_cpu" 'BEGIN { print (b > 0) ? a / b : 0 }')"
 done
-mem_rps=$(echo "${results[3]}" | cut -d'|' -f2)
-red_rps=$(echo "${results[4]}" | cut -d'|' -f2)
+mem_rps=$(echo "${results[4]}" | cut -d'|' -f2)
+red_rps=$(echo "${results[5]}" | cut -d'|' -f2)
 printf '\ndeskgate memory / nginx proxy: %.2f   deskgate redis / deskgate memory: %.2f\n' \
   "$(awk -v a="$mem_rps" -v b="$ref_rps" 'BEGIN { print a / b }')" "$(awk -v a="$red_rps" -v b="$mem_rps" 'BEGIN { print a / b }')"
 if [ -n "${PROFILE:-}" ] && [ -f "$dir/perf.data" ]; then
@@ -166,6 +169,7 @@ if [ -n "${PROFILE:-}" ] && [ -f "$dir/perf.data" ]; then
   echo; echo "where deskgate's memory mode spends its CPU (perf, self time):"
   perf report -i "$dir/perf.data" --stdio --no-children -g none --percent-limit 0.7 --sort dso,symbol 2>/dev/null |
     grep -E '^ +[0-9]' | sed -E 's/ +$//' | cut -c1-150 | head -40
+  cp "$dir/perf.data" "${TMPDIR:-/tmp}/deskgate-perf.data" && echo "(perf data kept in ${TMPDIR:-/tmp}/deskgate-perf.data)"
 fi
 printf 'RSS of deskgate (memory mode): %s kB idle after start, %s kB after the run\n' "$idle_rss" \
   "$(awk '/VmRSS/ { print $2 }' /proc/"$mem_pid"/status)"
