@@ -185,6 +185,23 @@ impl Gateway {
             names.provider.clone(),
             names.jwt.clone(),
         ]);
+        // OIDC key sets: fetched again every hour besides the refetch for an unknown key, so
+        // that a key a provider withdraws stops being trusted; a failed fetch keeps the last
+        // good keys, so this only logs. The first fetch is at the first sign-in, as before.
+        #[cfg(feature = "oidc")]
+        for p in &config.oidc {
+            let (oidc, id) = (p.oidc.clone(), p.id.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(deskgate_oidc::KEYS_REFRESH);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = oidc.refresh_keys().await {
+                        tracing::warn!(provider = %id, cause = %deskgate_provider::error_chain(&e), "Key set refresh failed; keeping the last good keys");
+                    }
+                }
+            });
+        }
         // SAML IdP metadata: read now and on each provider's schedule; a failed read keeps
         // the last good metadata (the provider crate's rule), so this only logs.
         #[cfg(feature = "saml")]

@@ -274,6 +274,23 @@ impl Jwks {
             tracing::debug!(jwks = %self.uri, "Unknown signing key; the key set was fetched moments ago");
             return Ok(None);
         }
+        self.fetch(now, http).await.map(Some)
+    }
+
+    /// Fetches the set again now, however recently it was fetched, so that a key the provider
+    /// has withdrawn stops being trusted (the scheduled refresh). A failed fetch keeps the
+    /// keys there are.
+    pub(crate) async fn refresh_now(&self, http: &Http, clock: &dyn Clock) -> Result<(), OidcError> {
+        let seen = self.snapshot();
+        let _one_at_a_time = self.fetching.lock().await;
+        if self.snapshot().generation != seen.generation {
+            // Fetched while this waited: that is as fresh.
+            return Ok(());
+        }
+        self.fetch(clock.now(), http).await.map(|_| ())
+    }
+
+    async fn fetch(&self, now: SystemTime, http: &Http) -> Result<Arc<KeySet>, OidcError> {
         self.store(|c| c.last_attempt = Some(now));
         let document = http.get(&self.uri, MAX_DOCUMENT_BYTES).await?;
         let keys = KeySet::parse(&document)
@@ -284,7 +301,7 @@ impl Jwks {
             c.keys = Some(keys.clone());
             c.generation += 1;
         });
-        Ok(Some(keys))
+        Ok(keys)
     }
 }
 

@@ -8,7 +8,8 @@
 //!
 //! Discovery is lazy: the first `begin` (or an explicit [`Oidc::discover`]) reads the
 //! provider's metadata, and the result is kept for the life of the provider. The key set is
-//! fetched on first need and refetched once when a token names an unknown key.
+//! fetched on first need, refetched once when a token names an unknown key, and fetched
+//! again on deskgate's schedule ([`KEYS_REFRESH`]).
 
 mod clock;
 pub mod config;
@@ -71,6 +72,10 @@ pub struct IdToken {
     pub claims: Map<String, Value>,
 }
 
+/// How often deskgate fetches each provider's key set again, beside the refetch for an
+/// unknown key id: a key the provider withdraws is trusted for at most this long.
+pub const KEYS_REFRESH: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// An OpenID Connect provider. Cheap to clone; clones share the discovered metadata and
 /// the key cache.
 #[derive(Debug, Clone)]
@@ -126,6 +131,14 @@ impl Oidc {
     pub async fn discover(&self) -> Result<(), OidcError> {
         let discovered = self.discovered().await?;
         discovered.jwks.load(&self.inner.http, self.inner.clock.as_ref()).await
+    }
+
+    /// Fetches the provider's key set again now (discovering first if need be), so that a
+    /// key the provider has withdrawn stops being trusted; deskgate calls it every
+    /// [`KEYS_REFRESH`]. A failed fetch keeps the last good keys.
+    pub async fn refresh_keys(&self) -> Result<(), OidcError> {
+        let discovered = self.discovered().await?;
+        discovered.jwks.refresh_now(&self.inner.http, self.inner.clock.as_ref()).await
     }
 
     async fn discovered(&self) -> Result<&Discovered, OidcError> {

@@ -174,6 +174,11 @@ impl KeyServer {
         *self.body.lock().expect("body") = json!({ "keys": keys }).to_string();
     }
 
+    /// Answers with something that is not a key set (a maintenance page).
+    fn serve_broken(&self) {
+        *self.body.lock().expect("body") = "<html>down for maintenance</html>".into();
+    }
+
     fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
     }
@@ -254,4 +259,29 @@ async fn concurrent_sign_ins_share_one_fetch() {
         assert!(task.await.expect("task"), "every sign-in verifies");
     }
     assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn a_key_the_provider_withdrew_is_refused_after_the_scheduled_refresh() {
+    let old = TestKey::es256("old");
+    let new = TestKey::es256("new");
+    let server = KeyServer::start(&[&old.jwk]).await;
+    let clock = ManualClock::new();
+    let jwks = Jwks::new(server.url.clone());
+    jwks.load(&http(), &clock).await.expect("first fetch");
+    let stolen = old.sign(&claims());
+    check(&jwks, &stolen, &clock).await.expect("the old key is published");
+
+    // The provider withdraws the old key; until a refresh, the cached set still has it.
+    server.serve(&[&new.jwk]);
+    check(&jwks, &stolen, &clock).await.expect("cached");
+    jwks.refresh_now(&http(), &clock).await.expect("scheduled refresh");
+    assert_eq!(server.hits(), 2, "fetched again at once, whatever the pause");
+    assert!(unknown_key(check(&jwks, &stolen, &clock).await), "a withdrawn key is no longer trusted");
+    check(&jwks, &new.sign(&claims()), &clock).await.expect("the new key");
+
+    // A provider that cannot be read keeps the keys there are.
+    server.serve_broken();
+    assert!(jwks.refresh_now(&http(), &clock).await.is_err());
+    check(&jwks, &new.sign(&claims()), &clock).await.expect("still the last good set");
 }
