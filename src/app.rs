@@ -54,6 +54,9 @@ pub struct Inner {
     pub proxy: Proxy,
     /// The usergroup model with stored organizations, and the shared epoch it was read at.
     model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
+    /// Dropped with this state (a reload replaces it): the background tasks of its
+    /// providers see that and end.
+    _tasks: tokio::sync::watch::Sender<()>,
 }
 
 impl AppState {
@@ -109,7 +112,56 @@ pub async fn open_accounts(config: &Config) -> Result<Accounts, AccountError> {
 
 /// A gateway ready to serve.
 pub struct Gateway {
-    state: AppState,
+    slot: Arc<Slot>,
+}
+
+/// What is being served: the current state and its router; a reload swaps both.
+struct Slot {
+    current: std::sync::RwLock<(AppState, Router)>,
+    /// Stores and clock, kept across reloads.
+    sessions: Sessions,
+    accounts: Accounts,
+    clock: Clock,
+}
+
+/// Why a new config was not taken; the running one stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// `[storage]` changed: the stores are opened once, at start.
+    #[error("[storage] changed; changing the stores needs a restart")]
+    Storage,
+    /// The new config's keys or headers are unusable.
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// Reloads the config of a serving [`Gateway`].
+#[derive(Clone)]
+pub struct Reloader {
+    slot: Arc<Slot>,
+}
+
+impl Reloader {
+    /// Serves `config` from the next request on. Sessions are kept; each is resolved again
+    /// under the new config at its next request (the config's generation changed), so new
+    /// usergroups, permissions and organizations reach people without signing in again.
+    /// Requests already running finish under the old config. Returns the new generation.
+    pub async fn reload(&self, config: Config) -> Result<u64, ReloadError> {
+        let slot = &self.slot;
+        let old = slot.current.read().unwrap_or_else(|p| p.into_inner()).0.clone();
+        if old.config.storage != config.storage {
+            return Err(ReloadError::Storage);
+        }
+        // The CSRF key stays unless the secret changed: forms open in browsers still post.
+        let csrf = (config.session.secret.as_ref().map(|s| &s.0)
+            == old.config.session.secret.as_ref().map(|s| &s.0))
+        .then(|| old.csrf.clone());
+        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), csrf)?;
+        let generation = state.generation;
+        let router = crate::stack::build(state.clone());
+        *slot.current.write().unwrap_or_else(|p| p.into_inner()) = (state, router);
+        Ok(generation)
+    }
 }
 
 impl Gateway {
@@ -149,103 +201,141 @@ impl Gateway {
                 }
             });
         }
-        let signer = Signer::new(
-            config.jwt.key_file.as_deref(),
-            &config.server.public_url,
-            &config.jwt.audience,
-            config.jwt.ttl.as_secs(),
-        )?;
-        if config.jwt.key_file.is_none() {
-            tracing::warn!(
-                "No jwt.key_file: signing with a key made at start; backends must refetch the JWKS after a restart"
-            );
-        }
-        let csrf_key = match &config.session.secret {
+        let state = build(config, sessions.clone(), accounts.clone(), clock.clone(), None)?;
+        let router = crate::stack::build(state.clone());
+        let slot = Slot { current: std::sync::RwLock::new((state, router)), sessions, accounts, clock };
+        Ok(Gateway { slot: Arc::new(slot) })
+    }
+
+    /// The shared state now being served.
+    pub fn state(&self) -> AppState {
+        self.slot.current.read().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// A handle that reloads the config while the gateway serves.
+    pub fn reloader(&self) -> Reloader {
+        Reloader { slot: self.slot.clone() }
+    }
+
+    /// The whole service: deskgate's pages and the proxy behind the tower stack, as the
+    /// current config has them at each request.
+    pub fn router(&self) -> Router {
+        let slot = self.slot.clone();
+        Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
+            let router = slot.current.read().unwrap_or_else(|p| p.into_inner()).1.clone();
+            tower::ServiceExt::oneshot(router, req)
+        }))
+    }
+}
+
+/// The state for `config` on stores already open. `csrf`: the key to keep, if any.
+fn build(
+    config: Config,
+    sessions: Sessions,
+    accounts: Accounts,
+    clock: Clock,
+    csrf: Option<Csrf>,
+) -> Result<AppState, StartError> {
+    let (tasks, stopped) = tokio::sync::watch::channel(());
+    let signer = Signer::new(
+        config.jwt.key_file.as_deref(),
+        &config.server.public_url,
+        &config.jwt.audience,
+        config.jwt.ttl.as_secs(),
+    )?;
+    if config.jwt.key_file.is_none() {
+        tracing::warn!(
+            "No jwt.key_file: signing with a key made at start; backends must refetch the JWKS after a restart"
+        );
+    }
+    let csrf = csrf.unwrap_or_else(|| {
+        Csrf::new(match &config.session.secret {
             Some(s) => s.0.clone(),
             None => rand::random::<[u8; 32]>().to_vec(),
-        };
-        let names = HeaderNames::new(&config.header_prefix)?;
-        let guest = config.model.guest();
-        let guest_headers = HeaderSet::guest(&names, &guest);
-        let proxy = Proxy::new(&UpstreamSettings {
-            url: config.upstream.url.clone(),
-            connect_timeout: config.upstream.connect_timeout,
-            timeout: config.upstream.timeout,
-            http2: config.upstream.http2,
-            pool_idle_timeout: Duration::from_secs(90),
-            workers: config.server.workers,
         })
-        // A client's `Connection: X-Deskgate-User` must not make the proxy drop what we set.
-        .with_protected_headers([
-            names.user.clone(),
-            names.email.clone(),
-            names.name.clone(),
-            names.usergroups.clone(),
-            names.permissions.clone(),
-            names.provider.clone(),
-            names.jwt.clone(),
-        ]);
-        // OIDC key sets: fetched again every hour besides the refetch for an unknown key, so
-        // that a key a provider withdraws stops being trusted; a failed fetch keeps the last
-        // good keys, so this only logs. The first fetch is at the first sign-in, as before.
-        #[cfg(feature = "oidc")]
-        for p in &config.oidc {
-            let (oidc, id) = (p.oidc.clone(), p.id.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(deskgate_oidc::KEYS_REFRESH);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = oidc.refresh_keys().await {
-                        tracing::warn!(provider = %id, cause = %deskgate_provider::error_chain(&e), "Key set refresh failed; keeping the last good keys");
-                    }
+    });
+    let names = HeaderNames::new(&config.header_prefix)?;
+    let guest = config.model.guest();
+    let guest_headers = HeaderSet::guest(&names, &guest);
+    let proxy = Proxy::new(&UpstreamSettings {
+        url: config.upstream.url.clone(),
+        connect_timeout: config.upstream.connect_timeout,
+        timeout: config.upstream.timeout,
+        http2: config.upstream.http2,
+        pool_idle_timeout: Duration::from_secs(90),
+        workers: config.server.workers,
+    })
+    // A client's `Connection: X-Deskgate-User` must not make the proxy drop what we set.
+    .with_protected_headers([
+        names.user.clone(),
+        names.email.clone(),
+        names.name.clone(),
+        names.usergroups.clone(),
+        names.permissions.clone(),
+        names.provider.clone(),
+        names.jwt.clone(),
+    ]);
+    // OIDC key sets: fetched again every hour besides the refetch for an unknown key, so
+    // that a key a provider withdraws stops being trusted; a failed fetch keeps the last
+    // good keys, so this only logs. The first fetch is at the first sign-in, as before.
+    #[cfg(feature = "oidc")]
+    for p in &config.oidc {
+        let (oidc, id, mut stopped) = (p.oidc.clone(), p.id.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(deskgate_oidc::KEYS_REFRESH);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => return,
                 }
-            });
-        }
-        // SAML IdP metadata: read now and on each provider's schedule; a failed read keeps
-        // the last good metadata (the provider crate's rule), so this only logs.
-        #[cfg(feature = "saml")]
-        for p in &config.saml {
-            let (saml, id) = (p.saml.clone(), p.id.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(saml.metadata_refresh());
-                loop {
-                    tick.tick().await;
-                    if let Err(e) = saml.refresh().await {
-                        tracing::warn!(provider = %id, cause = %deskgate_provider::error_chain(&e), "IdP metadata refresh failed; keeping the last good metadata");
-                    }
+                if let Err(e) = oidc.refresh_keys().await {
+                    tracing::warn!(provider = %id, cause = %deskgate_provider::error_chain(&e), "Key set refresh failed; keeping the last good keys");
                 }
-            });
-        }
-        let inner = Inner {
-            generation: 1,
-            builtin: Builtin::new(accounts.clone()),
-            sessions,
-            accounts,
-            signer,
-            names,
-            guest,
-            interner: Default::default(),
-            guest_headers,
-            csrf: Csrf::new(csrf_key),
-            clock,
-            proxy,
-            config,
-            model: Default::default(),
-        };
-        Ok(Gateway { state: AppState(Arc::new(inner)) })
+            }
+        });
     }
-
-    /// The shared state.
-    pub fn state(&self) -> &AppState {
-        &self.state
+    // SAML IdP metadata: read now and on each provider's schedule; a failed read keeps
+    // the last good metadata (the provider crate's rule), so this only logs.
+    #[cfg(feature = "saml")]
+    for p in &config.saml {
+        let (saml, id, mut stopped) = (p.saml.clone(), p.id.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(saml.metadata_refresh());
+            loop {
+                // Ends when this state is replaced by a reload (the sender is dropped).
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => return,
+                }
+                if let Err(e) = saml.refresh().await {
+                    tracing::warn!(provider = %id, cause = %deskgate_provider::error_chain(&e), "IdP metadata refresh failed; keeping the last good metadata");
+                }
+            }
+        });
     }
+    drop(stopped);
+    let inner = Inner {
+        generation: config.fingerprint,
+        builtin: Builtin::new(accounts.clone()),
+        sessions,
+        accounts,
+        signer,
+        names,
+        guest,
+        interner: Default::default(),
+        guest_headers,
+        csrf,
+        clock,
+        proxy,
+        config,
+        model: Default::default(),
+        _tasks: tasks,
+    };
+    Ok(AppState(Arc::new(inner)))
+}
 
-    /// The whole service: deskgate's pages and the proxy behind the tower stack.
-    pub fn router(&self) -> Router {
-        crate::stack::build(self.state.clone())
-    }
-
+impl Gateway {
     /// Serves on `listen` with `server.workers` threads until `shutdown` completes, then lets
     /// each finish its open requests. Each thread runs its own event loop on its own listening
     /// socket (`SO_REUSEPORT`: the kernel spreads new connections over them) and forwards
@@ -257,7 +347,7 @@ impl Gateway {
         listen: SocketAddr,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let workers = if cfg!(unix) { self.state.config.server.workers.max(1) } else { 1 };
+        let workers = if cfg!(unix) { self.state().config.server.workers.max(1) } else { 1 };
         // Every socket is bound here: a port in use is an error now, not in a thread. The
         // first bind, without SO_REUSEPORT, fails when another process (another deskgate
         // with SO_REUSEPORT too) listens there, which would otherwise share the port silently.

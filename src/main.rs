@@ -135,11 +135,47 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let public = config.server.public_url.clone();
     let workers = config.server.workers;
     let gateway = deskgate::Gateway::new(config).await.context("cannot start")?;
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(path.to_owned(), gateway.reloader()));
     tracing::info!(%listen, public_url = %public, workers, "deskgate is listening");
     gateway
         .serve_workers(listen, shutdown_signal())
         .await
         .with_context(|| format!("cannot serve on {listen}"))
+}
+
+/// Reads the config file again at each SIGHUP: a valid file is served from the next request
+/// on (sessions kept, each resolved again); an invalid one is refused with every problem
+/// logged, and the running config stays.
+#[cfg(unix)]
+async fn reload_on_hangup(path: PathBuf, reloader: deskgate::app::Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("Cannot listen for SIGHUP: the config cannot be reloaded without a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match load_file(&path) {
+            Err(diagnostics) => {
+                for d in &diagnostics {
+                    tracing::error!("{d}");
+                }
+                tracing::error!(
+                    file = %path.display(),
+                    problems = diagnostics.len(),
+                    "Config not reloaded: the running config stays"
+                );
+            }
+            Ok(config) => match reloader.reload(config).await {
+                Ok(generation) => {
+                    tracing::info!(file = %path.display(), generation, "Config reloaded; sessions kept")
+                }
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "Config not reloaded: the running config stays")
+                }
+            },
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -160,6 +160,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         header_prefix,
         jwt,
         rate_limit,
+        fingerprint: 0,
     }
 }
 

@@ -71,14 +71,24 @@ pub fn load_str(name: &str, text: &str, base: &Path) -> Result<Config, Vec<Diagn
         };
 
     let mut problems: Vec<Problem> = unknown.into_iter().map(|p| Problem::new(p, "unknown key")).collect();
-    let compiled = compile::compile(file, base, &mut problems);
+    let mut compiled = compile::compile(file, base, &mut problems);
     if problems.is_empty() {
+        compiled.fingerprint = fingerprint(text);
         return Ok(compiled);
     }
     let mut out: Vec<Diagnostic> =
         problems.into_iter().map(|p| at(span_of(doc.as_table(), &p.path), p.path, p.message)).collect();
     out.sort_by_key(|d| (d.line, d.col));
     Err(out)
+}
+
+/// The first 64 bits of the text's SHA-256, never 0 (the generation of no config).
+fn fingerprint(text: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first).max(1)
 }
 
 fn first_line(message: &str) -> String {

@@ -51,6 +51,9 @@ pub struct Config {
     pub jwt: Jwt,
     /// `[rate_limit]`
     pub rate_limit: RateLimit,
+    /// Names this config's text (a hash of it): sessions resolved under another are
+    /// resolved again, and replicas with the same file agree on it.
+    pub fingerprint: u64,
 }
 
 impl Config {
@@ -132,7 +135,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// `[storage]`
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Storage {
     /// Account store.
     pub accounts: AccountsBackend,

@@ -156,3 +156,98 @@ async fn serve_runs_its_workers_on_one_port_and_a_second_instance_is_refused() {
     assert_eq!(reqwest::get(&url).await.unwrap().status(), 200, "the first one still serves");
     first.kill().await.unwrap();
 }
+
+/// SIGHUP: a valid new file is served from the next request on and the session survives,
+/// resolved again under it (an organization added to the file gives its member a usergroup
+/// without signing in again); an invalid file is refused, every problem logged with its
+/// line, and the running config stays.
+#[tokio::test]
+async fn sighup_reloads_a_valid_config_keeping_sessions_and_refuses_an_invalid_one() {
+    let dir = TempDir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let upstream = crate::scale::helpdesk().await;
+    let config = |extra: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{extra}\n\
+             [upstream]\nurl = \"{upstream}\"\n[storage]\naccounts = \"sqlite://accounts.db\"\n\
+             [everyone]\nenabled = false\n[registered]\npermissions = [\"portal.view\"]\n\
+             [usergroups.analysts]\nname = \"Analysts\"\npermissions = [\"reports.view\"]\n\
+             [[rules]]\npath = \"/\"\npermission = \"portal.view\"\n\
+             [[rules]]\npath = \"/reports\"\npermission = \"reports.view\"\n"
+        )
+    };
+    let path = dir.0.join("deskgate.toml");
+    std::fs::write(&path, config("")).unwrap();
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["accounts", "add", "--config"])
+        .arg(&path)
+        .args(["--email", "pat@corp.example.com", "--name", "Pat"])
+        .current_dir(&dir.0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    add.stdin.take().unwrap().write_all(b"long enough password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let log = dir.0.join("deskgate.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .current_dir(&dir.0)
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let began = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(began.elapsed() < std::time::Duration::from_secs(20), "deskgate serve did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut pat = crate::scale::browser_at(addr);
+    assert_eq!(pat.sign_in("pat@corp.example.com", "long enough password").await.status, 303);
+    let cookie = pat.session_cookie();
+    assert_eq!(pat.get("/reports").await.status, 403, "not an analyst yet");
+
+    let hangup = |child: &tokio::process::Child| {
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    };
+    let logged = |text: &str| std::fs::read_to_string(&log).unwrap_or_default().contains(text);
+    let wait_for_log = |text: &'static str| {
+        let log = log.clone();
+        async move {
+            let began = std::time::Instant::now();
+            while !std::fs::read_to_string(&log).unwrap_or_default().contains(text) {
+                assert!(began.elapsed() < std::time::Duration::from_secs(10), "no `{text}` in the log");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // A valid file: the organization reaches Pat's next request, same session.
+    std::fs::write(
+        &path,
+        config("\n[organizations.corp]\ndomains = [\"corp.example.com\"]\nusergroups = [\"analysts\"]\n"),
+    )
+    .unwrap();
+    hangup(&child);
+    wait_for_log("Config reloaded; sessions kept").await;
+    assert_ne!(pat.get("/reports").await.status, 403, "an analyst through the new organization");
+    assert_eq!(pat.whoami().await["headers"]["x-deskgate-usergroups"], "registered,analysts");
+    assert_eq!(pat.session_cookie(), cookie, "the same session, not a new sign-in");
+
+    // An invalid file: refused, each problem logged with its line; the running config stays.
+    std::fs::write(&path, config("typo_key = 1\n[organizations.corp]\ndomains = [\"corp.example.com\"]\nusergroups = [\"analyst\"]\n")).unwrap();
+    hangup(&child);
+    wait_for_log("Config not reloaded: the running config stays").await;
+    assert!(logged("server.typo_key") && logged("unknown key"), "the unknown key is named");
+    assert!(logged("organizations.corp.usergroups[0]"), "and the undefined usergroup");
+    assert_ne!(pat.get("/reports").await.status, 403, "still the last good config");
+    assert!(pat.is_signed_in().await);
+    child.kill().await.unwrap();
+}
