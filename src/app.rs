@@ -152,6 +152,13 @@ impl Reloader {
         if old.config.storage != config.storage {
             return Err(ReloadError::Storage);
         }
+        if old.config.server.listen != config.server.listen
+            || old.config.server.workers != config.server.workers
+        {
+            tracing::warn!(
+                "server.listen and server.workers take effect at the next restart, not at a reload"
+            );
+        }
         // The CSRF key stays unless the secret changed: forms open in browsers still post.
         let csrf = (config.session.secret.as_ref().map(|s| &s.0)
             == old.config.session.secret.as_ref().map(|s| &s.0))
