@@ -256,7 +256,16 @@ pub async fn submit(
                 reason = e.code(),
                 "Sign-in failed"
             );
-            let text = explain(&e, provider == deskgate_builtin::PROVIDER_ID);
+            let builtin = provider == deskgate_builtin::PROVIDER_ID;
+            if let (AuthError::AccountPending(_), true, crate::config::Registration::EmailValidation(smtp)) =
+                (&e, builtin, &state.config.registration)
+                && super::validate::resend(&state, smtp, &f.username).await?
+            {
+                let text = "Please confirm your email address first: we have just sent you a new link. \
+                            Open it, then sign in.";
+                return Ok(refusal(&state, &headers, StatusCode::UNAUTHORIZED, &f, text));
+            }
+            let text = explain(&e, builtin);
             return Ok(refusal(&state, &headers, StatusCode::UNAUTHORIZED, &f, text));
         }
     };

@@ -28,6 +28,13 @@ use crate::session::SessionStore;
 /// Time allowed for the whole SMTP exchange.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// At most one validation mail per account in this long (the sign-up's own counts).
+const RESEND_PAUSE: Duration = Duration::from_secs(600);
+
+fn mailed_counter(account_id: &str) -> String {
+    format!("mailed:{account_id}")
+}
+
 /// Why a validation mail was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -111,6 +118,8 @@ pub async fn start(state: &AppState, smtp: &Smtp, account: &Account) -> Response
     match mail_link(state, smtp, account).await {
         Ok(()) => {
             tracing::info!(target: "deskgate::audit", account = %account.id, "Validation mail sent");
+            // Counts toward the pause between mails; a store error only lets a resend come sooner.
+            let _ = state.sessions.incr(&mailed_counter(&account.id), RESEND_PAUSE.as_secs()).await;
             html::message(
                 StatusCode::OK,
                 "Check your email",
@@ -133,6 +142,32 @@ pub async fn start(state: &AppState, smtp: &Smtp, account: &Account) -> Response
                 "We could not send the confirmation email, so no account was created. Please try again later.",
                 Some((&format!("{PREFIX}/register"), "Back to sign-up")),
             )
+        }
+    }
+}
+
+/// After a correct password on an account whose address is not confirmed yet: mails a
+/// new link, unless one went out less than [`RESEND_PAUSE`] ago. Returns whether one was
+/// sent. Called only once the password checked out, so it reveals nothing about which
+/// addresses have accounts, and only the account's owner can make it send.
+pub async fn resend(state: &AppState, smtp: &Smtp, email: &str) -> Result<bool, GatewayError> {
+    let Some(account) = state.accounts.by_email(email.trim()).await? else {
+        return Ok(false);
+    };
+    if account.status != AccountStatus::PendingValidation {
+        return Ok(false);
+    }
+    if state.sessions.incr(&mailed_counter(&account.id), RESEND_PAUSE.as_secs()).await? > 1 {
+        return Ok(false);
+    }
+    match mail_link(state, smtp, &account).await {
+        Ok(()) => {
+            tracing::info!(target: "deskgate::audit", account = %account.id, "Validation mail sent again");
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::error!(account = %account.id, error = %deskgate_provider::error_chain(&e), "Validation mail not sent again");
+            Ok(false)
         }
     }
 }

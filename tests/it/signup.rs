@@ -154,6 +154,37 @@ async fn email_validation_mails_a_link_that_activates_the_account_once() {
     assert_eq!(b.get("/.deskgate/validate").await.status, 400);
 }
 
+/// Lost the mail? Signing in with the right password sends a new link, at most one every
+/// ten minutes (the sign-up's own mail counts); a wrong password sends nothing.
+#[tokio::test]
+async fn signing_in_before_validating_sends_a_new_link_at_most_every_ten_minutes() {
+    let (port, mut mails) = smtp_server().await;
+    let stack = start(Options { head: validation_head(port), ..Default::default() }).await;
+    let mut b = Browser::new(&stack);
+    assert_eq!(b.sign_up("Lost Mail", "lost@example.org", PASSWORD).await.status, 200);
+    let first = link(&mails.recv().await.expect("the sign-up's mail"), &stack.base);
+
+    let soon = b.sign_in("lost@example.org", PASSWORD).await;
+    assert_eq!(soon.status, 401);
+    assert!(soon.body.contains("open the link in the email we sent you"), "{}", soon.body);
+    stack.clock.advance(11 * 60);
+    let wrong = b.sign_in("lost@example.org", "not the password").await;
+    assert!(wrong.body.contains("The email or password is not correct."), "{}", wrong.body);
+    let later = b.sign_in("lost@example.org", PASSWORD).await;
+    assert_eq!(later.status, 401);
+    assert!(later.body.contains("we have just sent you a new link"), "{}", later.body);
+    let again = b.sign_in("lost@example.org", PASSWORD).await;
+    assert!(again.body.contains("open the link in the email we sent you"), "no third mail: {}", again.body);
+
+    let mail = mails.recv().await.expect("the new link");
+    assert_eq!(mail.to, ["<lost@example.org>"]);
+    let second = link(&mail, &stack.base);
+    assert_ne!(first, second, "a new token");
+    assert!(mails.try_recv().is_err(), "one new mail only");
+    assert_eq!(b.get(&second).await.status, 200);
+    assert_eq!(b.sign_in("lost@example.org", PASSWORD).await.status, 303);
+}
+
 #[tokio::test]
 async fn an_expired_validation_link_is_refused_and_the_address_may_sign_up_again() {
     let (port, mut mails) = smtp_server().await;
@@ -169,12 +200,16 @@ async fn an_expired_validation_link_is_refused_and_the_address_may_sign_up_again
     let refused = b.sign_in("late@example.org", PASSWORD).await;
     assert_eq!(refused.status, 401);
     assert!(refused.body.contains("confirm your email address first"), "{}", refused.body);
+    assert!(refused.body.contains("we have just sent you a new link"), "{}", refused.body);
+    let resent = link(&mails.recv().await.expect("the new link"), &stack.base);
 
-    // The lapsed sign-up does not hold the address: signing up again mails a fresh link.
+    // The lapsed sign-up does not hold the address: signing up again replaces it (the
+    // link sent for the old one stops working) and mails a fresh link.
     let again = b.sign_up("Late Comer", "late@example.org", PASSWORD).await;
     assert_eq!(again.status, 200, "{}", again.body);
-    let fresh = link(&mails.recv().await.expect("a second mail"), &stack.base);
+    let fresh = link(&mails.recv().await.expect("a third mail"), &stack.base);
     assert_ne!(fresh, path);
+    assert_eq!(b.get(&resent).await.status, 400, "the replaced sign-up's link");
     assert_eq!(b.get(&fresh).await.status, 200);
     assert_eq!(b.sign_in("late@example.org", PASSWORD).await.status, 303);
 }
