@@ -83,6 +83,7 @@ fn summary(state: &AppState, model: &Model, l: &Listed) -> Value {
         "email": a.email,
         "name": a.name,
         "disabled": a.disabled,
+        "status": a.status.as_str(),
         "created_at": a.created_at,
         "providers": l.providers,
         "assigned": a.usergroups,

@@ -8,7 +8,7 @@ use http::{HeaderMap, StatusCode};
 use super::actions::{self, AdminError, Creation};
 use super::explain::{Claimed, claimed_member};
 use super::{Admin, Fields, assignable, form_ok, membership, view};
-use crate::accounts::{AccountQuery, AccountStore, Listed};
+use crate::accounts::{AccountQuery, AccountStatus, AccountStore, Listed};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::GatewayError;
@@ -131,7 +131,13 @@ pub async fn list(
                 .iter()
                 .map(|id| esc(model.usergroups.get(id).map_or(id.as_str(), |g| g.name.as_str())))
                 .collect();
-            let status = if a.disabled { "<span class=\"badge\">Disabled</span>" } else { "Enabled" };
+            let status = match (a.disabled, a.status) {
+                (true, _) => "<span class=\"badge\">Disabled</span>",
+                (false, AccountStatus::Active) => "Enabled",
+                (false, AccountStatus::PendingValidation) => "Waits for its email address to be confirmed",
+                (false, AccountStatus::PendingApproval) => "Waits for approval",
+                (false, AccountStatus::Rejected) => "<span class=\"badge\">Sign-up rejected</span>",
+            };
             let orgs: Vec<String> =
                 organizations(model, l).iter().map(|o| esc(&o.name)).collect();
             format!(

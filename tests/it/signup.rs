@@ -272,6 +272,8 @@ async fn approval_waits_for_an_administrator_who_approves_or_rejects() {
     let list = admin.get("/.deskgate/admin/signups").await;
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(list.body.contains("2 waiting for approval"), "{}", list.body);
+    let people = admin.get("/.deskgate/admin/people?q=ann%40example.org").await;
+    assert!(people.body.contains("<td>Waits for approval</td>"), "the people list tells: {}", people.body);
     let (ann_id, rex_id) = (pending_id(&list, "ann@example.org"), pending_id(&list, "rex@example.org"));
     let csrf = list.field("csrf").expect("csrf");
 

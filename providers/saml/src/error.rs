@@ -260,6 +260,9 @@ pub enum SamlError {
     /// The AuthnRequest could not be built or signed.
     #[error("cannot build the AuthnRequest: {0}")]
     Request(String),
+    /// The verification task did not finish (it panicked or the runtime is shutting down).
+    #[error("the response could not be verified")]
+    VerifierFailed,
 }
 
 impl SamlError {
@@ -273,6 +276,7 @@ impl SamlError {
             SamlError::ResponseField(_) => "response-field",
             SamlError::UnsolicitedRefused => "unsolicited",
             SamlError::Request(_) => "request",
+            SamlError::VerifierFailed => "verifier-failed",
         }
     }
 }

@@ -326,16 +326,24 @@ impl Saml {
         };
         let metadata = self.current_metadata().await?;
         let settings = &self.inner.settings;
-        let expected = Expected {
-            sp_entity_id: &settings.entity_id,
-            acs,
-            idp_entity_id: &metadata.entity_id,
-            request_id,
-            now: self.inner.clock.now(),
-            skew: settings.skew,
-        };
-        let assertion =
-            response::verify(encoded, settings.max_response_bytes, &metadata.certificates, &expected)?;
+        // Parsing and xmlsec take milliseconds for a large response: off the async threads.
+        let (encoded, limit) = ((*encoded).to_owned(), settings.max_response_bytes);
+        let (sp_entity_id, acs, request_id) =
+            (settings.entity_id.clone(), acs.to_owned(), request_id.map(str::to_owned));
+        let (now, skew) = (self.inner.clock.now(), settings.skew);
+        let assertion = tokio::task::spawn_blocking(move || {
+            let expected = Expected {
+                sp_entity_id: &sp_entity_id,
+                acs: &acs,
+                idp_entity_id: &metadata.entity_id,
+                request_id: request_id.as_deref(),
+                now,
+                skew,
+            };
+            response::verify(&encoded, limit, &metadata.certificates, &expected)
+        })
+        .await
+        .map_err(|_| SamlError::VerifierFailed)??;
         Ok(identity::identity(&assertion, &settings.mapping))
     }
 
@@ -353,6 +361,7 @@ fn auth_error(error: SamlError) -> AuthError {
     match error {
         SamlError::MetadataUnavailable(source) => AuthError::Unavailable(Box::new(source)),
         SamlError::Request(detail) => AuthError::Unavailable(detail.into()),
+        SamlError::VerifierFailed => AuthError::Unavailable(Box::new(SamlError::VerifierFailed)),
         other => AuthError::Protocol(chain(&other)),
     }
 }
