@@ -45,12 +45,15 @@ async fn main() -> anyhow::Result<()> {
 
     let listen = config.server.listen;
     let gateway = deskgate::Gateway::new(config).await?;
+    // Bound before the address is printed: whoever reads it can connect at once.
+    let listeners =
+        gateway.bind_workers(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     println!();
     println!("  deskgate is serving the example helpdesk at {public}/");
     println!("  sign in or register at {public}/.deskgate/login   (Ctrl-C stops both)");
     println!();
     gateway
-        .serve_workers(listen, async {
+        .serve_workers(listeners, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await

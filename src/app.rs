@@ -342,18 +342,15 @@ fn build(
     Ok(AppState(Arc::new(inner)))
 }
 
+/// The listening sockets of [`Gateway::serve_workers`], bound and listening: one per
+/// serving thread, all on one address.
+#[derive(Debug)]
+pub struct Listeners(Vec<std::net::TcpListener>);
+
 impl Gateway {
-    /// Serves on `listen` with `server.workers` threads until `shutdown` completes, then lets
-    /// each finish its open requests. Each thread runs its own event loop on its own listening
-    /// socket (`SO_REUSEPORT`: the kernel spreads new connections over them) and forwards
-    /// over upstream connections of its own, so a request is handled start to end on one
-    /// thread, as in nginx's one worker per core. Background work (stores' connections, the
-    /// session sweep, metadata refreshes) stays on the runtime that calls this.
-    pub async fn serve_workers(
-        self,
-        listen: SocketAddr,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    /// Binds one listening socket per `server.workers` on `listen` (`SO_REUSEPORT`). Once
+    /// this returns, connections are queued: the address can be announced.
+    pub async fn bind_workers(&self, listen: SocketAddr) -> std::io::Result<Listeners> {
         let workers = if cfg!(unix) { self.state().config.server.workers.max(1) } else { 1 };
         // Every socket is bound here: a port in use is an error now, not in a thread. The
         // first bind, without SO_REUSEPORT, fails when another process (another deskgate
@@ -373,6 +370,22 @@ impl Gateway {
             // Handed to the thread's own event loop as a std socket.
             listeners.push(socket.listen(1024)?.into_std()?);
         }
+        Ok(Listeners(listeners))
+    }
+
+    /// Serves on `listeners` (see [`Gateway::bind_workers`]), a thread each, until `shutdown`
+    /// completes, then lets each finish its open requests. Each thread runs its own event
+    /// loop on its own listening socket (the kernel spreads new connections over them) and
+    /// forwards over upstream connections of its own, so a request is handled start to end
+    /// on one thread, as in nginx's one worker per core. Background work (stores'
+    /// connections, the session sweep, metadata refreshes) stays on the runtime that calls
+    /// this.
+    pub async fn serve_workers(
+        self,
+        Listeners(listeners): Listeners,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let workers = listeners.len();
         let router = self.router();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (ended, mut first_end) = tokio::sync::mpsc::unbounded_channel();

@@ -137,9 +137,11 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let gateway = deskgate::Gateway::new(config).await.context("cannot start")?;
     #[cfg(unix)]
     tokio::spawn(reload_on_hangup(path.to_owned(), gateway.reloader()));
+    let listeners =
+        gateway.bind_workers(listen).await.with_context(|| format!("cannot serve on {listen}"))?;
     tracing::info!(%listen, public_url = %public, workers, "deskgate is listening");
     gateway
-        .serve_workers(listen, shutdown_signal())
+        .serve_workers(listeners, shutdown_signal())
         .await
         .with_context(|| format!("cannot serve on {listen}"))
 }
