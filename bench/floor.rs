@@ -62,18 +62,18 @@ fn main() {
 }
 
 fn serve(listen: SocketAddr, workers: usize, app: Router) {
+    // As `deskgate serve`: one listening socket, accepted from by every thread.
+    let listener = std::net::TcpListener::bind(listen).expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
     let threads: Vec<_> = (0..workers)
         .map(|index| {
-            let app = app.clone();
+            let (app, listener) = (app.clone(), listener.try_clone().expect("clone"));
             std::thread::spawn(move || {
                 set_worker(index);
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async move {
-                    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-                    socket.set_reuseaddr(true).expect("reuseaddr");
-                    socket.set_reuseport(true).expect("reuseport");
-                    socket.bind(listen).expect("bind");
-                    axum::serve(socket.listen(1024).expect("listen"), app).await.expect("serve");
+                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    axum::serve(listener, app).await.expect("serve");
                 });
             })
         })
@@ -82,7 +82,6 @@ fn serve(listen: SocketAddr, workers: usize, app: Router) {
         let _ = t.join();
     }
 }
-
 /// A minimal HTTP/1 client: per thread, the open connections to one upstream.
 mod conn {
     use std::cell::RefCell;

@@ -342,41 +342,40 @@ fn build(
     Ok(AppState(Arc::new(inner)))
 }
 
-/// The listening sockets of [`Gateway::serve_workers`], bound and listening: one per
-/// serving thread, all on one address.
+/// The listening socket of [`Gateway::serve_workers`], bound and listening, with a handle
+/// of it for each serving thread.
 #[derive(Debug)]
 pub struct Listeners(Vec<std::net::TcpListener>);
 
 impl Gateway {
-    /// Binds one listening socket per `server.workers` on `listen` (`SO_REUSEPORT`). Once
-    /// this returns, connections are queued: the address can be announced.
+    /// Binds the listening socket on `listen`, with a handle of it for each of
+    /// `server.workers`. Once this returns, connections are queued: the address can be
+    /// announced. One socket shared by the threads (each accepts from it on its own event
+    /// loop), not one per thread with `SO_REUSEPORT`: with that, a second process binding the
+    /// same address would join the group and silently take a share of the connections.
     pub async fn bind_workers(&self, listen: SocketAddr) -> std::io::Result<Listeners> {
-        let workers = if cfg!(unix) { self.state().config.server.workers.max(1) } else { 1 };
-        // Every socket is bound here: a port in use is an error now, not in a thread. The
-        // first bind, without SO_REUSEPORT, fails when another process (another deskgate
-        // with SO_REUSEPORT too) listens there, which would otherwise share the port silently.
-        drop(std::net::TcpListener::bind(listen)?);
+        let workers = self.state().config.server.workers.max(1);
+        let socket = if listen.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(listen)?;
+        // Handed to each thread's own event loop as a std socket.
+        let listener = socket.listen(1024)?.into_std()?;
         let mut listeners = Vec::with_capacity(workers);
-        for _ in 0..workers {
-            let socket = if listen.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()?
-            } else {
-                tokio::net::TcpSocket::new_v6()?
-            };
-            socket.set_reuseaddr(true)?;
-            #[cfg(unix)]
-            socket.set_reuseport(true)?;
-            socket.bind(listen)?;
-            // Handed to the thread's own event loop as a std socket.
-            listeners.push(socket.listen(1024)?.into_std()?);
+        for _ in 1..workers {
+            listeners.push(listener.try_clone()?);
         }
+        listeners.push(listener);
         Ok(Listeners(listeners))
     }
 
     /// Serves on `listeners` (see [`Gateway::bind_workers`]), a thread each, until `shutdown`
     /// completes, then lets each finish its open requests. Each thread runs its own event
-    /// loop on its own listening socket (the kernel spreads new connections over them) and
-    /// forwards over upstream connections of its own, so a request is handled start to end
+    /// loop, accepts connections from the shared socket (whichever thread is free first
+    /// takes a new one) and forwards over upstream connections of its own, so a request is handled start to end
     /// on one thread, as in nginx's one worker per core. Background work (stores'
     /// connections, the session sweep, metadata refreshes) stays on the runtime that calls
     /// this.

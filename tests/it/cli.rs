@@ -110,9 +110,9 @@ async fn the_demo_serves_the_login_page_at_the_printed_url() {
     child.kill().await.unwrap();
 }
 
-/// `deskgate serve` with several serving threads, each on its own `SO_REUSEPORT` socket:
-/// requests on fresh connections (which the kernel spreads over them) are answered, and a
-/// second deskgate on the same address is refused instead of silently sharing the port.
+/// `deskgate serve` with several serving threads sharing one listening socket: requests on
+/// fresh connections (taken by whichever thread is free) are answered, and a second
+/// deskgate on the same address is refused instead of sharing the port.
 #[tokio::test]
 async fn serve_runs_its_workers_on_one_port_and_a_second_instance_is_refused() {
     let dir = TempDir::new();
