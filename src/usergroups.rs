@@ -132,27 +132,32 @@ impl Model {
                 add(id, Source::ConfigAssignment);
             }
         }
-        let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
-        for org in &self.organizations {
-            let by_domain = domain.is_some_and(|d| org.domains.iter().any(|od| od == d));
-            if by_domain || member.organizations.contains(&org.id) {
-                for id in &org.usergroups {
-                    add(id, Source::Organization(org.id.clone()));
-                }
+        for org in self.member_of(email.as_deref(), member.organizations) {
+            for id in &org.usergroups {
+                add(id, Source::Organization(org.id.clone()));
             }
         }
         out
     }
 
+    /// The organizations of an account with this (lower-case) email, by its domain, and of
+    /// the organization ids given.
+    fn member_of<'m, 'i>(
+        &'m self,
+        email: Option<&str>,
+        ids: &'i [String],
+    ) -> impl Iterator<Item = &'m Organization> + use<'m, 'i> {
+        let domain = email.and_then(|e| e.rsplit_once('@')).map(|(_, d)| d.to_owned());
+        self.organizations
+            .iter()
+            .filter(move |o| domain.as_ref().is_some_and(|d| o.domains.contains(d)) || ids.contains(&o.id))
+    }
+
     /// The organizations an account belongs to: by its email's domain, or named by a provider.
     pub fn organizations_of(&self, email: Option<&str>, named: &[String]) -> Vec<&Organization> {
         let email = email.map(str::to_ascii_lowercase);
-        let domain = email.as_deref().and_then(|e| e.rsplit_once('@')).map(|(_, d)| d);
-        let named = self.organizations_named(named);
-        self.organizations
-            .iter()
-            .filter(|o| domain.is_some_and(|d| o.domains.iter().any(|od| od == d)) || named.contains(&o.id))
-            .collect()
+        let ids = self.organizations_named(named);
+        self.member_of(email.as_deref(), &ids).collect()
     }
 
     /// This model with `stored` organizations (the ones administrators keep in the account

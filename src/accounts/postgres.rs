@@ -174,6 +174,17 @@ impl PostgresStore {
     }
 }
 
+/// Locks the account's row for the rest of `tx`, so that concurrent replacements of what
+/// hangs off it take turns; fails with [`AccountError::NotFound`] when there is none.
+async fn lock_account(tx: &mut PgConnection, account_id: &str) -> Result<(), AccountError> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+    exists.map(drop).ok_or(AccountError::NotFound)
+}
+
 /// The usergroups and linked providers of the account `a`, each in byte order.
 const GROUPS_AND_LINKS: &str = "COALESCE((SELECT array_agg(g.usergroup ORDER BY g.usergroup COLLATE \"C\") \
      FROM account_usergroups g WHERE g.account_id = a.id), '{}') AS usergroups, \
@@ -269,14 +280,7 @@ impl AccountStore for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // Locking the account's row makes concurrent replacements take turns; without it two
         // could each delete the old set and leave the union of both new ones.
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        if exists.is_none() {
-            return Err(AccountError::NotFound);
-        }
+        lock_account(&mut tx, account_id).await?;
         sqlx::query("DELETE FROM account_usergroups WHERE account_id = $1")
             .bind(account_id)
             .execute(&mut *tx)
@@ -410,14 +414,7 @@ impl AccountStore for PostgresStore {
     ) -> Result<(), AccountError> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The account's row lock makes two sign-ins through one provider take turns.
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        if exists.is_none() {
-            return Err(AccountError::NotFound);
-        }
+        lock_account(&mut tx, account_id).await?;
         sqlx::query("DELETE FROM account_provider_claims WHERE account_id = $1 AND provider = $2")
             .bind(account_id)
             .bind(provider)

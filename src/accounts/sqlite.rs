@@ -90,6 +90,16 @@ async fn migrate(pool: &Pool) -> Result<(), AccountError> {
     Ok(())
 }
 
+/// Fails with [`AccountError::NotFound`] unless the account exists, read inside `tx`.
+async fn require_account(tx: &mut sqlx::SqliteConnection, account_id: &str) -> Result<(), AccountError> {
+    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+    exists.map(drop).ok_or(AccountError::NotFound)
+}
+
 impl SqliteStore {
     async fn account_where(&self, clause: &str, arg: &str) -> Result<Option<Account>, AccountError> {
         let sql =
@@ -230,14 +240,7 @@ impl AccountStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        if exists.is_none() {
-            return Err(AccountError::NotFound);
-        }
+        require_account(&mut tx, account_id).await?;
         for g in usergroups {
             sqlx::query("INSERT OR IGNORE INTO account_usergroups (account_id, usergroup) VALUES (?, ?)")
                 .bind(account_id)
@@ -391,14 +394,7 @@ impl AccountStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        if exists.is_none() {
-            return Err(AccountError::NotFound);
-        }
+        require_account(&mut tx, account_id).await?;
         for (kind, value) in claim_rows(groups, organizations) {
             sqlx::query(
                 "INSERT OR IGNORE INTO account_provider_claims (account_id, provider, kind, value) VALUES (?, ?, ?, ?)",

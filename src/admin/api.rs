@@ -157,7 +157,9 @@ fn detail(e: &Explanation) -> Value {
     })
 }
 
-fn failure(e: AdminError) -> Result<Response, GatewayError> {
+/// An administrator's change that did not go through, as a JSON error (a store failure goes
+/// to the rescue layer).
+pub(super) fn failure(e: AdminError) -> Result<Response, GatewayError> {
     let status = e.status();
     match e {
         AdminError::Failed(e) => Err(e),

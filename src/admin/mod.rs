@@ -32,6 +32,10 @@ use crate::pages::{PREFIX, html};
 use crate::session::Visitor;
 use crate::usergroups::{EVERYONE, Model, REGISTERED, Usergroup};
 
+/// What a change form that failed the CSRF or origin check is told.
+const FOREIGN_FORM: &str =
+    "This form has expired or did not come from this site. Nothing was changed; please try again.";
+
 /// The permission that makes a person an administrator.
 pub const ADMIN_PERMISSION: &str = "deskgate.admin";
 

@@ -16,8 +16,8 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::actions::{self, AdminError};
-use super::api::ApiCsrf;
-use super::{Admin, Fields, form_ok, json as reply, json_error, view};
+use super::api::{ApiCsrf, failure};
+use super::{Admin, FOREIGN_FORM, Fields, form_ok, json as reply, json_error, view};
 use crate::accounts::{AccountStore, Organization};
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -302,9 +302,6 @@ fn input(f: &Fields) -> OrgInput {
     }
 }
 
-const FOREIGN_FORM: &str =
-    "This form has expired or did not come from this site. Nothing was changed; please try again.";
-
 /// Creates an organization.
 pub async fn create(
     State(state): State<AppState>,
@@ -433,13 +430,6 @@ fn org_json(state: &AppState, o: &Organization) -> Value {
     json!({ "id": o.id, "name": o.name, "domains": o.domains, "usergroups": o.usergroups, "kept_by": kept_by })
 }
 
-fn api_failure(e: AdminError) -> Result<Response, GatewayError> {
-    match e {
-        AdminError::Failed(e) => Err(e),
-        e => Ok(json_error(e.status(), &e.to_string())),
-    }
-}
-
 /// Every organization, the config file's and the stored ones.
 pub async fn api_list(State(state): State<AppState>) -> Result<Response, GatewayError> {
     let model = state.model().await?;
@@ -480,7 +470,7 @@ pub async fn api_create(
 ) -> Result<Response, GatewayError> {
     match save(&state, &admin, None, body.input()).await {
         Ok(org) => Ok(reply(StatusCode::CREATED, &org_json(&state, &org))),
-        Err(e) => api_failure(e),
+        Err(e) => failure(e),
     }
 }
 
@@ -497,7 +487,7 @@ pub async fn api_update(
     }
     match save(&state, &admin, Some(&id), body.input()).await {
         Ok(org) => Ok(reply(StatusCode::OK, &org_json(&state, &org))),
-        Err(e) => api_failure(e),
+        Err(e) => failure(e),
     }
 }
 
@@ -510,7 +500,7 @@ pub async fn api_delete(
 ) -> Result<Response, GatewayError> {
     match delete(&state, &admin, &id).await {
         Ok(()) => Ok(reply(StatusCode::OK, &json!({ "deleted": id }))),
-        Err(e) => api_failure(e),
+        Err(e) => failure(e),
     }
 }
 

@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError};
 use super::explain::{self, Explanation};
-use super::{Admin, Fields, form_ok, view};
+use super::{Admin, FOREIGN_FORM, Fields, form_ok, view};
 use crate::accounts::AccountStore;
 use crate::app::AppState;
 use crate::error::GatewayError;
@@ -178,9 +178,6 @@ pub async fn show(
     let note = q.done.as_deref().and_then(done_text);
     answer(&state, &headers, &id, StatusCode::OK, q.path.as_deref(), note, None).await
 }
-
-const FOREIGN_FORM: &str =
-    "This form has expired or did not come from this site. Nothing was changed; please try again.";
 
 /// After a change: back to the page, with what was done (a reload does not post again).
 fn done(id: &str, what: &str) -> Response {
