@@ -154,9 +154,10 @@ impl Reloader {
         }
         if old.config.server.listen != config.server.listen
             || old.config.server.workers != config.server.workers
+            || old.config.server.connections != config.server.connections
         {
             tracing::warn!(
-                "server.listen and server.workers take effect at the next restart, not at a reload"
+                "server.listen, server.workers and the connection limits take effect at the next restart, not at a reload"
             );
         }
         // The CSRF key stays unless the secret changed: forms open in browsers still post.
@@ -386,11 +387,13 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let workers = listeners.len();
         let router = self.router();
+        let limits = self.state().config.server.connections;
+        let cap = crate::connections::ConnectionCap::new(&limits);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (ended, mut first_end) = tokio::sync::mpsc::unbounded_channel();
         let mut threads = Vec::with_capacity(workers);
         for (index, listener) in listeners.into_iter().enumerate() {
-            let (router, mut stopped, ended) = (router.clone(), stopped.clone(), ended.clone());
+            let (router, stopped, ended, cap) = (router.clone(), stopped.clone(), ended.clone(), cap.clone());
             let thread =
                 std::thread::Builder::new().name(format!("deskgate-worker-{index}")).spawn(move || {
                     crate::proxy::set_worker(index);
@@ -398,12 +401,7 @@ impl Gateway {
                         tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|rt| {
                             rt.block_on(async move {
                                 let listener = TcpListener::from_std(listener)?;
-                                let app = router.into_make_service_with_connect_info::<SocketAddr>();
-                                axum::serve(listener, app)
-                                    .with_graceful_shutdown(async move {
-                                        let _ = stopped.wait_for(|s| *s).await;
-                                    })
-                                    .await
+                                crate::connections::serve(listener, router, limits, cap, stopped).await
                             })
                         });
                     let _ = ended.send(served);
@@ -441,7 +439,13 @@ impl Gateway {
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        let limits = self.state().config.server.connections;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let cap = crate::connections::ConnectionCap::new(&limits);
+        crate::connections::serve(listener, self.router(), limits, cap, stopped).await
     }
 }

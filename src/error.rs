@@ -9,7 +9,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::accounts::AccountError;
 use crate::pages::html;
-use crate::proxy::ProxyError;
+use crate::proxy::{BodyFault, ProxyError};
 use crate::session::StoreError;
 use crate::web::wants_html;
 
@@ -44,6 +44,16 @@ struct Failure {
 impl GatewayError {
     fn failure(&self) -> Failure {
         let (status, title, text) = match self {
+            GatewayError::Upstream(ProxyError::ClientBody(BodyFault::Malformed)) => (
+                StatusCode::BAD_REQUEST,
+                "The request is malformed",
+                "The body of the request is not valid HTTP.",
+            ),
+            GatewayError::Upstream(ProxyError::ClientBody(BodyFault::TooLarge)) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The request is too large",
+                "What was sent is larger than this gateway accepts.",
+            ),
             GatewayError::Upstream(ProxyError::Timeout) => (
                 StatusCode::GATEWAY_TIMEOUT,
                 "The application did not answer in time",
@@ -72,7 +82,12 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let failure = self.failure();
-        tracing::error!(status = failure.status.as_u16(), cause = %deskgate_provider::error_chain(&self), "Request failed");
+        let cause = deskgate_provider::error_chain(&self);
+        if failure.status.is_client_error() {
+            tracing::info!(status = failure.status.as_u16(), %cause, "Refused a client's faulty request");
+        } else {
+            tracing::error!(status = failure.status.as_u16(), %cause, "Request failed");
+        }
         let mut resp = failure.status.into_response();
         resp.extensions_mut().insert(failure);
         resp

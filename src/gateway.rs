@@ -115,7 +115,7 @@ fn denied(visitor: &Visitor, path: &str, reason: &DenyReason, req: &Request) -> 
     let body = format!(
         "<p>Your usergroups do not give you access to this page.</p>\
          <p class=\"muted\">Reason: <code>{}</code>. If you think you should have access, ask an administrator.</p>\
-         <p><a href=\"/\">Home</a> · <a href=\"{PREFIX}/\">Your session</a></p>",
+         <p><a href=\"/\">Home</a> · <a href=\"{PREFIX}\">Your session</a></p>",
         html::esc(reason.code())
     );
     html::page(StatusCode::FORBIDDEN, "Access denied", &body)

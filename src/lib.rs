@@ -7,6 +7,8 @@ pub mod admin;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod connections;
+pub mod edge;
 pub mod error;
 pub mod forwarded;
 pub mod gateway;

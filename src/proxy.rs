@@ -66,6 +66,74 @@ pub enum ProxyError {
     /// The upstream URL and the request's path do not form a valid URI.
     #[error("upstream URL and request path do not form a valid URI")]
     InvalidTarget(#[source] http::Error),
+    /// The upstream answered a WebSocket handshake with a 101 that is not WebSocket's.
+    #[error("upstream switched to something other than the WebSocket asked for")]
+    WrongUpgrade,
+    /// The client's request body broke off the exchange: the client's fault, not the
+    /// upstream's.
+    #[error("the client's request body is {0}")]
+    ClientBody(BodyFault),
+}
+
+/// What was wrong with a client's request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFault {
+    /// Not valid HTTP framing (a bad chunk size, a connection closed mid-body).
+    Malformed,
+    /// Larger than `server.max_body_bytes`.
+    TooLarge,
+}
+
+impl std::fmt::Display for BodyFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BodyFault::Malformed => "malformed",
+            BodyFault::TooLarge => "too large",
+        })
+    }
+}
+
+/// The client's request body on its way upstream; notes why it failed, if it does, so that
+/// the failure is answered as the client's (400, 413) and not as the upstream's (502).
+struct ClientBody {
+    body: Body,
+    fault: Arc<std::sync::OnceLock<BodyFault>>,
+}
+
+impl http_body::Body for ClientBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.body).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Err(e))) = &polled {
+            let _ = self.fault.set(if too_large(e) { BodyFault::TooLarge } else { BodyFault::Malformed });
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Whether a body error is the body-size limit's.
+fn too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// A pooled client for one upstream; clones share the pools.
@@ -182,7 +250,7 @@ impl Proxy {
 
         let pools = &inner.pools[WORKER.with(std::cell::Cell::get) % inner.pools.len()];
         let (client, version) = match &client_upgrade {
-            Some((_, protocol)) => {
+            Some((_, protocol, _)) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
                 headers.insert(header::UPGRADE, protocol.clone());
                 (&pools.upgrade_client, Version::HTTP_11)
@@ -197,13 +265,17 @@ impl Proxy {
             }
         }
 
-        let mut out = Request::new(body);
+        let fault = Arc::new(std::sync::OnceLock::new());
+        let mut out = Request::new(Body::new(ClientBody { body, fault: fault.clone() }));
         *out.method_mut() = parts.method;
         *out.uri_mut() = uri;
         *out.version_mut() = version;
         *out.headers_mut() = headers;
 
         let response = match tokio::time::timeout(inner.timeout, client.request(out)).await {
+            Ok(Err(_)) if fault.get().is_some() => {
+                return Err(ProxyError::ClientBody(*fault.get().unwrap_or(&BodyFault::Malformed)));
+            }
             Err(_elapsed) => return Err(ProxyError::Timeout),
             Ok(Err(e)) if e.is_connect() => return Err(ProxyError::Unreachable(e)),
             Ok(Err(e)) => return Err(ProxyError::Upstream(e)),
@@ -211,7 +283,19 @@ impl Proxy {
         };
 
         match client_upgrade {
-            Some((on_client, protocol)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Some((on_client, protocol, key)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                // Only a real WebSocket answer to this very handshake opens the tunnel.
+                let accept = crate::edge::websocket_accept(key.as_bytes());
+                let headers = response.headers();
+                let upgrade_ok = headers
+                    .get(header::UPGRADE)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+                let accept_ok = headers
+                    .get(header::SEC_WEBSOCKET_ACCEPT)
+                    .is_some_and(|v| v.as_bytes() == accept.as_bytes());
+                if !upgrade_ok || !accept_ok {
+                    return Err(ProxyError::WrongUpgrade);
+                }
                 Ok(splice(on_client, protocol, response))
             }
             None if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -246,15 +330,20 @@ fn join_path(base_path: &str, path_and_query: &str) -> String {
     }
 }
 
-/// If `req` asks for an HTTP/1.1 upgrade that the server connection can honour, takes the
-/// pending client upgrade and the requested protocol out of it.
-fn take_upgrade(req: &mut Request<Body>) -> Option<(OnUpgrade, HeaderValue)> {
+/// If `req` is a WebSocket handshake over HTTP/1.1 that the server connection can honour,
+/// takes the pending client upgrade, the protocol and the handshake key out of it. Other
+/// upgrades are never forwarded (the edge removes them; this refuses them again).
+fn take_upgrade(req: &mut Request<Body>) -> Option<(OnUpgrade, HeaderValue, HeaderValue)> {
     if req.version() != Version::HTTP_11 || !connection_has_token(req.headers(), "upgrade") {
         return None;
     }
     let protocol = req.headers().get(header::UPGRADE)?.clone();
+    if !protocol.as_bytes().eq_ignore_ascii_case(b"websocket") {
+        return None;
+    }
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY)?.clone();
     let on_upgrade = req.extensions_mut().remove::<OnUpgrade>()?;
-    Some((on_upgrade, protocol))
+    Some((on_upgrade, protocol, key))
 }
 
 /// Whether any `Connection` header lists `token`.

@@ -1,11 +1,9 @@
 //! The whole tower stack, top to bottom. Read this file to know what happens to a request.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::header;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -16,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
-use crate::{admin, error, forwarded, gateway, pages, session};
+use crate::{admin, edge, error, forwarded, gateway, pages, session};
 
 /// Request ids: 64 random bits, hex.
 #[derive(Clone, Copy, Default)]
@@ -38,30 +36,38 @@ pub fn build(state: AppState) -> Router {
         cfg.server.request_timeout,
     ));
     let max_body = usize::try_from(cfg.server.max_body_bytes).unwrap_or(usize::MAX);
-    Router::new().nest(pages::PREFIX, own).fallback(gateway::forward).with_state(state.clone()).layer(
-        ServiceBuilder::new()
-            // 1. trace, with secrets marked first; request id
-            .layer(SetSensitiveRequestHeadersLayer::new([
-                header::COOKIE,
-                header::AUTHORIZATION,
-                header::PROXY_AUTHORIZATION,
-            ]))
-            .layer(SetRequestIdLayer::x_request_id(RandomId))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
-            }))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            // 2. error rescue (the one place errors become pages), panics
-            .layer(middleware::from_fn(error::rescue))
-            .layer(CatchPanicLayer::custom(error::panic_response))
-            // 3. strip every client spelling of our headers and untrusted X-Forwarded-*
-            .layer(middleware::from_fn_with_state(state.clone(), strip_client_headers))
-            // 4–5. session lookup → Visitor (Guest or SignedIn)
-            .layer(middleware::from_fn_with_state(state, session::lookup))
-            // body limit innermost: it changes the body type the layers above expect
-            .layer(RequestBodyLimitLayer::new(max_body)),
-    )
+    Router::new()
+        .nest(pages::PREFIX, own)
+        // The session page answers with a trailing slash too (nesting matches only without).
+        .route(&format!("{}/", pages::PREFIX), axum::routing::get(pages::index))
+        .fallback(gateway::forward)
+        .with_state(state.clone())
+        .layer(
+            ServiceBuilder::new()
+                // 1. trace, with secrets marked first; request id
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::COOKIE,
+                    header::AUTHORIZATION,
+                    header::PROXY_AUTHORIZATION,
+                ]))
+                .layer(SetRequestIdLayer::x_request_id(RandomId))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // 2. error rescue (the one place errors become pages), panics
+                .layer(middleware::from_fn(error::rescue))
+                .layer(CatchPanicLayer::custom(error::panic_response))
+                // 3. methods, targets and upgrades never forwarded; every client spelling of our
+                //    headers, untrusted X-Forwarded-*, `_` names and override headers stripped
+                .layer(middleware::from_fn(settle))
+                .layer(middleware::from_fn_with_state(state.clone(), strip_client_headers))
+                // 4–5. session lookup → Visitor (Guest or SignedIn)
+                .layer(middleware::from_fn_with_state(state, session::lookup))
+                // body limit innermost: it changes the body type the layers above expect
+                .layer(RequestBodyLimitLayer::new(max_body)),
+        )
     // 6–8. decide, inject and proxy: `gateway::forward`.
 }
 
@@ -85,11 +91,32 @@ async fn strip_client_headers(
     } else {
         forwarded::strip(headers)
     };
-    if identity + forwarding > 0 {
-        tracing::debug!(identity, forwarding, client = %peer.ip(), "Removed client-sent identity or forwarding headers");
+    let server = &state.config.server;
+    let untrusted =
+        edge::strip_untrusted(headers, server.allow_underscores_in_headers, &server.allowed_override_headers);
+    if identity + forwarding + untrusted > 0 {
+        tracing::debug!(identity, forwarding, untrusted, client = %peer.ip(), "Removed client-sent identity, forwarding or override headers");
     }
     next.run(req).await
 }
 
-/// How long a graceful shutdown waits for open requests.
-pub const DRAIN: Duration = Duration::from_secs(10);
+/// Answers what is never forwarded (`CONNECT`, a `*` target, a malformed WebSocket
+/// handshake) and removes upgrades other than WebSocket; see `edge`.
+async fn settle(mut req: Request, next: Next) -> Response {
+    match edge::check(&mut req) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => {
+            tracing::info!(method = %req.method(), reason = ?refusal, "Refused at the edge");
+            let mut resp = match &refusal {
+                edge::Refusal::OptionsStar => http::StatusCode::OK.into_response(),
+                edge::Refusal::Connect => (refusal.status(), "CONNECT is not served here\n").into_response(),
+                edge::Refusal::StarTarget => {
+                    (refusal.status(), "A `*` target is only for OPTIONS\n").into_response()
+                }
+                edge::Refusal::BadWebSocket(why) => (refusal.status(), format!("{why}\n")).into_response(),
+            };
+            resp.headers_mut().insert(header::ALLOW, http::HeaderValue::from_static(edge::ALLOW));
+            resp
+        }
+    }
+}

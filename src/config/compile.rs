@@ -280,7 +280,44 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
             1
         }
     };
+    let connections = crate::connections::ConnectionLimits {
+        header_read_timeout: cx.duration(
+            "server.header_read_timeout",
+            f.header_read_timeout.as_ref(),
+            crate::connections::ConnectionLimits::DEFAULT.header_read_timeout,
+        ),
+        idle_timeout: cx.duration(
+            "server.idle_timeout",
+            f.idle_timeout.as_ref(),
+            crate::connections::ConnectionLimits::DEFAULT.idle_timeout,
+        ),
+        max_connections: match f.max_connections {
+            None => crate::connections::ConnectionLimits::DEFAULT.max_connections,
+            Some(n @ 1..=1_000_000) => usize::try_from(n).unwrap_or(1),
+            Some(n) => {
+                cx.problem("server.max_connections", format!("{n} must be between 1 and 1000000"));
+                1
+            }
+        },
+    };
+    let mut allowed_override_headers = Vec::new();
+    for (i, name) in f.allowed_override_headers.unwrap_or_default().iter().enumerate() {
+        match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h) if crate::edge::is_override_header(&h) => allowed_override_headers.push(h),
+            Ok(_) => cx.problem(
+                format!("server.allowed_override_headers[{i}]"),
+                format!("`{name}` is not an override header; other headers need no allowing"),
+            ),
+            Err(_) => cx.problem(
+                format!("server.allowed_override_headers[{i}]"),
+                format!("`{name}` is not a header name"),
+            ),
+        }
+    }
     Server {
+        connections,
+        allow_underscores_in_headers: f.allow_underscores_in_headers.unwrap_or(false),
+        allowed_override_headers,
         workers,
         listen,
         public_url,

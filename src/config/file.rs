@@ -60,6 +60,18 @@ pub struct ServerFile {
     pub request_timeout: Option<String>,
     /// Serving threads; 0 or absent: one per CPU core.
     pub workers: Option<u64>,
+    /// Time a connection has to send a whole request head, from when it opens or its
+    /// previous response ends and its next request's first byte arrives.
+    pub header_read_timeout: Option<String>,
+    /// An open connection with no request under way is closed after this long.
+    pub idle_timeout: Option<String>,
+    /// Open client connections at most; further ones wait to be accepted.
+    pub max_connections: Option<u64>,
+    /// Pass client headers whose name contains `_` (dropped by default).
+    pub allow_underscores_in_headers: Option<bool>,
+    /// Override headers a backend framework may route by (`X-Original-URL`, ...) that are
+    /// passed on; all others of that family are removed.
+    pub allowed_override_headers: Option<Vec<String>>,
 }
 
 /// `[upstream]`

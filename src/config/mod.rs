@@ -96,6 +96,12 @@ pub struct Server {
     pub request_timeout: Duration,
     /// Serving threads, each with its own listening socket, event loop and upstream pool.
     pub workers: usize,
+    /// Client connection limits.
+    pub connections: crate::connections::ConnectionLimits,
+    /// Whether client headers with `_` in their name are passed on.
+    pub allow_underscores_in_headers: bool,
+    /// Override headers (lower-case) that are passed on.
+    pub allowed_override_headers: Vec<http::HeaderName>,
 }
 
 /// `[upstream]`

@@ -66,7 +66,8 @@ async fn jwks(State(state): State<AppState>) -> Response {
     resp
 }
 
-async fn index(visitor: Visitor) -> Response {
+/// `/.deskgate` (and `/.deskgate/`): who is signed in, or the way to sign in.
+pub async fn index(visitor: Visitor) -> Response {
     match visitor {
         Visitor::Guest => Redirect::to(&format!("{PREFIX}/login")).into_response(),
         Visitor::SignedIn { session, .. } => {

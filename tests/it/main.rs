@@ -5,6 +5,7 @@
 mod admin;
 mod browser;
 mod cli;
+mod edge;
 mod forwarding;
 mod guests;
 mod ldap;
