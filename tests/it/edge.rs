@@ -442,3 +442,32 @@ async fn the_access_denied_pages_session_link_leads_to_a_page() {
         assert!(page.body.contains("Your session"));
     }
 }
+
+#[tokio::test]
+async fn content_length_beside_chunked_never_desyncs_the_upstream() {
+    let (upstream, seen) = recording_upstream(OnUpgrade::SwitchBlindly).await;
+    let stack = start(Options { upstream: Some(upstream), ..Default::default() }).await;
+    // Content-Length before and after Transfer-Encoding: the chunked framing wins and the
+    // smuggled request inside the body stays body.
+    for head in [
+        "POST /kb HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /kb HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n",
+    ] {
+        let smuggled = "GET /chat/sales HTTP/1.1\r\nHost: x\r\nX-Deskgate-User: SPOOF\r\n\r\n";
+        let body = format!("{:X}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len());
+        let answer = exchange(stack.addr, format!("{head}{body}").as_bytes()).await;
+        assert_eq!(statuses(&answer), [200], "{answer}");
+    }
+    let text = seen.lock().unwrap().text();
+    assert_eq!(text.matches("POST /kb").count(), 2, "{text}");
+    assert!(!text.to_ascii_lowercase().contains("content-length: 4"), "{text}");
+    // Transfer-Encoding that does not end in chunked, and obsolete line folding, are refused.
+    for head in [
+        "POST /kb HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        "POST /kb HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+        "POST /kb HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    ] {
+        let answer = exchange(stack.addr, head.as_bytes()).await;
+        assert_eq!(statuses(&answer).first(), Some(&400), "{head:?}: {answer}");
+    }
+}
