@@ -29,9 +29,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// How long a stopping server waits for open requests.
-pub const DRAIN: Duration = Duration::from_secs(10);
-
 /// Limits on client connections (`[server]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -41,6 +38,8 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     /// Open connections at most (across every serving thread).
     pub max_connections: usize,
+    /// How long a stopping server lets open requests finish before it closes them.
+    pub shutdown_timeout: Duration,
 }
 
 impl ConnectionLimits {
@@ -49,6 +48,7 @@ impl ConnectionLimits {
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
         max_connections: 8192,
+        shutdown_timeout: Duration::from_secs(10),
     };
 
     /// How often each connection's deadlines are looked at: a quarter of the shorter one,
@@ -216,7 +216,7 @@ impl AsyncWrite for Watched {
 }
 
 /// Accepts and serves connections on `listener` with `app` until `stop` turns true, then
-/// lets open requests finish for up to [`DRAIN`].
+/// lets open requests finish for up to `limits.shutdown_timeout` and closes what is left.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -249,7 +249,12 @@ pub async fn serve(
         }
         while open.try_join_next().is_some() {}
     }
-    let _ = tokio::time::timeout(DRAIN, async { while open.join_next().await.is_some() {} }).await;
+    let drained =
+        tokio::time::timeout(limits.shutdown_timeout, async { while open.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(open = open.len(), "Shutdown deadline reached; closing the connections still open");
+        open.abort_all();
+    }
     Ok(())
 }
 
@@ -320,7 +325,7 @@ async fn connection(
         }
     }
     conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(DRAIN, conn).await;
+    let _ = tokio::time::timeout(limits.shutdown_timeout, conn).await;
 }
 
 #[cfg(test)]
@@ -332,6 +337,7 @@ mod tests {
             header_read_timeout: Duration::from_millis(head_ms),
             idle_timeout: Duration::from_millis(idle_ms),
             max_connections: 1,
+            shutdown_timeout: Duration::from_secs(1),
         }
     }
 

@@ -131,6 +131,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         )
         .init();
     let config = load(path)?;
+    raise_open_files_limit(config.server.connections.max_connections);
     let listen = config.server.listen;
     let public = config.server.public_url.clone();
     let workers = config.server.workers;
@@ -144,6 +145,22 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         .serve_workers(listeners, shutdown_signal())
         .await
         .with_context(|| format!("cannot serve on {listen}"))
+}
+
+/// Every client connection holds a file descriptor, and a proxied one a second for the
+/// upstream: the soft limit (often 1024) is raised to the hard one, and a limit still below
+/// twice `server.max_connections` is reported, since past it new clients cannot be accepted.
+fn raise_open_files_limit(max_connections: usize) {
+    let wanted = u64::try_from(max_connections).unwrap_or(u64::MAX).saturating_mul(2).saturating_add(64);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            max_connections,
+            "The open-files limit is below twice server.max_connections: raise the hard limit (ulimit -Hn) or lower the cap"
+        ),
+        Ok(limit) => tracing::debug!(limit, "Open-files limit"),
+        Err(error) => tracing::warn!(%error, "Cannot raise the open-files limit"),
+    }
 }
 
 /// Reads the config file again at each SIGHUP: a valid file is served from the next request

@@ -118,6 +118,9 @@ pub enum AccountError {
     /// The database failed.
     #[error("account store failed")]
     Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The SQLite file (or its folder, where the journal goes) cannot be written.
+    #[error("{0} is read-only: the account store needs to write it (and its folder, for the journal)")]
+    ReadOnly(std::path::PathBuf),
 }
 
 /// What a provider said of an account at its last sign-in through it, as the provider put it.

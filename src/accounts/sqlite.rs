@@ -35,6 +35,9 @@ impl SqliteStore {
     /// in-memory one) and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<SqliteStore, AccountError> {
         let memory = path.as_os_str() == ":memory:";
+        if !memory {
+            refuse_read_only(path)?;
+        }
         let options = if memory {
             SqliteConnectOptions::from_str("sqlite::memory:").map_err(db)?
         } else {
@@ -61,6 +64,22 @@ impl SqliteStore {
         migrate(&pool).await?;
         Ok(SqliteStore { pool })
     }
+}
+
+/// Names the file when it, or the folder its journal goes in, is marked read-only: SQLite
+/// itself would only say "unable to open database file (code 14)", or fail at the first write.
+fn refuse_read_only(path: &Path) -> Result<(), AccountError> {
+    if std::fs::metadata(path).is_ok_and(|m| m.permissions().readonly()) {
+        return Err(AccountError::ReadOnly(path.to_owned()));
+    }
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if std::fs::metadata(folder).is_ok_and(|m| m.permissions().readonly()) {
+        return Err(AccountError::ReadOnly(folder.to_owned()));
+    }
+    Ok(())
 }
 
 async fn migrate(pool: &Pool) -> Result<(), AccountError> {

@@ -291,6 +291,11 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
             f.idle_timeout.as_ref(),
             crate::connections::ConnectionLimits::DEFAULT.idle_timeout,
         ),
+        shutdown_timeout: cx.duration(
+            "server.shutdown_timeout",
+            f.shutdown_timeout.as_ref(),
+            crate::connections::ConnectionLimits::DEFAULT.shutdown_timeout,
+        ),
         max_connections: match f.max_connections {
             None => crate::connections::ConnectionLimits::DEFAULT.max_connections,
             Some(n @ 1..=1_000_000) => usize::try_from(n).unwrap_or(1),

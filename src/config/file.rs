@@ -67,6 +67,8 @@ pub struct ServerFile {
     pub idle_timeout: Option<String>,
     /// Open client connections at most; further ones wait to be accepted.
     pub max_connections: Option<u64>,
+    /// How long a stopping deskgate lets requests under way finish.
+    pub shutdown_timeout: Option<String>,
     /// Pass client headers whose name contains `_` (dropped by default).
     pub allow_underscores_in_headers: Option<bool>,
     /// Override headers a backend framework may route by (`X-Original-URL`, ...) that are

@@ -251,3 +251,83 @@ async fn sighup_reloads_a_valid_config_keeping_sessions_and_refuses_an_invalid_o
     assert!(pat.is_signed_in().await);
     child.kill().await.unwrap();
 }
+
+/// SIGTERM while a client is stalled in every way a client can be (a request the upstream
+/// never answers, a half-sent request head): deskgate lets them run for
+/// `server.shutdown_timeout`, then closes them and exits, instead of living for ever.
+#[tokio::test]
+async fn sigterm_with_stalled_clients_exits_within_the_shutdown_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = TempDir::new();
+    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = stalled.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = stalled.accept().await {
+            held.push(s);
+        }
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_timeout = \"1s\"\nheader_read_timeout = \"60s\"\n\
+         [upstream]\nurl = \"http://{upstream}\"\ntimeout = \"120s\"\n[storage]\naccounts = \"sqlite://accounts.db\"\n{HELPDESK}"
+    );
+    let path = dir.0.join("deskgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .current_dir(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let began = std::time::Instant::now();
+    let mut waiting = loop {
+        if let Ok(s) = tokio::net::TcpStream::connect(&addr).await {
+            break s;
+        }
+        assert!(began.elapsed() < std::time::Duration::from_secs(20), "deskgate serve did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    waiting.write_all(b"GET /kb HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut half = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET /kb HT").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exited = tokio::time::timeout(std::time::Duration::from_secs(8), child.wait()).await;
+    let status = exited.expect("deskgate exits within the deadline").unwrap();
+    assert!(status.success(), "{status}");
+    // The stalled request was closed, not left hanging.
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), waiting.read_to_end(&mut rest)).await;
+}
+
+/// A read-only account database is named, with what is wrong, instead of SQLite's bare
+/// "unable to open database file (code 14)".
+#[test]
+fn a_read_only_account_database_is_named_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let db = dir.0.join("accounts.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n[storage]\naccounts = \"sqlite://accounts.db\"\n{HELPDESK}"
+    );
+    let path = dir.0.join("deskgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{} is read-only", db.display())), "{err}");
+}
