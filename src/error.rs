@@ -64,6 +64,11 @@ impl GatewayError {
                 "The application is unavailable",
                 "The service behind this gateway could not be reached. Please try again shortly.",
             ),
+            GatewayError::Accounts(e) if unreachable(e) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Accounts are unavailable",
+                "The account database cannot be reached. Please try again shortly.",
+            ),
             GatewayError::SessionStore(_) | GatewayError::IdentitySource(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable",
@@ -77,6 +82,22 @@ impl GatewayError {
         };
         Failure { status, title, text }
     }
+}
+
+/// Whether an account store failure is the database being out of reach (a 503: try again
+/// later) rather than a failure of the request itself.
+fn unreachable(error: &AccountError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(sql) = e.downcast_ref::<sqlx::Error>() {
+            return matches!(
+                sql,
+                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            );
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl IntoResponse for GatewayError {
