@@ -118,6 +118,8 @@ pub struct Gateway {
 /// What is being served: the current state and its router; a reload swaps both.
 struct Slot {
     current: std::sync::RwLock<(AppState, Router)>,
+    /// The listener's certificate, when it speaks TLS; a reload swaps the certificate.
+    certs: Option<Arc<crate::tls::CertStore>>,
     /// Stores and clock, kept across reloads.
     sessions: Sessions,
     accounts: Accounts,
@@ -164,6 +166,15 @@ impl Reloader {
         let csrf = (config.session.secret.as_ref().map(|s| &s.0)
             == old.config.session.secret.as_ref().map(|s| &s.0))
         .then(|| old.csrf.clone());
+        match (&slot.certs, &config.server.tls) {
+            // Read again by the config load: a renewed certificate is served from the next
+            // handshake on.
+            (Some(certs), Some(tls)) => certs.replace(tls.key.clone()),
+            (None, None) => {}
+            _ => tracing::warn!(
+                "Turning server.tls on or off takes effect at the next restart, not at a reload"
+            ),
+        }
         let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), csrf)?;
         let generation = state.generation;
         let router = crate::stack::build(state.clone());
@@ -209,9 +220,11 @@ impl Gateway {
                 }
             });
         }
+        let certs = config.server.tls.as_ref().map(|tls| crate::tls::CertStore::new(tls.key.clone()));
         let state = build(config, sessions.clone(), accounts.clone(), clock.clone(), None)?;
         let router = crate::stack::build(state.clone());
-        let slot = Slot { current: std::sync::RwLock::new((state, router)), sessions, accounts, clock };
+        let slot =
+            Slot { current: std::sync::RwLock::new((state, router)), certs, sessions, accounts, clock };
         Ok(Gateway { slot: Arc::new(slot) })
     }
 
@@ -344,9 +357,22 @@ fn build(
 }
 
 /// The listening socket of [`Gateway::serve_workers`], bound and listening, with a handle
-/// of it for each serving thread.
+/// of it for each serving thread; and the plain-HTTP redirect listener, when configured.
 #[derive(Debug)]
-pub struct Listeners(Vec<std::net::TcpListener>);
+pub struct Listeners {
+    workers: Vec<std::net::TcpListener>,
+    redirect: Option<TcpListener>,
+}
+
+/// Binds a listening socket with `SO_REUSEADDR` (a restart need not wait for old
+/// connections' TIME_WAIT) but not `SO_REUSEPORT`.
+fn bind(listen: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket =
+        if listen.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(listen)?;
+    socket.listen(1024)?.into_std()
+}
 
 impl Gateway {
     /// Binds the listening socket on `listen`, with a handle of it for each of
@@ -355,22 +381,20 @@ impl Gateway {
     /// loop), not one per thread with `SO_REUSEPORT`: with that, a second process binding the
     /// same address would join the group and silently take a share of the connections.
     pub async fn bind_workers(&self, listen: SocketAddr) -> std::io::Result<Listeners> {
-        let workers = self.state().config.server.workers.max(1);
-        let socket = if listen.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(listen)?;
+        let state = self.state();
+        let workers = state.config.server.workers.max(1);
         // Handed to each thread's own event loop as a std socket.
-        let listener = socket.listen(1024)?.into_std()?;
+        let listener = bind(listen)?;
         let mut listeners = Vec::with_capacity(workers);
         for _ in 1..workers {
             listeners.push(listener.try_clone()?);
         }
         listeners.push(listener);
-        Ok(Listeners(listeners))
+        let redirect = match state.config.server.tls.as_ref().and_then(|t| t.redirect_listen) {
+            Some(at) => Some(TcpListener::from_std(bind(at)?)?),
+            None => None,
+        };
+        Ok(Listeners { workers: listeners, redirect })
     }
 
     /// Serves on `listeners` (see [`Gateway::bind_workers`]), a thread each, until `shutdown`
@@ -382,18 +406,25 @@ impl Gateway {
     /// this.
     pub async fn serve_workers(
         self,
-        Listeners(listeners): Listeners,
+        Listeners { workers: listeners, redirect }: Listeners,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let workers = listeners.len();
         let router = self.router();
-        let limits = self.state().config.server.connections;
+        let state = self.state();
+        let limits = state.config.server.connections;
         let cap = crate::connections::ConnectionCap::new(&limits);
+        let tls = self.slot.certs.as_ref().map(|c| c.acceptor());
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        if let Some(listener) = redirect {
+            let (app, cap, stopped) = (crate::stack::https_redirect(&state), cap.clone(), stopped.clone());
+            tokio::spawn(crate::connections::serve(listener, app, limits, cap, None, stopped));
+        }
         let (ended, mut first_end) = tokio::sync::mpsc::unbounded_channel();
         let mut threads = Vec::with_capacity(workers);
         for (index, listener) in listeners.into_iter().enumerate() {
-            let (router, stopped, ended, cap) = (router.clone(), stopped.clone(), ended.clone(), cap.clone());
+            let (router, stopped, ended, cap, tls) =
+                (router.clone(), stopped.clone(), ended.clone(), cap.clone(), tls.clone());
             let thread =
                 std::thread::Builder::new().name(format!("deskgate-worker-{index}")).spawn(move || {
                     crate::proxy::set_worker(index);
@@ -401,7 +432,7 @@ impl Gateway {
                         tokio::runtime::Builder::new_current_thread().enable_all().build().and_then(|rt| {
                             rt.block_on(async move {
                                 let listener = TcpListener::from_std(listener)?;
-                                crate::connections::serve(listener, router, limits, cap, stopped).await
+                                crate::connections::serve(listener, router, limits, cap, tls, stopped).await
                             })
                         });
                     let _ = ended.send(served);
@@ -446,6 +477,7 @@ impl Gateway {
             let _ = stop.send(true);
         });
         let cap = crate::connections::ConnectionCap::new(&limits);
-        crate::connections::serve(listener, self.router(), limits, cap, stopped).await
+        let tls = self.slot.certs.as_ref().map(|c| c.acceptor());
+        crate::connections::serve(listener, self.router(), limits, cap, tls, stopped).await
     }
 }

@@ -25,9 +25,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 /// Limits on client connections (`[server]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,13 +165,13 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// The client socket, noting when bytes arrive.
-struct Watched {
-    stream: TcpStream,
+/// The client connection, noting when bytes arrive.
+struct Watched<S> {
+    stream: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -185,7 +186,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -222,6 +223,7 @@ pub async fn serve(
     app: Router,
     limits: ConnectionLimits,
     cap: ConnectionCap,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let mut open = JoinSet::new();
@@ -238,7 +240,26 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                open.spawn(connection(stream, peer, app.clone(), limits, permit, stop.clone()));
+                let (app, stop) = (app.clone(), stop.clone());
+                match tls.clone() {
+                    None => {
+                        let _ = stream.set_nodelay(true);
+                        open.spawn(connection(stream, peer, app, limits, permit, stop))
+                    }
+                    Some(acceptor) => open.spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        // The handshake is part of the first request head's time.
+                        let shaken =
+                            tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream)).await;
+                        match shaken {
+                            Ok(Ok(stream)) => connection(stream, peer, app, limits, permit, stop).await,
+                            Ok(Err(error)) => {
+                                tracing::debug!(client = %peer.ip(), %error, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(client = %peer.ip(), "TLS handshake timed out"),
+                        }
+                    }),
+                };
             }
             Err(error) => {
                 // Out of file descriptors, mostly: wait a little rather than spin, and say so
@@ -250,7 +271,8 @@ pub async fn serve(
         while open.try_join_next().is_some() {}
     }
     let drained =
-        tokio::time::timeout(limits.shutdown_timeout, async { while open.join_next().await.is_some() {} }).await;
+        tokio::time::timeout(limits.shutdown_timeout, async { while open.join_next().await.is_some() {} })
+            .await;
     if drained.is_err() {
         tracing::warn!(open = open.len(), "Shutdown deadline reached; closing the connections still open");
         open.abort_all();
@@ -277,15 +299,16 @@ impl Quiet {
 }
 
 /// Serves one connection until it ends, misses a deadline, or the server stops.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     peer: SocketAddr,
     app: Router,
     limits: ConnectionLimits,
     _permit: OwnedSemaphorePermit,
     mut stop: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched { stream, activity: activity.clone() });
     let requests = activity.clone();

@@ -92,7 +92,10 @@ fn unreachable(error: &AccountError) -> bool {
         if let Some(sql) = e.downcast_ref::<sqlx::Error>() {
             return matches!(
                 sql,
-                sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
             );
         }
         cause = e.source();

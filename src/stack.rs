@@ -36,7 +36,8 @@ pub fn build(state: AppState) -> Router {
         cfg.server.request_timeout,
     ));
     let max_body = usize::try_from(cfg.server.max_body_bytes).unwrap_or(usize::MAX);
-    Router::new()
+    let hsts = cfg.server.tls.as_ref().and_then(|t| t.hsts.clone());
+    let router = Router::new()
         .nest(pages::PREFIX, own)
         // The session page answers with a trailing slash too (nesting matches only without).
         .route(&format!("{}/", pages::PREFIX), axum::routing::get(pages::index))
@@ -67,8 +68,39 @@ pub fn build(state: AppState) -> Router {
                 .layer(middleware::from_fn_with_state(state, session::lookup))
                 // body limit innermost: it changes the body type the layers above expect
                 .layer(RequestBodyLimitLayer::new(max_body)),
-        )
+        );
     // 6–8. decide, inject and proxy: `gateway::forward`.
+    // Outermost: every answer over https, error pages included, carries HSTS when set.
+    match hsts {
+        Some(value) => router.layer(middleware::map_response(move |mut resp: Response| {
+            let value = value.clone();
+            async move {
+                resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, value);
+                resp
+            }
+        })),
+        None => router,
+    }
+}
+
+/// The plain-HTTP listener's whole service: every request is sent to the same path on the
+/// https public URL (308, so a form post stays a post). The host is the configured one,
+/// never the request's `Host`, so it cannot be turned into an open redirect.
+pub fn https_redirect(state: &AppState) -> Router {
+    let public = state.config.server.public_url.clone();
+    Router::new().fallback(move |req: Request| {
+        let public = public.clone();
+        async move {
+            let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            let target = if target.starts_with('/') { target } else { "/" };
+            match http::HeaderValue::from_str(&format!("{public}{target}")) {
+                Ok(location) => {
+                    (http::StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response()
+                }
+                Err(_) => http::StatusCode::BAD_REQUEST.into_response(),
+            }
+        }
+    })
 }
 
 async fn strip_client_headers(

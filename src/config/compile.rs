@@ -257,7 +257,9 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
             default_listen
         }
     };
-    let public_url = f.public_url.unwrap_or_else(|| format!("http://{listen}"));
+    let tls = f.tls.map(|t| tls(cx, t));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let public_url = f.public_url.unwrap_or_else(|| format!("{scheme}://{listen}"));
     let public_url = public_url.trim_end_matches('/').to_owned();
     let secure = public_url.starts_with("https://");
     if !secure && !public_url.starts_with("http://") || public_url.parse::<http::Uri>().is_err() {
@@ -319,7 +321,11 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
             ),
         }
     }
+    if tls.is_some() && !secure {
+        cx.problem("server.public_url", "must be an https URL when server.tls is set");
+    }
     Server {
+        tls: tls.flatten(),
         connections,
         allow_underscores_in_headers: f.allow_underscores_in_headers.unwrap_or(false),
         allowed_override_headers,
@@ -330,6 +336,43 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
         trusted_proxies,
         max_body_bytes: f.max_body_bytes.unwrap_or(100 * 1024 * 1024),
         request_timeout,
+    }
+}
+
+fn tls(cx: &mut Ctx<'_>, f: TlsFile) -> Option<crate::config::Tls> {
+    let (Some(cert), Some(key)) = (f.cert_file, f.key_file) else {
+        cx.problem("server.tls", "needs both cert_file and key_file");
+        return None;
+    };
+    let files = crate::tls::TlsFiles { cert_file: cx.base.join(cert), key_file: cx.base.join(key) };
+    let redirect_listen = match f.redirect_listen.as_deref().map(str::parse::<SocketAddr>) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(_)) => {
+            cx.problem("server.tls.redirect_listen", "must be an address and port such as `0.0.0.0:80`");
+            None
+        }
+    };
+    let hsts = f.hsts_max_age.as_ref().map(|age| {
+        let age = cx.duration("server.tls.hsts_max_age", Some(age), Duration::from_secs(365 * 86_400));
+        let sub = if f.hsts_include_subdomains.unwrap_or(false) { "; includeSubDomains" } else { "" };
+        http::HeaderValue::from_str(&format!("max-age={}{sub}", age.as_secs()))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("max-age=31536000"))
+    });
+    if f.hsts_include_subdomains.is_some() && hsts.is_none() {
+        cx.problem("server.tls.hsts_include_subdomains", "needs hsts_max_age");
+    }
+    match crate::tls::load(&files) {
+        Ok(key) => Some(crate::config::Tls { files, key, redirect_listen, hsts }),
+        Err(e) => {
+            let at = match &e {
+                crate::tls::TlsError::Read { path, .. } if *path == files.cert_file => "server.tls.cert_file",
+                crate::tls::TlsError::NoCertificate(_) => "server.tls.cert_file",
+                _ => "server.tls.key_file",
+            };
+            cx.problem(at, deskgate_provider::error_chain(&e));
+            None
+        }
     }
 }
 

@@ -74,6 +74,23 @@ pub struct ServerFile {
     /// Override headers a backend framework may route by (`X-Original-URL`, ...) that are
     /// passed on; all others of that family are removed.
     pub allowed_override_headers: Option<Vec<String>>,
+    /// HTTPS on the listener.
+    pub tls: Option<TlsFile>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Default, Deserialize)]
+pub struct TlsFile {
+    /// PEM certificate chain, leaf first; read again at each reload.
+    pub cert_file: Option<String>,
+    /// PEM private key of the certificate; read again at each reload.
+    pub key_file: Option<String>,
+    /// A plain-HTTP listener that only redirects to the https public URL.
+    pub redirect_listen: Option<String>,
+    /// `Strict-Transport-Security` max-age (absent: the header is not sent).
+    pub hsts_max_age: Option<String>,
+    /// Add `includeSubDomains` to `Strict-Transport-Security`.
+    pub hsts_include_subdomains: Option<bool>,
 }
 
 /// `[upstream]`

@@ -102,6 +102,21 @@ pub struct Server {
     pub allow_underscores_in_headers: bool,
     /// Override headers (lower-case) that are passed on.
     pub allowed_override_headers: Vec<http::HeaderName>,
+    /// HTTPS on the listener, when configured.
+    pub tls: Option<Tls>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// Where the certificate and key are.
+    pub files: crate::tls::TlsFiles,
+    /// The certificate and key as read when this config was loaded.
+    pub key: Arc<tokio_rustls::rustls::sign::CertifiedKey>,
+    /// The plain-HTTP listener that redirects to https.
+    pub redirect_listen: Option<SocketAddr>,
+    /// The `Strict-Transport-Security` value, when one is sent.
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// `[upstream]`

@@ -21,4 +21,5 @@ mod scale;
 mod sessions;
 mod signup;
 mod support;
+mod tls;
 mod usergroups;
