@@ -15,7 +15,7 @@ use crate::accounts::{AccountError, AccountStatus, AccountStore, NewAccount};
 use crate::app::AppState;
 use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
-use crate::session::SessionKey;
+use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy};
 use crate::web;
 
@@ -66,6 +66,16 @@ async fn release_lapsed(state: &AppState, smtp: &Smtp, email: &str) -> Result<()
         tracing::info!(target: "deskgate::audit", account = %old.id, "Unconfirmed sign-up lapsed and removed");
     }
     Ok(())
+}
+
+/// With email validation, the mail settings when `email` is held by an account whose
+/// address is not verified: a sign-up that proves the address by mail takes it over.
+async fn held_unverified<'s>(state: &'s AppState, email: &str) -> Result<Option<&'s Smtp>, GatewayError> {
+    let Registration::EmailValidation(smtp) = &state.config.registration else {
+        return Ok(None);
+    };
+    let holder = state.accounts.by_email(email.trim()).await?;
+    Ok(holder.filter(|a| !a.email_verified).map(|_| smtp))
 }
 
 fn awaiting_approval() -> Response {
@@ -182,18 +192,33 @@ pub async fn submit(
             Registration::Open | Registration::Disabled => AccountStatus::Active,
         },
         created_at: state.clock.now(),
+        // Nothing is proven by typing an address: it is verified by the mailed link, or not at all.
+        email_verified: false,
     };
     if let Registration::EmailValidation(smtp) = &state.config.registration {
         release_lapsed(&state, smtp, &f.email).await?;
     }
-    let account = match state.accounts.create(new).await {
+    let account = match state.accounts.create(new.clone()).await {
         Ok(a) => a,
-        Err(AccountError::EmailTaken) => {
-            return Ok(again(
-                StatusCode::CONFLICT,
-                "An account with this email already exists. Please sign in.",
-            ));
-        }
+        Err(AccountError::EmailTaken) => match held_unverified(&state, &f.email).await? {
+            // The address is only claimed, not proven, by another account: mail its link
+            // all the same, to a sign-up that takes the address once the link is followed.
+            Some(smtp) if state.sessions.incr(&validate::address_counter(&f.email), 600).await? <= 1 => {
+                let account = state.accounts.create(NewAccount { email: None, ..new }).await?;
+                tracing::info!(
+                    target: "deskgate::audit",
+                    account = %account.id,
+                    "Account registered for an address another account holds unverified"
+                );
+                return Ok(validate::start(&state, smtp, &account, f.email.trim()).await);
+            }
+            _ => {
+                return Ok(again(
+                    StatusCode::CONFLICT,
+                    "An account with this email already exists. Please sign in.",
+                ));
+            }
+        },
         Err(e) => return Err(e.into()),
     };
     tracing::info!(
@@ -203,7 +228,9 @@ pub async fn submit(
         "Account registered"
     );
     match &state.config.registration {
-        Registration::EmailValidation(smtp) => return Ok(validate::start(&state, smtp, &account).await),
+        Registration::EmailValidation(smtp) => {
+            return Ok(validate::start(&state, smtp, &account, f.email.trim()).await);
+        }
         Registration::Approval => return Ok(awaiting_approval()),
         Registration::Open | Registration::Disabled => {}
     }

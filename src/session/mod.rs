@@ -25,8 +25,12 @@ use crate::usergroups::Resolved;
 pub struct Session {
     /// Account id.
     pub account_id: String,
-    /// Email, if the account has one.
+    /// Email, if the account has one (or, when it has none, the one its provider gave).
     pub email: Option<String>,
+    /// Whether `email` is verified (see [`crate::accounts::Account::email_verified`]); sent
+    /// to the backend, which must not trust an unverified address as proof of anything.
+    #[serde(default)]
+    pub email_verified: bool,
     /// Display name.
     pub name: String,
     /// Provider id the person signed in with.
@@ -90,6 +94,7 @@ impl Session {
         Session {
             account_id: self.account_id.clone(),
             email: self.email.clone(),
+            email_verified: self.email_verified,
             name: self.name.clone(),
             provider: self.provider.clone(),
             provider_usergroups: self.provider_usergroups.clone(),
