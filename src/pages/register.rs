@@ -75,7 +75,8 @@ async fn held_unverified<'s>(state: &'s AppState, email: &str) -> Result<Option<
         return Ok(None);
     };
     let holder = state.accounts.by_email(email.trim()).await?;
-    Ok(holder.filter(|a| !a.email_verified).map(|_| smtp))
+    // A sign-up still within its link's lifetime keeps the address until it lapses.
+    Ok(holder.filter(|a| !a.email_verified && a.status != AccountStatus::PendingValidation).map(|_| smtp))
 }
 
 fn awaiting_approval() -> Response {

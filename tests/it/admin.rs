@@ -587,8 +587,10 @@ async fn a_change_on_one_replica_reaches_the_persons_next_request_on_another() {
         model()
     );
     let (a, b) = (replica(&dir.0, "a", &text).await, replica(&dir.0, "b", &text).await);
+    // The [[assignments]] address must be verified to make Boss an administrator.
+    db.verified_account("boss@example.org", "Boss", PASSWORD).await;
     let mut boss = browser_at(a);
-    assert_eq!(boss.sign_up("Boss", "boss@example.org", PASSWORD).await.status, 303);
+    assert_eq!(boss.sign_in("boss@example.org", PASSWORD).await.status, 303);
     let mut pat = browser_at(b);
     assert_eq!(pat.sign_up("Pat", "pat@example.org", PASSWORD).await.status, 303);
     assert_eq!(pat.whoami().await["headers"]["x-deskgate-usergroups"], "everyone,registered");

@@ -5,6 +5,7 @@
 mod admin;
 mod browser;
 mod cli;
+mod emails;
 mod forwarding;
 mod guests;
 mod ldap;
