@@ -86,6 +86,7 @@ fn routes(id: &str) -> Vec<(&'static str, String, Option<String>, bool)> {
         ),
         ("POST", format!("/.deskgate/admin/people/{id}/disable"), form(""), true),
         ("POST", format!("/.deskgate/admin/people/{id}/enable"), form(""), true),
+        ("POST", format!("/.deskgate/admin/people/{id}/email"), form("email=taken%40example.org"), true),
         ("GET", "/.deskgate/api/csrf".into(), None, false),
         ("GET", "/.deskgate/api/usergroups".into(), None, false),
         ("GET", "/.deskgate/api/people".into(), None, false),
@@ -101,6 +102,12 @@ fn routes(id: &str) -> Vec<(&'static str, String, Option<String>, bool)> {
         ),
         ("POST", format!("/.deskgate/api/people/{id}/disable"), None, false),
         ("POST", format!("/.deskgate/api/people/{id}/enable"), None, false),
+        (
+            "PUT",
+            format!("/.deskgate/api/people/{id}/email"),
+            json(json!({"email": "taken@example.org"})),
+            false,
+        ),
         ("GET", "/.deskgate/admin/organizations".into(), None, true),
         (
             "POST",
