@@ -102,7 +102,12 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         match load_file(file) {
-            Ok(_) => println!("{}: ok", file.display()),
+            Ok(config) => {
+                println!("{}: ok", file.display());
+                for note in deskgate::config::notes(&config) {
+                    println!("{}: note: {note}", file.display());
+                }
+            }
             Err(diagnostics) => {
                 failed = true;
                 for d in diagnostics {

@@ -237,3 +237,41 @@ async fn a_client_cannot_send_the_email_verified_header_in_any_spelling() {
         seen["headers"].as_object().unwrap().keys().any(|k| k.replace('_', "-").contains("email-verified"));
     assert!(!any, "{seen}");
 }
+
+#[tokio::test]
+async fn deskgate_check_notes_open_registration_with_grants_by_email_and_explain_shows_them_withheld() {
+    let stack = start(Options { model: model(), ..Default::default() }).await;
+    let deskgate = || std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"));
+    let out = deskgate().arg("check").arg(&stack.config_path).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "a note, not an error: {text}");
+    assert!(
+        text.contains(
+            "note: registration.mode = \"open\" with organizations.acme.domains, assignments[].email: \
+             a self-registered address is not verified"
+        ),
+        "{text}"
+    );
+
+    // Signed up openly: typed, not proven.
+    let mut b = Browser::new(&stack);
+    assert_eq!(b.sign_up("Wile", "wile@acme.example", PASSWORD).await.status, 303);
+    let out = deskgate()
+        .args(["explain", "--config"])
+        .arg(&stack.config_path)
+        .args(["--account", "wile@acme.example", "--path", "/chat/support"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Wile <wile@acme.example> (not verified)"), "{text}");
+    assert!(
+        text.contains("withheld: organization `acme` by email domain: withheld, the email is not verified"),
+        "{text}"
+    );
+    assert!(
+        text.contains("withheld: config assignment ([[assignments]]) of vips by email: withheld, the email is not verified"),
+        "{text}"
+    );
+    assert!(text.contains("Decision:   deny"), "{text}");
+}
