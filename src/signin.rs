@@ -92,12 +92,21 @@ async fn create_for(state: &AppState, identity: &Identity) -> Result<Account, Ga
         created_at: state.clock.now(),
         ..Default::default()
     };
+    // An account that holds a vouched address unverified loses it to this one: its sessions
+    // stop forwarding the address at their next request.
+    let holder = match (&identity.email, identity.email_verified) {
+        (Some(email), true) => state.accounts.by_email(email).await?.filter(|h| !h.email_verified),
+        _ => None,
+    };
     let a = match state.accounts.create(new.clone()).await {
         Err(crate::accounts::AccountError::EmailTaken) if !identity.email_verified => {
             state.accounts.create(crate::accounts::NewAccount { email: None, ..new }).await?
         }
         other => other?,
     };
+    if let Some(holder) = holder {
+        state.sessions.bump_account_epoch(&holder.id).await?;
+    }
     state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
     tracing::info!(
         target: "deskgate::audit",
@@ -171,6 +180,7 @@ pub async fn start_session(
         account_id: account.id.clone(),
         email,
         email_verified,
+        provider_email: account.email.is_none().then(|| identity.email.clone()).flatten(),
         name: account.name.clone(),
         provider: identity.provider.clone(),
         provider_usergroups,

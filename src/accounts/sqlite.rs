@@ -14,7 +14,7 @@ use super::{
     new_account_id,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_accounts.sql")),
     (2, include_str!("../../migrations/sqlite/0002_account_status.sql")),
     (3, include_str!("../../migrations/sqlite/0003_organizations_and_claims.sql")),

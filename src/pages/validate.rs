@@ -223,8 +223,14 @@ pub async fn confirm(
     };
     // The link proves the address: it becomes verified, and an account that held it
     // unverified loses it.
+    let holder = state.accounts.by_email(&address).await?.filter(|h| h.id != id && !h.email_verified);
     match state.accounts.set_email(&id, Some(&address), true).await {
-        Ok(()) => {}
+        Ok(()) => {
+            // The holder's sessions stop forwarding the address at their next request.
+            if let Some(holder) = holder {
+                state.sessions.bump_account_epoch(&holder.id).await?;
+            }
+        }
         Err(AccountError::EmailTaken) => {
             tracing::info!(target: "deskgate::audit", account = %id, "Validation refused: another account verified the address first");
             return Ok(html::message(

@@ -31,6 +31,10 @@ pub struct Session {
     /// to the backend, which must not trust an unverified address as proof of anything.
     #[serde(default)]
     pub email_verified: bool,
+    /// The address the provider gave at sign-in when the account had none of its own: what
+    /// `email` falls back to, unverified, when the session is resolved again.
+    #[serde(default)]
+    pub provider_email: Option<String>,
     /// Display name.
     pub name: String,
     /// Provider id the person signed in with.
@@ -95,6 +99,7 @@ impl Session {
             account_id: self.account_id.clone(),
             email: self.email.clone(),
             email_verified: self.email_verified,
+            provider_email: self.provider_email.clone(),
             name: self.name.clone(),
             provider: self.provider.clone(),
             provider_usergroups: self.provider_usergroups.clone(),

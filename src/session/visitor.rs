@@ -103,11 +103,13 @@ async fn refresh(
     };
     let mut fresh = old.touched(now);
     fresh.name = account.name.clone();
-    // An account with no address keeps forwarding the unverified one its provider gave.
+    // An account with no address forwards the one its provider gave at sign-in, unverified
+    // (and an account that lost its address to a verified claim forwards none).
     if account.email.is_some() {
         fresh.email = account.email.clone();
         fresh.email_verified = account.email_verified;
     } else {
+        fresh.email = old.provider_email.clone();
         fresh.email_verified = false;
     }
     fresh.epoch = epoch;

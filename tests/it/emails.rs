@@ -139,6 +139,12 @@ async fn an_unverified_holder_does_not_keep_the_address_from_its_owner_who_valid
     assert_eq!(usergroups(&seen), "everyone,registered,trial_users", "organization acme by a proven address");
     assert_eq!(seen["headers"]["x-deskgate-email-verified"], "true");
     assert_eq!(owner.get("/chat/sales").await.status, 200);
+    let seen = squatting.whoami().await;
+    assert!(
+        seen["headers"].get("x-deskgate-email").is_none(),
+        "the holder's session stops forwarding it: {seen}"
+    );
+    assert_eq!(seen["headers"]["x-deskgate-email-verified"], "false");
     assert_eq!(squatting.sign_in("owner@acme.example", "squatter password").await.status, 401);
 }
 
