@@ -136,6 +136,9 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         )
         .init();
     let config = load(path)?;
+    for note in deskgate::config::notes(&config) {
+        tracing::info!(file = %path.display(), "Config note: {note}");
+    }
     let listen = config.server.listen;
     let public = config.server.public_url.clone();
     let workers = config.server.workers;

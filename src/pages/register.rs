@@ -11,7 +11,7 @@ use super::PREFIX;
 use super::forms::{self, Binding};
 use super::html::{self, esc};
 use super::validate;
-use crate::accounts::{AccountError, AccountStatus, AccountStore, NewAccount};
+use crate::accounts::{AccountError, AccountQuery, AccountStatus, AccountStore, NewAccount};
 use crate::app::AppState;
 use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
@@ -77,6 +77,30 @@ async fn held_unverified<'s>(state: &'s AppState, email: &str) -> Result<Option<
     let holder = state.accounts.by_email(email.trim()).await?;
     // A sign-up still within its link's lifetime keeps the address until it lapses.
     Ok(holder.filter(|a| !a.email_verified && a.status != AccountStatus::PendingValidation).map(|_| smtp))
+}
+
+/// Most lapsed sign-ups without an address of their own removed at a time.
+const LAPSED_SWEEP: u64 = 100;
+
+/// Deletes sign-ups for an address held by another account (they keep no address until
+/// their link is followed) whose link has lapsed, so that they do not pile up.
+async fn release_lapsed_unaddressed(state: &AppState, smtp: &Smtp) -> Result<(), GatewayError> {
+    let query = AccountQuery { status: Some(AccountStatus::PendingValidation), ..Default::default() };
+    // Accounts without an address are listed last.
+    let total = state.accounts.list(&query, 0, 0).await?.total;
+    let pending = state.accounts.list(&query, total.saturating_sub(LAPSED_SWEEP), LAPSED_SWEEP).await?;
+    let now = state.clock.now();
+    for l in pending.accounts {
+        let a = l.account;
+        if a.email.is_none() && a.created_at.saturating_add(smtp.validation_ttl.as_secs()) < now {
+            match state.accounts.delete(&a.id).await {
+                Ok(()) | Err(AccountError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(target: "deskgate::audit", account = %a.id, "Unconfirmed sign-up lapsed and removed");
+        }
+    }
+    Ok(())
 }
 
 fn awaiting_approval() -> Response {
@@ -205,6 +229,7 @@ pub async fn submit(
             // The address is only claimed, not proven, by another account: mail its link
             // all the same, to a sign-up that takes the address once the link is followed.
             Some(smtp) if state.sessions.incr(&validate::address_counter(&f.email), 600).await? <= 1 => {
+                release_lapsed_unaddressed(&state, smtp).await?;
                 let account = state.accounts.create(NewAccount { email: None, ..new }).await?;
                 tracing::info!(
                     target: "deskgate::audit",

@@ -281,3 +281,31 @@ async fn deskgate_check_notes_open_registration_with_grants_by_email_and_explain
     );
     assert!(text.contains("Decision:   deny"), "{text}");
 }
+
+#[tokio::test]
+async fn lapsed_sign_ups_for_a_held_address_do_not_pile_up() {
+    let (port, mut mails) = smtp_server().await;
+    let stack = start(Options { head: validation_head(port), ..Default::default() }).await;
+    for held in ["one@acme.example", "two@acme.example"] {
+        let new = NewAccount { email: Some(held.into()), name: "Holder".into(), ..Default::default() };
+        stack.gateway.accounts.create(new).await.unwrap();
+    }
+    let pending = || async {
+        let query = deskgate::accounts::AccountQuery {
+            status: Some(deskgate::accounts::AccountStatus::PendingValidation),
+            ..Default::default()
+        };
+        stack.gateway.accounts.list(&query, 0, 10).await.unwrap().total
+    };
+    let mut b = Browser::new(&stack);
+    assert_eq!(b.sign_up("One", "one@acme.example", PASSWORD).await.status, 200);
+    let first = link(&mails.recv().await.expect("a mail"), &stack.base);
+    assert_eq!(pending().await, 1);
+    stack.clock.advance(3601);
+    assert_eq!(b.sign_up("Two", "two@acme.example", PASSWORD).await.status, 200);
+    mails.recv().await.expect("a mail");
+    assert_eq!(pending().await, 1, "the lapsed one was removed, the new one waits");
+    assert_eq!(b.get(&first).await.status, 400, "its link lapsed with it");
+    let one = stack.gateway.accounts.by_email("one@acme.example").await.unwrap().unwrap();
+    assert_eq!(one.name, "Holder", "the holder kept the address it was never proven to lack");
+}
