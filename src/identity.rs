@@ -17,6 +17,8 @@ pub struct HeaderNames {
     pub user: HeaderName,
     /// `{prefix}Email`
     pub email: HeaderName,
+    /// `{prefix}Email-Verified`: `true` or `false`, on every signed-in request.
+    pub email_verified: HeaderName,
     /// `{prefix}Name`
     pub name: HeaderName,
     /// `{prefix}Usergroups`
@@ -45,6 +47,7 @@ impl HeaderNames {
             normalized_prefix: normalize_name(prefix),
             user: name("User")?,
             email: name("Email")?,
+            email_verified: name("Email-Verified")?,
             name: name("Name")?,
             usergroups: name("Usergroups")?,
             permissions: name("Permissions")?,
@@ -125,6 +128,9 @@ impl HeaderSet {
         if let Some(email) = &s.email {
             v.push((names.email.clone(), header_value(email)));
         }
+        // Always set, so that a backend never mistakes a missing header for a verified address.
+        let verified = if s.email.is_some() && s.email_verified { "true" } else { "false" };
+        v.push((names.email_verified.clone(), HeaderValue::from_static(verified)));
         HeaderSet(v)
     }
 
@@ -149,7 +155,15 @@ mod tests {
     #[test]
     fn every_spelling_of_an_identity_header_is_ours() {
         let names = HeaderNames::new("X-Deskgate-").expect("valid");
-        for spelling in ["x-deskgate-user", "X_Deskgate_User", "x_deskgate-jwt", "X-DESKGATE-ANYTHING"] {
+        for spelling in [
+            "x-deskgate-user",
+            "X_Deskgate_User",
+            "x_deskgate-jwt",
+            "X-DESKGATE-ANYTHING",
+            "x-deskgate-email-verified",
+            "X_DESKGATE_EMAIL_VERIFIED",
+            "x-deskgate_email-verified",
+        ] {
             let name = HeaderName::from_bytes(spelling.as_bytes()).expect("valid name");
             assert!(names.is_ours(&name), "{spelling}");
         }

@@ -54,6 +54,9 @@ struct Claims<'a> {
     exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<&'a str>,
+    /// Present with `email`: whether the address is verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
     name: &'a str,
     usergroups: &'a [String],
     permissions: &'a [String],
@@ -115,6 +118,7 @@ impl Signer {
             iat: now,
             exp,
             email: s.email.as_deref(),
+            email_verified: s.email.as_ref().map(|_| s.email_verified),
             name: &s.name,
             usergroups: &s.resolved.usergroups,
             permissions: &s.resolved.permissions,

@@ -102,7 +102,12 @@ fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         match load_file(file) {
-            Ok(_) => println!("{}: ok", file.display()),
+            Ok(config) => {
+                println!("{}: ok", file.display());
+                for note in deskgate::config::notes(&config) {
+                    println!("{}: note: {note}", file.display());
+                }
+            }
             Err(diagnostics) => {
                 failed = true;
                 for d in diagnostics {
@@ -132,6 +137,9 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         .init();
     let config = load(path)?;
     raise_open_files_limit(config.server.connections.max_connections);
+    for note in deskgate::config::notes(&config) {
+        tracing::info!(file = %path.display(), "Config note: {note}");
+    }
     let listen = config.server.listen;
     let public = config.server.public_url.clone();
     let workers = config.server.workers;
@@ -246,6 +254,8 @@ async fn add_account(
     let account = accounts
         .create(NewAccount {
             email: Some(email),
+            // An administrator's word: the address counts for organizations and assignments.
+            email_verified: true,
             name,
             password_hash: Some(hash),
             usergroups,

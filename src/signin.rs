@@ -25,6 +25,11 @@ pub enum Refusal {
 }
 
 /// Finds (or, where allowed, links or creates) the account for an identity.
+///
+/// Only an address the provider vouches for links to an account, and only to an account
+/// whose own address is verified: an address anyone could type (open sign-up, a provider
+/// that does not verify) must never hand over someone's account. A vouched address that an
+/// account holds unverified is taken from it when the account is created here.
 pub async fn resolve_account(
     state: &AppState,
     identity: &Identity,
@@ -36,43 +41,30 @@ pub async fn resolve_account(
         state.accounts.by_link(&identity.provider, &identity.subject).await?
     };
     let found = match (found, identity.email.as_deref()) {
-        (Some(a), _) => Some(a),
+        (Some(a), _) => Some(adopt_email(state, a, identity).await?),
         (None, Some(email)) if policy.link_by_email && identity.email_verified => {
-            let a = state.accounts.by_email(email).await?;
-            if let Some(a) = &a {
-                state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
+            match state.accounts.by_email(email).await? {
+                Some(a) if a.email_verified => {
+                    state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
+                    Some(a)
+                }
+                Some(a) => {
+                    tracing::info!(
+                        target: "deskgate::audit",
+                        account = %a.id,
+                        provider = %identity.provider,
+                        "Not linked by email: the account's address is not verified"
+                    );
+                    None
+                }
+                None => None,
             }
-            a
         }
         _ => None,
     };
     let account = match found {
         Some(a) => a,
-        None if policy.create_accounts => {
-            let name = identity
-                .display_name
-                .clone()
-                .or_else(|| identity.username.clone())
-                .unwrap_or_else(|| identity.subject.clone());
-            let email = identity.email.clone().filter(|_| identity.email_verified);
-            let a = state
-                .accounts
-                .create(crate::accounts::NewAccount {
-                    email,
-                    name,
-                    created_at: state.clock.now(),
-                    ..Default::default()
-                })
-                .await?;
-            state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
-            tracing::info!(
-                target: "deskgate::audit",
-                account = %a.id,
-                provider = %identity.provider,
-                "Account created at first sign-in"
-            );
-            a
-        }
+        None if policy.create_accounts => create_for(state, identity).await?,
         None => return Ok(Err(Refusal::NoAccount)),
     };
     // A sign-up still waiting (or rejected) must not get in through another provider that
@@ -81,6 +73,72 @@ pub async fn resolve_account(
         return Ok(Err(Refusal::Disabled));
     }
     Ok(Ok(account))
+}
+
+/// Creates the account of an identity (just-in-time), with its address as the provider
+/// gave it. An unverified address that another account holds is left off (the session
+/// still forwards it, marked unverified): it must not be refused, and must not take the
+/// address from anyone.
+async fn create_for(state: &AppState, identity: &Identity) -> Result<Account, GatewayError> {
+    let name = identity
+        .display_name
+        .clone()
+        .or_else(|| identity.username.clone())
+        .unwrap_or_else(|| identity.subject.clone());
+    let new = crate::accounts::NewAccount {
+        email: identity.email.clone(),
+        email_verified: identity.email_verified,
+        name,
+        created_at: state.clock.now(),
+        ..Default::default()
+    };
+    // An account that holds a vouched address unverified loses it to this one: its sessions
+    // stop forwarding the address at their next request.
+    let holder = match (&identity.email, identity.email_verified) {
+        (Some(email), true) => state.accounts.by_email(email).await?.filter(|h| !h.email_verified),
+        _ => None,
+    };
+    let a = match state.accounts.create(new.clone()).await {
+        Err(crate::accounts::AccountError::EmailTaken) if !identity.email_verified => {
+            state.accounts.create(crate::accounts::NewAccount { email: None, ..new }).await?
+        }
+        other => other?,
+    };
+    if let Some(holder) = holder {
+        state.sessions.bump_account_epoch(&holder.id).await?;
+    }
+    state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
+    tracing::info!(
+        target: "deskgate::audit",
+        account = %a.id,
+        provider = %identity.provider,
+        email_verified = a.email_verified,
+        "Account created at first sign-in"
+    );
+    Ok(a)
+}
+
+/// A linked account whose address the provider now vouches for has it marked verified.
+async fn adopt_email(
+    state: &AppState,
+    account: Account,
+    identity: &Identity,
+) -> Result<Account, GatewayError> {
+    let vouched = identity.email_verified
+        && !account.email_verified
+        && identity.provider != deskgate_builtin::PROVIDER_ID
+        && matches!((&account.email, &identity.email), (Some(a), Some(i)) if a.to_lowercase() == i.to_lowercase());
+    if !vouched {
+        return Ok(account);
+    }
+    state.accounts.set_email(&account.id, account.email.as_deref(), true).await?;
+    tracing::info!(
+        target: "deskgate::audit",
+        account = %account.id,
+        provider = %identity.provider,
+        "Email address verified by the provider"
+    );
+    Ok(Account { email_verified: true, ..account })
 }
 
 /// Starts a fresh session for `account`; any session the browser had is ended, so a
@@ -106,14 +164,23 @@ pub async fn start_session(
     let model = state.model().await?;
     let resolved = model.resolve(&Member {
         email: account.email.as_deref(),
+        email_verified: account.email_verified,
         assigned: &account.usergroups,
         provider: &provider_usergroups,
         organizations: &model.organizations_named(named),
     });
     let provider_organizations = named.to_vec();
+    // An account with no address of its own still tells the backend the one its provider
+    // gave, marked unverified: it is not on the account, so it grants and links nothing.
+    let (email, email_verified) = match &account.email {
+        Some(e) => (Some(e.clone()), account.email_verified),
+        None => (identity.email.clone(), false),
+    };
     let session = Session {
         account_id: account.id.clone(),
-        email: account.email.clone(),
+        email,
+        email_verified,
+        provider_email: account.email.is_none().then(|| identity.email.clone()).flatten(),
         name: account.name.clone(),
         provider: identity.provider.clone(),
         provider_usergroups,

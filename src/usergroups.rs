@@ -51,6 +51,30 @@ pub enum Source {
     Provider(String),
 }
 
+/// A grant by email that does not apply because the address is not verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withheld {
+    /// Membership of this organization by the email's domain.
+    Organization(String),
+    /// `[[assignments]]` of these usergroups to the address.
+    Assignment(Vec<String>),
+}
+
+impl Withheld {
+    /// The grant in words, as the person page and `deskgate explain` show it.
+    pub fn text(&self) -> String {
+        match self {
+            Withheld::Organization(id) => {
+                format!("organization `{id}` by email domain: withheld, the email is not verified")
+            }
+            Withheld::Assignment(ids) => format!(
+                "config assignment ([[assignments]]) of {} by email: withheld, the email is not verified",
+                ids.join(", ")
+            ),
+        }
+    }
+}
+
 /// The resolved usergroups and permissions of a guest or an account.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Resolved {
@@ -72,6 +96,8 @@ impl Resolved {
 pub struct Member<'a> {
     /// The account's email, if any.
     pub email: Option<&'a str>,
+    /// Whether `email` is verified; an unverified one grants nothing.
+    pub email_verified: bool,
     /// Usergroups assigned to the account in the account store.
     pub assigned: &'a [String],
     /// Usergroups mapped from the provider's groups at sign-in.
@@ -126,7 +152,8 @@ impl Model {
         for id in member.provider {
             add(id, Source::Provider(String::new()));
         }
-        let email = member.email.map(str::to_ascii_lowercase);
+        // Grants by email need a verified address: anyone can type an address at sign-up.
+        let email = member.email.filter(|_| member.email_verified).map(str::to_ascii_lowercase);
         if let Some(ids) = email.as_ref().and_then(|e| self.assignments.get(e)) {
             for id in ids {
                 add(id, Source::ConfigAssignment);
@@ -135,6 +162,25 @@ impl Model {
         for org in self.member_of(email.as_deref(), member.organizations) {
             for id in &org.usergroups {
                 add(id, Source::Organization(org.id.clone()));
+            }
+        }
+        out
+    }
+
+    /// The grants an account's email would bring if it were verified, and does not because
+    /// it is not: empty for a verified address or none. Organizations already held by
+    /// another way (e.g. named by a provider) are left out.
+    pub fn withheld(&self, member: &Member<'_>) -> Vec<Withheld> {
+        let Some(email) = member.email.filter(|_| !member.email_verified).map(str::to_ascii_lowercase) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(ids) = self.assignments.get(&email) {
+            out.push(Withheld::Assignment(ids.clone()));
+        }
+        for org in self.member_of(Some(&email), &[]) {
+            if !member.organizations.contains(&org.id) {
+                out.push(Withheld::Organization(org.id.clone()));
             }
         }
         out

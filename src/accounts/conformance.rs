@@ -9,8 +9,14 @@ fn new(email: &str, groups: &[&str]) -> NewAccount {
         password_hash: Some("$argon2id$stub".into()),
         usergroups: groups.iter().map(|g| g.to_string()).collect(),
         created_at: 1_700_000_000,
+        email_verified: true,
         ..Default::default()
     }
+}
+
+/// An account whose address was only typed (open sign-up) or not vouched for.
+fn unverified(email: &str) -> NewAccount {
+    NewAccount { email_verified: false, ..new(email, &[]) }
 }
 
 /// Runs every check against an empty store.
@@ -19,6 +25,7 @@ pub async fn run<S: AccountStore>(store: &S) {
     provider_claims(store).await;
     listing_counting_and_disabling(store).await;
     sign_up_status(store).await;
+    an_unverified_address_grants_nothing_and_cannot_keep_the_address_from_a_verified_claim(store).await;
     let a = store.create(new("Ann@Example.com", &["vips", "power_users"])).await.expect("create");
     assert_eq!(a.usergroups, ["power_users", "vips"]);
     let by_email = store.by_email("ann@example.COM").await.expect("lookup").expect("found");
@@ -203,6 +210,73 @@ fn emails(page: &AccountPage) -> Vec<Option<&str>> {
 /// Accounts start active unless told otherwise; a pending or rejected one hands out a
 /// credential that says why it cannot sign in; the status filter lists exactly the pending.
 /// Leaves the store as it found it.
+async fn an_unverified_address_grants_nothing_and_cannot_keep_the_address_from_a_verified_claim<
+    S: AccountStore,
+>(
+    store: &S,
+) {
+    let squatter = store.create(unverified("Boss@Squat.example")).await.expect("create");
+    assert!(!squatter.email_verified);
+    let read = store.by_email("boss@squat.example").await.expect("lookup").expect("found");
+    assert_eq!(read, squatter, "the flag is stored");
+    // Membership by domain or by an assigned address counts verified addresses only.
+    let by_email = Membership {
+        usergroup: "squat_vips".into(),
+        emails: vec!["boss@squat.example".into()],
+        domains: vec!["squat.example".into()],
+        ..Default::default()
+    };
+    assert_eq!(store.count_by_usergroup(std::slice::from_ref(&by_email)).await.expect("count"), [0]);
+    // A second unproven claim does not take the address: sign-in by email stays unambiguous.
+    assert!(matches!(store.create(unverified("boss@squat.example")).await, Err(AccountError::EmailTaken)));
+    // A verified claim does; the unverified holder loses the address and nothing else.
+    let owner =
+        store.create(new("BOSS@squat.example", &[])).await.expect("a verified address takes precedence");
+    assert!(owner.email_verified);
+    let lost = store.by_id(&squatter.id).await.expect("by id").expect("still there");
+    assert_eq!((lost.email, lost.email_verified), (None, false));
+    assert_eq!(
+        store.by_email("boss@squat.example").await.expect("lookup").map(|a| a.id),
+        Some(owner.id.clone())
+    );
+    assert_eq!(store.count_by_usergroup(std::slice::from_ref(&by_email)).await.expect("count"), [1]);
+    // A verified holder keeps it against anyone, verified or not.
+    assert!(matches!(store.create(new("boss@squat.example", &[])).await, Err(AccountError::EmailTaken)));
+    assert!(matches!(
+        store.set_email(&squatter.id, Some("boss@SQUAT.example"), true).await,
+        Err(AccountError::EmailTaken)
+    ));
+    assert!(matches!(
+        store.set_email(&squatter.id, Some("boss@squat.example"), false).await,
+        Err(AccountError::EmailTaken)
+    ));
+    // set_email: an unverified address is taken over by an administrator's (verified) one;
+    // the account itself can be marked verified; clearing works; unknown ids are refused.
+    store.set_email(&squatter.id, Some("second@squat.example"), false).await.expect("set unverified");
+    let other =
+        store.create(NewAccount { name: "Other".into(), ..Default::default() }).await.expect("create");
+    store.set_email(&other.id, Some("Second@squat.example"), true).await.expect("verified takes it");
+    assert_eq!(store.by_id(&squatter.id).await.expect("by id").expect("found").email, None);
+    let other = store.by_id(&other.id).await.expect("by id").expect("found");
+    assert_eq!((other.email.as_deref(), other.email_verified), (Some("Second@squat.example"), true));
+    store.set_email(&squatter.id, Some("third@squat.example"), false).await.expect("set");
+    store
+        .set_email(&squatter.id, Some("third@squat.example"), true)
+        .await
+        .expect("its own address, verified");
+    assert!(store.by_id(&squatter.id).await.expect("by id").expect("found").email_verified);
+    store.set_email(&squatter.id, None, true).await.expect("clear");
+    let cleared = store.by_id(&squatter.id).await.expect("by id").expect("found");
+    assert_eq!((cleared.email, cleared.email_verified), (None, false), "no address is never verified");
+    assert!(matches!(
+        store.set_email("nobody", Some("x@squat.example"), true).await,
+        Err(AccountError::NotFound)
+    ));
+    for id in [squatter.id, owner.id, other.id] {
+        store.delete(&id).await.expect("clean up");
+    }
+}
+
 async fn sign_up_status<S: AccountStore>(store: &S) {
     let active = store.create(new("status-active@example.com", &[])).await.expect("create");
     assert_eq!(active.status, AccountStatus::Active);
@@ -459,4 +533,54 @@ fn unreachable_postgres(url: &str, e: &dyn std::fmt::Display) {
         "SKIP: PostgreSQL at {url} is unreachable ({e}): the PostgreSQL account store was NOT tested. \
          Start one (apt-get install postgresql) or set DESKGATE_TEST_POSTGRES."
     );
+}
+
+/// Upgrading: accounts stored before addresses were marked keep their grants by email
+/// (how each address was set is not recorded), except sign-ups still waiting for their link.
+#[tokio::test]
+async fn accounts_from_before_the_upgrade_are_verified_except_unconfirmed_sign_ups() {
+    use sqlx::Connection;
+    let dir = std::env::temp_dir().join(format!("deskgate-acc-{}", new_account_id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("old.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+    let mut old = sqlx::SqliteConnection::connect_with(&options).await.expect("open");
+    sqlx::raw_sql(
+        "CREATE TABLE deskgate_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .execute(&mut old)
+    .await
+    .expect("migrations table");
+    for (version, sql) in sqlite::MIGRATIONS.iter().filter(|(v, _)| *v <= 3) {
+        sqlx::raw_sql(sql).execute(&mut old).await.expect("old migration");
+        sqlx::query("INSERT INTO deskgate_migrations VALUES (?, 0)")
+            .bind(version)
+            .execute(&mut old)
+            .await
+            .expect("mark");
+    }
+    for (id, email, status) in [
+        ("a-active", Some("ann@acme.example"), "active"),
+        ("a-pending", Some("pam@acme.example"), "pending-validation"),
+        ("a-none", None, "active"),
+    ] {
+        sqlx::query("INSERT INTO accounts (id, email, email_lower, name, created_at, status) VALUES (?, ?, ?, 'x', 1, ?)")
+            .bind(id)
+            .bind(email)
+            .bind(email.map(str::to_lowercase))
+            .bind(status)
+            .execute(&mut old)
+            .await
+            .expect("old account");
+    }
+    old.close().await.expect("close");
+    let store = SqliteStore::open(&path).await.expect("migrates");
+    let flag = |id: &'static str| {
+        let store = store.clone();
+        async move { store.by_id(id).await.expect("read").expect("found").email_verified }
+    };
+    assert!(flag("a-active").await);
+    assert!(!flag("a-pending").await, "not confirmed yet");
+    assert!(!flag("a-none").await, "no address is never verified");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -99,19 +99,24 @@ where
         )
         .push_bind(m.usergroup.clone())
         .push(")");
-        if !m.emails.is_empty() {
-            qb.push(" OR a.email_lower IN (");
-            let mut list = qb.separated(", ");
-            for e in &m.emails {
-                list.push_bind(e.to_lowercase());
+        // Email-derived membership counts only verified addresses, as the model has it.
+        if !m.emails.is_empty() || !m.domains.is_empty() {
+            qb.push(" OR (a.email_verified AND (1 = 0");
+            if !m.emails.is_empty() {
+                qb.push(" OR a.email_lower IN (");
+                let mut list = qb.separated(", ");
+                for e in &m.emails {
+                    list.push_bind(e.to_lowercase());
+                }
+                qb.push(")");
             }
-            qb.push(")");
-        }
-        // Ends with `@domain`: the part after the last `@` is the domain, as the model has it.
-        for d in &m.domains {
-            qb.push(" OR a.email_lower LIKE ")
-                .push_bind(format!("%@{}", escape_like(&d.to_lowercase())))
-                .push(" ESCAPE '\\'");
+            // Ends with `@domain`: the part after the last `@` is the domain, as the model has it.
+            for d in &m.domains {
+                qb.push(" OR a.email_lower LIKE ")
+                    .push_bind(format!("%@{}", escape_like(&d.to_lowercase())))
+                    .push(" ESCAPE '\\'");
+            }
+            qb.push("))");
         }
         // Claims compare as the model does: without regard to ASCII case.
         for (provider, group) in &m.provider_groups {

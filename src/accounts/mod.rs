@@ -23,6 +23,10 @@ pub struct Account {
     pub id: String,
     /// Email address (the built-in login name), if any.
     pub email: Option<String>,
+    /// Whether `email` is verified: validated by the sign-up mail, vouched for by an identity
+    /// provider, or set by an administrator. Only a verified address grants anything
+    /// (organizations by domain, `[[assignments]]`) or links a provider's identity.
+    pub email_verified: bool,
     /// Display name.
     pub name: String,
     /// Whether sign-in is refused.
@@ -101,6 +105,18 @@ pub struct NewAccount {
     pub status: AccountStatus,
     /// Creation time (Unix seconds).
     pub created_at: u64,
+    /// Whether `email` is verified (see [`Account::email_verified`]). A verified address
+    /// takes the address from an account that holds it unverified.
+    pub email_verified: bool,
+}
+
+/// Logs that an account lost an address it held unverified to a verified claim of it.
+fn log_released(account_id: &str) {
+    tracing::info!(
+        target: "deskgate::audit",
+        account = %account_id,
+        "Unverified email address released: another account verified it"
+    );
 }
 
 /// Why an account operation failed.
@@ -226,7 +242,9 @@ pub fn new_account_id() -> String {
 
 /// Where accounts live.
 pub trait AccountStore: Send + Sync {
-    /// Creates an account; the email must be unused (case-insensitively).
+    /// Creates an account; the email must be unused (case-insensitively), except that a
+    /// verified one takes the address from an account that holds it unverified (see
+    /// [`AccountStore::set_email`]).
     fn create(&self, new: NewAccount) -> impl Future<Output = Result<Account, AccountError>> + Send;
     /// The account with this id.
     fn by_id(&self, id: &str) -> impl Future<Output = Result<Option<Account>, AccountError>> + Send;
@@ -282,6 +300,16 @@ pub trait AccountStore: Send + Sync {
         &self,
         account_id: &str,
         status: AccountStatus,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Sets (or with `None` clears) an account's email and whether it is verified. The
+    /// address must be unused by other accounts (case-insensitively), except that a verified
+    /// address takes it from an account that holds it unverified: that account's email is
+    /// cleared, so an unproven claim never keeps an address from its owner.
+    fn set_email(
+        &self,
+        account_id: &str,
+        email: Option<&str>,
+        verified: bool,
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
     /// Deletes an account with its links and usergroups.
     fn delete(&self, account_id: &str) -> impl Future<Output = Result<(), AccountError>> + Send;
@@ -361,6 +389,14 @@ impl AccountStore for Accounts {
     }
     async fn set_status(&self, account_id: &str, status: AccountStatus) -> Result<(), AccountError> {
         delegate!(self, s => s.set_status(account_id, status).await)
+    }
+    async fn set_email(
+        &self,
+        account_id: &str,
+        email: Option<&str>,
+        verified: bool,
+    ) -> Result<(), AccountError> {
+        delegate!(self, s => s.set_email(account_id, email, verified).await)
     }
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
         delegate!(self, s => s.delete(account_id).await)

@@ -18,6 +18,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_accounts.sql")),
     (2, include_str!("../../migrations/postgres/0002_account_status.sql")),
     (3, include_str!("../../migrations/postgres/0003_organizations_and_claims.sql")),
+    (4, include_str!("../../migrations/postgres/0004_email_verified.sql")),
 ];
 
 /// Advisory lock key held while migrating, so that replicas starting together apply each
@@ -38,7 +39,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 macro_rules! select_account {
     ($from_where:literal) => {
         concat!(
-            "SELECT a.id, a.email, a.name, a.disabled, a.status, a.created_at, ",
+            "SELECT a.id, a.email, a.email_verified, a.name, a.disabled, a.status, a.created_at, ",
             "COALESCE(array_agg(g.usergroup ORDER BY g.usergroup COLLATE \"C\") ",
             "FILTER (WHERE g.usergroup IS NOT NULL), '{}') AS usergroups ",
             $from_where,
@@ -146,6 +147,7 @@ fn account(row: &PgRow) -> Result<Account, AccountError> {
     Ok(Account {
         id: row.try_get("id").map_err(db)?,
         email: row.try_get("email").map_err(db)?,
+        email_verified: row.try_get("email_verified").map_err(db)?,
         name: row.try_get("name").map_err(db)?,
         disabled: row.try_get("disabled").map_err(db)?,
         status: AccountStatus::parse(row.try_get("status").map_err(db)?),
@@ -185,6 +187,28 @@ async fn lock_account(tx: &mut PgConnection, account_id: &str) -> Result<(), Acc
     exists.map(drop).ok_or(AccountError::NotFound)
 }
 
+/// Clears `email_lower` from another account that holds it unverified, inside `tx`: a
+/// verified address takes precedence over an unclaimed copy (see [`AccountStore::set_email`]).
+async fn release_unverified(
+    tx: &mut PgConnection,
+    email_lower: &str,
+    keep: &str,
+) -> Result<(), AccountError> {
+    let released: Option<String> = sqlx::query_scalar(
+        "UPDATE accounts SET email = NULL, email_lower = NULL, email_verified = FALSE \
+         WHERE email_lower = $1 AND NOT email_verified AND id <> $2 RETURNING id",
+    )
+    .bind(email_lower)
+    .bind(keep)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let Some(id) = released {
+        super::log_released(&id);
+    }
+    Ok(())
+}
+
 /// The usergroups and linked providers of the account `a`, each in byte order.
 const GROUPS_AND_LINKS: &str = "COALESCE((SELECT array_agg(g.usergroup ORDER BY g.usergroup COLLATE \"C\") \
      FROM account_usergroups g WHERE g.account_id = a.id), '{}') AS usergroups, \
@@ -195,9 +219,14 @@ impl AccountStore for PostgresStore {
     async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
         let id = new_account_id();
         let email_lower = new.email.as_ref().map(|e| e.to_lowercase());
+        let email_verified = new.email.is_some() && new.email_verified;
         let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(lower) = email_lower.as_deref().filter(|_| email_verified) {
+            release_unverified(&mut tx, lower, &id).await?;
+        }
         let inserted = sqlx::query(
-            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at, status) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at, status, email_verified) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(&new.email)
@@ -206,6 +235,7 @@ impl AccountStore for PostgresStore {
         .bind(&new.password_hash)
         .bind(i64::try_from(new.created_at).unwrap_or(i64::MAX))
         .bind(new.status.as_str())
+        .bind(email_verified)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -231,6 +261,7 @@ impl AccountStore for PostgresStore {
         Ok(Account {
             id,
             email: new.email,
+            email_verified,
             name: new.name,
             disabled: false,
             status: new.status,
@@ -322,7 +353,7 @@ impl AccountStore for PostgresStore {
     async fn list(&self, query: &AccountQuery, offset: u64, limit: u64) -> Result<AccountPage, AccountError> {
         let total = self.count(query).await?;
         let mut qb = QueryBuilder::<Postgres>::new(format!(
-            "SELECT a.id, a.email, a.name, a.disabled, a.status, a.created_at, \
+            "SELECT a.id, a.email, a.email_verified, a.name, a.disabled, a.status, a.created_at, \
              a.password_hash IS NOT NULL AS has_password, {GROUPS_AND_LINKS} FROM accounts a"
         ));
         push_where(&mut qb, query);
@@ -394,6 +425,39 @@ impl AccountStore for PostgresStore {
             .await
             .map_err(db)?;
         super::one_account(done.rows_affected())
+    }
+
+    async fn set_email(
+        &self,
+        account_id: &str,
+        email: Option<&str>,
+        verified: bool,
+    ) -> Result<(), AccountError> {
+        let lower = email.map(str::to_lowercase);
+        let verified = email.is_some() && verified;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(lower) = lower.as_deref().filter(|_| verified) {
+            release_unverified(&mut tx, lower, account_id).await?;
+        }
+        let done = sqlx::query(
+            "UPDATE accounts SET email = $1, email_lower = $2, email_verified = $3 WHERE id = $4",
+        )
+        .bind(email)
+        .bind(&lower)
+        .bind(verified)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await;
+        let done = match done {
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.constraint() == Some(EMAIL_UNIQUE) =>
+            {
+                return Err(AccountError::EmailTaken);
+            }
+            other => other.map_err(db)?,
+        };
+        super::one_account(done.rows_affected())?;
+        tx.commit().await.map_err(db)
     }
 
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {

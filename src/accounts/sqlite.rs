@@ -14,10 +14,11 @@ use super::{
     new_account_id,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_accounts.sql")),
     (2, include_str!("../../migrations/sqlite/0002_account_status.sql")),
     (3, include_str!("../../migrations/sqlite/0003_organizations_and_claims.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_email_verified.sql")),
 ];
 
 fn db(e: sqlx::Error) -> AccountError {
@@ -119,10 +120,33 @@ async fn require_account(tx: &mut sqlx::SqliteConnection, account_id: &str) -> R
     exists.map(drop).ok_or(AccountError::NotFound)
 }
 
+/// Clears `email_lower` from another account that holds it unverified, inside `tx`: a
+/// verified address takes precedence over an unclaimed copy (see [`AccountStore::set_email`]).
+async fn release_unverified(
+    tx: &mut sqlx::SqliteConnection,
+    email_lower: &str,
+    keep: &str,
+) -> Result<(), AccountError> {
+    let released: Option<String> = sqlx::query_scalar(
+        "UPDATE accounts SET email = NULL, email_lower = NULL, email_verified = 0 \
+         WHERE email_lower = ? AND email_verified = 0 AND id <> ? RETURNING id",
+    )
+    .bind(email_lower)
+    .bind(keep)
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    if let Some(id) = released {
+        super::log_released(&id);
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     async fn account_where(&self, clause: &str, arg: &str) -> Result<Option<Account>, AccountError> {
-        let sql =
-            format!("SELECT id, email, name, disabled, status, created_at FROM accounts WHERE {clause}");
+        let sql = format!(
+            "SELECT id, email, email_verified, name, disabled, status, created_at FROM accounts WHERE {clause}"
+        );
         let Some(row) = sqlx::query(&sql).bind(arg).fetch_optional(&self.pool).await.map_err(db)? else {
             return Ok(None);
         };
@@ -137,6 +161,7 @@ impl SqliteStore {
         Ok(Some(Account {
             id,
             email: row.get("email"),
+            email_verified: row.get::<i64, _>("email_verified") != 0,
             name: row.get("name"),
             disabled: row.get::<i64, _>("disabled") != 0,
             status: AccountStatus::parse(row.get("status")),
@@ -175,9 +200,14 @@ impl AccountStore for SqliteStore {
     async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
         let id = new_account_id();
         let email_lower = new.email.as_ref().map(|e| e.to_lowercase());
+        let email_verified = new.email.is_some() && new.email_verified;
         let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(lower) = email_lower.as_deref().filter(|_| email_verified) {
+            release_unverified(&mut tx, lower, &id).await?;
+        }
         let inserted = sqlx::query(
-            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO accounts (id, email, email_lower, name, password_hash, created_at, status, email_verified) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&new.email)
@@ -186,6 +216,7 @@ impl AccountStore for SqliteStore {
         .bind(&new.password_hash)
         .bind(i64::try_from(new.created_at).unwrap_or(i64::MAX))
         .bind(new.status.as_str())
+        .bind(email_verified)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -209,6 +240,7 @@ impl AccountStore for SqliteStore {
         Ok(Account {
             id,
             email: new.email,
+            email_verified,
             name: new.name,
             disabled: false,
             status: new.status,
@@ -292,7 +324,8 @@ impl AccountStore for SqliteStore {
     async fn list(&self, query: &AccountQuery, offset: u64, limit: u64) -> Result<AccountPage, AccountError> {
         let total = self.count(query).await?;
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT a.id, a.email, a.name, a.disabled, a.status, a.created_at, a.password_hash IS NOT NULL AS has_password \
+            "SELECT a.id, a.email, a.email_verified, a.name, a.disabled, a.status, a.created_at, \
+             a.password_hash IS NOT NULL AS has_password \
              FROM accounts a",
         );
         push_where(&mut qb, query);
@@ -319,6 +352,7 @@ impl AccountStore for SqliteStore {
                 let account = Account {
                     usergroups: of(&groups, &id),
                     email: row.get("email"),
+                    email_verified: row.get::<i64, _>("email_verified") != 0,
                     name: row.get("name"),
                     disabled: row.get::<i64, _>("disabled") != 0,
                     status: AccountStatus::parse(row.get("status")),
@@ -388,6 +422,34 @@ impl AccountStore for SqliteStore {
             .await
             .map_err(db)?;
         super::one_account(done.rows_affected())
+    }
+
+    async fn set_email(
+        &self,
+        account_id: &str,
+        email: Option<&str>,
+        verified: bool,
+    ) -> Result<(), AccountError> {
+        let lower = email.map(str::to_lowercase);
+        let verified = email.is_some() && verified;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(lower) = lower.as_deref().filter(|_| verified) {
+            release_unverified(&mut tx, lower, account_id).await?;
+        }
+        let done =
+            sqlx::query("UPDATE accounts SET email = ?, email_lower = ?, email_verified = ? WHERE id = ?")
+                .bind(email)
+                .bind(&lower)
+                .bind(verified)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await;
+        let done = match done {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(AccountError::EmailTaken),
+            other => other.map_err(db)?,
+        };
+        super::one_account(done.rows_affected())?;
+        tx.commit().await.map_err(db)
     }
 
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {

@@ -136,6 +136,49 @@ pub async fn set_disabled(
     Ok(Account { disabled, ..before })
 }
 
+/// The id of another account than `except` that holds `email` unverified (and would lose it
+/// to a verified claim), so that its sessions can be told.
+async fn unverified_holder(
+    state: &AppState,
+    email: &str,
+    except: Option<&str>,
+) -> Result<Option<String>, AdminError> {
+    let holder = state.accounts.by_email(email).await?;
+    Ok(holder.filter(|a| !a.email_verified && Some(a.id.as_str()) != except).map(|a| a.id))
+}
+
+/// Sets an account's email address, verified: an administrator vouches for it. An account
+/// that holds the address unverified loses it; one that holds it verified keeps it, and the
+/// change is refused.
+pub async fn set_email(
+    state: &AppState,
+    admin: &Admin,
+    id: &str,
+    email: &str,
+) -> Result<Account, AdminError> {
+    let email = email.trim().to_owned();
+    if !plausible_email(&email) {
+        return Err(AdminError::Invalid("Please give a valid email address."));
+    }
+    let before = account(state, id).await?;
+    let holder = unverified_holder(state, &email, Some(id)).await?;
+    state.accounts.set_email(id, Some(&email), true).await?;
+    state.sessions.bump_account_epoch(id).await?;
+    if let Some(holder) = &holder {
+        state.sessions.bump_account_epoch(holder).await?;
+    }
+    tracing::info!(
+        target: "deskgate::audit",
+        actor = %admin.account_id,
+        account = %id,
+        before = before.email.as_deref().unwrap_or("-"),
+        email = %email,
+        released_from = holder.as_deref().unwrap_or("-"),
+        "Email address set (verified) by an administrator"
+    );
+    Ok(Account { email: Some(email), email_verified: true, ..before })
+}
+
 /// Approves (active) or rejects (never signs in) a sign-up waiting for approval.
 pub async fn decide(state: &AppState, admin: &Admin, id: &str, approve: bool) -> Result<Account, AdminError> {
     let before = account(state, id).await?;
@@ -200,8 +243,12 @@ pub async fn create(state: &AppState, admin: &Admin, c: Creation) -> Result<Acco
             .map_err(GatewayError::from)?;
         Some(hashed.map_err(|_| AdminError::Invalid("That password cannot be used."))?)
     };
+    // An administrator's word counts as verification; it takes the address from an account
+    // that holds it unverified.
+    let holder = unverified_holder(state, &email, None).await?;
     let new = NewAccount {
         email: Some(email),
+        email_verified: true,
         name,
         password_hash,
         usergroups,
@@ -209,6 +256,9 @@ pub async fn create(state: &AppState, admin: &Admin, c: Creation) -> Result<Acco
         ..Default::default()
     };
     let account = state.accounts.create(new).await?;
+    if let Some(holder) = holder {
+        state.sessions.bump_account_epoch(&holder).await?;
+    }
     tracing::info!(
         target: "deskgate::audit",
         actor = %admin.account_id,

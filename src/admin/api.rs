@@ -18,7 +18,7 @@ use crate::accounts::{AccountQuery, AccountStore, Listed};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pages::forms;
-use crate::usergroups::{Model, Source};
+use crate::usergroups::{Model, Source, Withheld};
 
 /// Most people one listing request returns.
 const MAX_LIMIT: u64 = 200;
@@ -81,6 +81,7 @@ fn summary(state: &AppState, model: &Model, l: &Listed) -> Value {
     json!({
         "id": a.id,
         "email": a.email,
+        "email_verified": a.email_verified,
         "name": a.name,
         "disabled": a.disabled,
         "status": a.status.as_str(),
@@ -145,6 +146,7 @@ fn detail(e: &Explanation) -> Value {
     json!({
         "id": a.id,
         "email": a.email,
+        "email_verified": a.email_verified,
         "name": a.name,
         "disabled": a.disabled,
         "created_at": a.created_at,
@@ -154,6 +156,10 @@ fn detail(e: &Explanation) -> Value {
         "permissions": e.permissions,
         "provider_mappings": PROVIDER_NOTE,
         "path": path,
+        "withheld": e.withheld.iter().map(|w| match w {
+            Withheld::Organization(id) => json!({ "kind": "organization", "organization": id, "reason": "email-not-verified", "text": w.text() }),
+            Withheld::Assignment(ids) => json!({ "kind": "config-assignment", "usergroups": ids, "reason": "email-not-verified", "text": w.text() }),
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -236,6 +242,27 @@ pub async fn set_usergroups(
     Json(body): Json<Assignment>,
 ) -> Result<Response, GatewayError> {
     match actions::set_usergroups(&state, &admin, &id, &body.usergroups).await {
+        Ok(_) => answer(&state, StatusCode::OK, &id, None).await,
+        Err(e) => failure(e),
+    }
+}
+
+/// Body of an email change.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChange {
+    email: String,
+}
+
+/// Sets a person's email address, verified (an administrator vouches for it).
+pub async fn set_email(
+    State(state): State<AppState>,
+    admin: Admin,
+    _: ApiCsrf,
+    Path(id): Path<String>,
+    Json(body): Json<EmailChange>,
+) -> Result<Response, GatewayError> {
+    match actions::set_email(&state, &admin, &id, &body.email).await {
         Ok(_) => answer(&state, StatusCode::OK, &id, None).await,
         Err(e) => failure(e),
     }

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use crate::accounts::{Account, ProviderClaims};
 use crate::config::Config;
 use crate::policy::{Decision, DenyReason, Policy, Who, decide, normalize};
-use crate::usergroups::{Member, Model, Source};
+use crate::usergroups::{Member, Model, Source, Withheld};
 
 /// One usergroup the person is in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub struct Explanation {
     pub permissions: Vec<String>,
     /// The path asked about, if any.
     pub path: Option<PathCheck>,
+    /// Grants by email that do not apply because the address is not verified.
+    pub withheld: Vec<Withheld>,
 }
 
 /// A provider group that a rule maps to a usergroup.
@@ -104,7 +106,13 @@ impl Claimed {
 
 /// An account as the model resolves it, with what its providers said.
 pub fn claimed_member<'a>(account: &'a Account, provider: &'a [String], named: &'a [String]) -> Member<'a> {
-    Member { email: account.email.as_deref(), assigned: &account.usergroups, provider, organizations: named }
+    Member {
+        email: account.email.as_deref(),
+        email_verified: account.email_verified,
+        assigned: &account.usergroups,
+        provider,
+        organizations: named,
+    }
 }
 
 /// Explains `account`'s access under `model` and `policy` with what its providers said of
@@ -120,6 +128,7 @@ pub fn explain(
     let (provider, named) = claimed.for_member(model);
     let member = claimed_member(&account, &provider, &named);
     let resolved = model.resolve(&member);
+    let withheld = model.withheld(&member);
     let mut sources = model.explain(&member);
     // The model knows a provider mapped the usergroup; say which group of which provider.
     for (id, set) in sources.iter_mut() {
@@ -171,7 +180,7 @@ pub fn explain(
         }
         check
     });
-    Explanation { account, providers, usergroups, permissions: resolved.permissions, path }
+    Explanation { account, providers, usergroups, permissions: resolved.permissions, path, withheld }
 }
 
 /// A source in words.
@@ -223,7 +232,11 @@ pub fn decision_text(check: &PathCheck) -> (&'static str, String) {
 pub fn text(e: &Explanation) -> String {
     let a = &e.account;
     let mut out = String::new();
-    let email = a.email.as_deref().map(|m| format!(" <{m}>")).unwrap_or_default();
+    let email = match (a.email.as_deref(), a.email_verified) {
+        (Some(m), true) => format!(" <{m}> (verified)"),
+        (Some(m), false) => format!(" <{m}> (not verified)"),
+        (None, _) => String::new(),
+    };
     let _ = writeln!(out, "Account:    {}{email}", a.name);
     let _ = writeln!(out, "Id:         {}", a.id);
     let status = if a.disabled { "disabled: sign-in refused, sessions end" } else { "enabled" };
@@ -235,6 +248,9 @@ pub fn text(e: &Explanation) -> String {
     for g in &e.usergroups {
         let from: Vec<String> = g.sources.iter().map(source_text).collect();
         let _ = writeln!(out, "  {:width$}  {}", g.id, from.join("; "));
+    }
+    for w in &e.withheld {
+        let _ = writeln!(out, "  withheld: {}", w.text());
     }
     let _ = writeln!(out, "{PROVIDER_NOTE}");
     let _ = writeln!(out, "\nPermissions: {}", e.permissions.join(", "));

@@ -44,7 +44,9 @@ pub(super) fn organizations<'m>(
     listed: &Listed,
 ) -> Vec<&'m crate::usergroups::Organization> {
     let named: Vec<String> = listed.claims.iter().flat_map(|c| c.organizations.iter().cloned()).collect();
-    model.organizations_of(listed.account.email.as_deref(), &named)
+    // Only a verified address makes a member by domain.
+    let email = listed.account.email.as_deref().filter(|_| listed.account.email_verified);
+    model.organizations_of(email, &named)
 }
 
 fn link(q: &str, usergroup: Option<&str>, page: u64) -> String {

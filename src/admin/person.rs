@@ -56,6 +56,7 @@ fn done_text(done: &str) -> Option<&'static str> {
         "disabled" => Some("Account disabled. Its sessions end on their next request."),
         "enabled" => Some("Account enabled. The person can sign in again."),
         "created" => Some("Account created."),
+        "email" => Some("Email address set and verified. It applies from the person's next request."),
         _ => None,
     }
 }
@@ -76,11 +77,16 @@ fn render(
         if a.disabled { "<span class=\"badge\">Disabled</span> sign-in is refused" } else { "Enabled" };
     body.push_str(&format!(
         "<table id=\"account\"><caption>Account</caption><tbody>\
-         <tr><th scope=\"row\">Email</th><td>{}</td></tr>\
+         <tr><th scope=\"row\">Email</th><td id=\"email\">{}{}</td></tr>\
          <tr><th scope=\"row\">Id</th><td><code>{}</code></td></tr>\
          <tr><th scope=\"row\">Signs in with</th><td>{}</td></tr>\
          <tr><th scope=\"row\">Status</th><td id=\"status\">{status}</td></tr></tbody></table>",
         esc(a.email.as_deref().unwrap_or("—")),
+        match (&a.email, a.email_verified) {
+            (Some(_), true) => " <span class=\"muted\">(verified)</span>",
+            (Some(_), false) => " <span class=\"badge\">Not verified</span>",
+            (None, _) => "",
+        },
         esc(&a.id),
         esc(&if e.providers.is_empty() { "no way yet".to_owned() } else { e.providers.join(", ") }),
     ));
@@ -117,6 +123,17 @@ fn render(
          <button type=\"submit\" name=\"action\" value=\"cancel\" class=\"secondary\">Cancel</button></form>",
         binding.field(state),
         esc(&a.name)
+    ));
+
+    body.push_str(&format!(
+        "<h2>Email address</h2><form method=\"post\" action=\"{url}/email\">{}\
+         <p class=\"muted\">Setting it here marks it verified: it then counts for organizations \
+         by email domain and [[assignments]], and an account that holds it unverified loses it.</p>\
+         <div class=\"field\"><label for=\"new-email\">Email</label>\
+         <input id=\"new-email\" name=\"email\" type=\"email\" required value=\"{}\"></div>\
+         <button type=\"submit\" class=\"secondary\">Set as verified</button></form>",
+        binding.field(state),
+        esc(a.email.as_deref().unwrap_or("")),
     ));
 
     let (action, label, class, help) = if a.disabled {
@@ -258,4 +275,22 @@ pub async fn enable(
     Form(f): Form<TokenForm>,
 ) -> Result<Response, GatewayError> {
     set_disabled(state, admin, headers, id, &f.csrf, false).await
+}
+
+/// Sets the email address, verified.
+pub async fn set_email(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, GatewayError> {
+    let f = Fields::parse(&body);
+    if !form_ok(&state, &headers, f.one("csrf")) {
+        return answer(&state, &headers, &id, StatusCode::FORBIDDEN, None, None, Some(FOREIGN_FORM)).await;
+    }
+    match actions::set_email(&state, &admin, &id, f.one("email")).await {
+        Ok(_) => Ok(done(&id, "email")),
+        Err(e) => refused(&state, &headers, &id, e).await,
+    }
 }

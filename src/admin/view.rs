@@ -75,6 +75,12 @@ pub fn explanation(e: &Explanation) -> String {
             )
         })
         .collect();
+    let withheld: String = e
+        .withheld
+        .iter()
+        .map(|w| format!("<tr><td colspan=\"2\" class=\"withheld\">{}</td></tr>", esc(&w.text())))
+        .collect();
+    let rows = format!("{rows}{withheld}");
     let mut out = format!(
         "<table id=\"usergroups\"><caption>Usergroups, and where each comes from</caption>\
          <thead><tr><th scope=\"col\">Usergroup</th><th scope=\"col\">Comes from</th></tr></thead>\

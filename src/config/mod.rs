@@ -5,6 +5,7 @@ mod compile;
 pub mod file;
 mod load;
 mod net;
+mod notes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 pub use load::{Diagnostic, load_file, load_str};
 pub use net::IpRange;
+pub use notes::notes;
 
 use crate::policy::Policy;
 use crate::usergroups::Model;

@@ -11,11 +11,11 @@ use super::PREFIX;
 use super::forms::{self, Binding};
 use super::html::{self, esc};
 use super::validate;
-use crate::accounts::{AccountError, AccountStatus, AccountStore, NewAccount};
+use crate::accounts::{AccountError, AccountQuery, AccountStatus, AccountStore, NewAccount};
 use crate::app::AppState;
 use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
-use crate::session::SessionKey;
+use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy};
 use crate::web;
 
@@ -64,6 +64,41 @@ async fn release_lapsed(state: &AppState, smtp: &Smtp, email: &str) -> Result<()
             Err(e) => return Err(e.into()),
         }
         tracing::info!(target: "deskgate::audit", account = %old.id, "Unconfirmed sign-up lapsed and removed");
+    }
+    Ok(())
+}
+
+/// With email validation, the mail settings when `email` is held by an account whose
+/// address is not verified: a sign-up that proves the address by mail takes it over.
+async fn held_unverified<'s>(state: &'s AppState, email: &str) -> Result<Option<&'s Smtp>, GatewayError> {
+    let Registration::EmailValidation(smtp) = &state.config.registration else {
+        return Ok(None);
+    };
+    let holder = state.accounts.by_email(email.trim()).await?;
+    // A sign-up still within its link's lifetime keeps the address until it lapses.
+    Ok(holder.filter(|a| !a.email_verified && a.status != AccountStatus::PendingValidation).map(|_| smtp))
+}
+
+/// Most lapsed sign-ups without an address of their own removed at a time.
+const LAPSED_SWEEP: u64 = 100;
+
+/// Deletes sign-ups for an address held by another account (they keep no address until
+/// their link is followed) whose link has lapsed, so that they do not pile up.
+async fn release_lapsed_unaddressed(state: &AppState, smtp: &Smtp) -> Result<(), GatewayError> {
+    let query = AccountQuery { status: Some(AccountStatus::PendingValidation), ..Default::default() };
+    // Accounts without an address are listed last.
+    let total = state.accounts.list(&query, 0, 0).await?.total;
+    let pending = state.accounts.list(&query, total.saturating_sub(LAPSED_SWEEP), LAPSED_SWEEP).await?;
+    let now = state.clock.now();
+    for l in pending.accounts {
+        let a = l.account;
+        if a.email.is_none() && a.created_at.saturating_add(smtp.validation_ttl.as_secs()) < now {
+            match state.accounts.delete(&a.id).await {
+                Ok(()) | Err(AccountError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+            tracing::info!(target: "deskgate::audit", account = %a.id, "Unconfirmed sign-up lapsed and removed");
+        }
     }
     Ok(())
 }
@@ -182,18 +217,34 @@ pub async fn submit(
             Registration::Open | Registration::Disabled => AccountStatus::Active,
         },
         created_at: state.clock.now(),
+        // Nothing is proven by typing an address: it is verified by the mailed link, or not at all.
+        email_verified: false,
     };
     if let Registration::EmailValidation(smtp) = &state.config.registration {
         release_lapsed(&state, smtp, &f.email).await?;
     }
-    let account = match state.accounts.create(new).await {
+    let account = match state.accounts.create(new.clone()).await {
         Ok(a) => a,
-        Err(AccountError::EmailTaken) => {
-            return Ok(again(
-                StatusCode::CONFLICT,
-                "An account with this email already exists. Please sign in.",
-            ));
-        }
+        Err(AccountError::EmailTaken) => match held_unverified(&state, &f.email).await? {
+            // The address is only claimed, not proven, by another account: mail its link
+            // all the same, to a sign-up that takes the address once the link is followed.
+            Some(smtp) if state.sessions.incr(&validate::address_counter(&f.email), 600).await? <= 1 => {
+                release_lapsed_unaddressed(&state, smtp).await?;
+                let account = state.accounts.create(NewAccount { email: None, ..new }).await?;
+                tracing::info!(
+                    target: "deskgate::audit",
+                    account = %account.id,
+                    "Account registered for an address another account holds unverified"
+                );
+                return Ok(validate::start(&state, smtp, &account, f.email.trim()).await);
+            }
+            _ => {
+                return Ok(again(
+                    StatusCode::CONFLICT,
+                    "An account with this email already exists. Please sign in.",
+                ));
+            }
+        },
         Err(e) => return Err(e.into()),
     };
     tracing::info!(
@@ -203,7 +254,9 @@ pub async fn submit(
         "Account registered"
     );
     match &state.config.registration {
-        Registration::EmailValidation(smtp) => return Ok(validate::start(&state, smtp, &account).await),
+        Registration::EmailValidation(smtp) => {
+            return Ok(validate::start(&state, smtp, &account, f.email.trim()).await);
+        }
         Registration::Approval => return Ok(awaiting_approval()),
         Registration::Open | Registration::Disabled => {}
     }

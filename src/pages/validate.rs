@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use super::PREFIX;
 use super::html::{self, query_value};
-use crate::accounts::{Account, AccountStatus, AccountStore};
+use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
 use crate::app::AppState;
 use crate::config::Smtp;
 use crate::error::GatewayError;
@@ -33,6 +33,13 @@ const RESEND_PAUSE: Duration = Duration::from_secs(600);
 
 fn mailed_counter(account_id: &str) -> String {
     format!("mailed:{account_id}")
+}
+
+/// The counter of sign-ups mailed to an address another account holds unverified, so that
+/// repeated sign-ups cannot flood its owner with mail (one per ten minutes).
+pub fn address_counter(email: &str) -> String {
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    format!("mailed-to:{}", URL_SAFE_NO_PAD.encode(&digest[..18]))
 }
 
 /// Why a validation mail was not sent.
@@ -89,22 +96,22 @@ async fn send(smtp: &Smtp, to_name: &str, to_email: &str, link: &str) -> Result<
     Ok(())
 }
 
-/// Stores a fresh token for `account` and mails its link.
-async fn mail_link(state: &AppState, smtp: &Smtp, account: &Account) -> Result<(), MailError> {
+/// Stores a fresh token for `account` and mails its link to `address`. The token names the
+/// account and the address, which the account takes, verified, when the link is followed.
+async fn mail_link(state: &AppState, smtp: &Smtp, account: &Account, address: &str) -> Result<(), MailError> {
     let bytes: [u8; 32] = rand::random();
     let token = URL_SAFE_NO_PAD.encode(bytes);
     let expires_at = state.clock.now().saturating_add(smtp.validation_ttl.as_secs());
     let stored = state
         .sessions
-        .put_once(&key(&token), account.id.clone().into_bytes(), expires_at)
+        .put_once(&key(&token), format!("{}\n{address}", account.id).into_bytes(), expires_at)
         .await
         .map_err(MailError::Store)?;
     if !stored {
         return Err(MailError::TokenTaken);
     }
     let link = format!("{}{PREFIX}/validate?token={}", state.config.server.public_url, query_value(&token));
-    let email = account.email.as_deref().unwrap_or_default();
-    if let Err(e) = send(smtp, &account.name, email, &link).await {
+    if let Err(e) = send(smtp, &account.name, address, &link).await {
         // The link must not outlive the account it names.
         let _ = state.sessions.take(&key(&token)).await;
         return Err(e);
@@ -114,8 +121,8 @@ async fn mail_link(state: &AppState, smtp: &Smtp, account: &Account) -> Result<(
 
 /// After a sign-up: mails the link and says so. When the mail cannot be sent the account
 /// is deleted again, so that the person can simply sign up once more later.
-pub async fn start(state: &AppState, smtp: &Smtp, account: &Account) -> Response {
-    match mail_link(state, smtp, account).await {
+pub async fn start(state: &AppState, smtp: &Smtp, account: &Account, address: &str) -> Response {
+    match mail_link(state, smtp, account, address).await {
         Ok(()) => {
             tracing::info!(target: "deskgate::audit", account = %account.id, "Validation mail sent");
             // Counts toward the pause between mails; a store error only lets a resend come sooner.
@@ -160,7 +167,8 @@ pub async fn resend(state: &AppState, smtp: &Smtp, email: &str) -> Result<bool, 
     if state.sessions.incr(&mailed_counter(&account.id), RESEND_PAUSE.as_secs()).await? > 1 {
         return Ok(false);
     }
-    match mail_link(state, smtp, &account).await {
+    let address = account.email.clone().unwrap_or_default();
+    match mail_link(state, smtp, &account, &address).await {
         Ok(()) => {
             tracing::info!(target: "deskgate::audit", account = %account.id, "Validation mail sent again");
             Ok(true)
@@ -200,14 +208,42 @@ pub async fn confirm(
         tracing::info!(target: "deskgate::audit", "Validation link refused: used, expired or forged");
         return Ok(unusable());
     };
-    let id = String::from_utf8_lossy(&id).into_owned();
-    match state.accounts.by_id(&id).await? {
-        Some(a) if a.status == AccountStatus::PendingValidation => {
-            state.accounts.set_status(&id, AccountStatus::Active).await?;
-            tracing::info!(target: "deskgate::audit", account = %id, "Email address confirmed");
+    // `id` alone (links mailed before addresses were kept with them) or `id\naddress`.
+    let value = String::from_utf8_lossy(&id).into_owned();
+    let (id, address) = match value.split_once('\n') {
+        Some((id, address)) => (id.to_owned(), Some(address.to_owned())),
+        None => (value, None),
+    };
+    let Some(a) = state.accounts.by_id(&id).await?.filter(|a| a.status == AccountStatus::PendingValidation)
+    else {
+        return Ok(unusable());
+    };
+    let Some(address) = address.or(a.email) else {
+        return Ok(unusable());
+    };
+    // The link proves the address: it becomes verified, and an account that held it
+    // unverified loses it.
+    let holder = state.accounts.by_email(&address).await?.filter(|h| h.id != id && !h.email_verified);
+    match state.accounts.set_email(&id, Some(&address), true).await {
+        Ok(()) => {
+            // The holder's sessions stop forwarding the address at their next request.
+            if let Some(holder) = holder {
+                state.sessions.bump_account_epoch(&holder.id).await?;
+            }
         }
-        _ => return Ok(unusable()),
+        Err(AccountError::EmailTaken) => {
+            tracing::info!(target: "deskgate::audit", account = %id, "Validation refused: another account verified the address first");
+            return Ok(html::message(
+                StatusCode::CONFLICT,
+                "This address belongs to another account",
+                "Another account has confirmed this email address in the meantime. Sign in with it, or ask an administrator.",
+                Some((&format!("{PREFIX}/login"), "Go to sign-in")),
+            ));
+        }
+        Err(e) => return Err(e.into()),
     }
+    state.accounts.set_status(&id, AccountStatus::Active).await?;
+    tracing::info!(target: "deskgate::audit", account = %id, "Email address confirmed");
     Ok(html::message(
         StatusCode::OK,
         "Email address confirmed",

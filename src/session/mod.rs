@@ -25,8 +25,16 @@ use crate::usergroups::Resolved;
 pub struct Session {
     /// Account id.
     pub account_id: String,
-    /// Email, if the account has one.
+    /// Email, if the account has one (or, when it has none, the one its provider gave).
     pub email: Option<String>,
+    /// Whether `email` is verified (see [`crate::accounts::Account::email_verified`]); sent
+    /// to the backend, which must not trust an unverified address as proof of anything.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// The address the provider gave at sign-in when the account had none of its own: what
+    /// `email` falls back to, unverified, when the session is resolved again.
+    #[serde(default)]
+    pub provider_email: Option<String>,
     /// Display name.
     pub name: String,
     /// Provider id the person signed in with.
@@ -90,6 +98,8 @@ impl Session {
         Session {
             account_id: self.account_id.clone(),
             email: self.email.clone(),
+            email_verified: self.email_verified,
+            provider_email: self.provider_email.clone(),
             name: self.name.clone(),
             provider: self.provider.clone(),
             provider_usergroups: self.provider_usergroups.clone(),

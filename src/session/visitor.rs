@@ -103,11 +103,20 @@ async fn refresh(
     };
     let mut fresh = old.touched(now);
     fresh.name = account.name.clone();
-    fresh.email = account.email.clone();
+    // An account with no address forwards the one its provider gave at sign-in, unverified
+    // (and an account that lost its address to a verified claim forwards none).
+    if account.email.is_some() {
+        fresh.email = account.email.clone();
+        fresh.email_verified = account.email_verified;
+    } else {
+        fresh.email = old.provider_email.clone();
+        fresh.email_verified = false;
+    }
     fresh.epoch = epoch;
     let model = state.model().await?;
     fresh.resolved = state.interner.intern(model.resolve(&Member {
         email: account.email.as_deref(),
+        email_verified: account.email_verified,
         assigned: &account.usergroups,
         provider: &old.provider_usergroups,
         organizations: &model.organizations_named(&old.provider_organizations),

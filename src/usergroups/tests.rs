@@ -46,16 +46,25 @@ fn a_member_of_two_usergroups_gets_the_union_of_their_permissions() {
 #[test]
 fn email_domain_of_an_organization_brings_its_usergroups() {
     let model = helpdesk(true);
-    let r = model.resolve(&Member { email: Some("Bob@CORP.example.com"), ..Default::default() });
+    let r = model.resolve(&Member {
+        email: Some("Bob@CORP.example.com"),
+        email_verified: true,
+        ..Default::default()
+    });
     assert!(r.usergroups.contains(&"vips".to_owned()));
-    let sources = model.explain(&Member { email: Some("bob@corp.example.com"), ..Default::default() });
+    let sources = model.explain(&Member {
+        email: Some("bob@corp.example.com"),
+        email_verified: true,
+        ..Default::default()
+    });
     assert_eq!(sources["vips"], [Source::Organization("corp".into())].into_iter().collect());
 }
 
 #[test]
 fn static_assignments_match_email_case_insensitively() {
     let model = helpdesk(true);
-    let r = model.resolve(&Member { email: Some("ANN@example.com"), ..Default::default() });
+    let r =
+        model.resolve(&Member { email: Some("ANN@example.com"), email_verified: true, ..Default::default() });
     assert!(r.permits("chat.sales"));
 }
 
@@ -95,4 +104,28 @@ fn a_provider_attribute_names_organizations_by_id_or_name() {
     let r =
         model.resolve(&Member { email: Some("x@elsewhere.org"), organizations: &orgs, ..Default::default() });
     assert!(r.usergroups.contains(&"vips".to_owned()), "membership by attribute, not by domain");
+}
+
+#[test]
+fn an_unverified_email_gets_no_organization_or_assignment_and_says_what_is_withheld() {
+    let model = helpdesk(true);
+    for email in ["bob@corp.example.com", "Bob@CORP.example.com", "ann@example.com", "ANN@EXAMPLE.COM"] {
+        let member = Member { email: Some(email), ..Default::default() };
+        assert_eq!(model.resolve(&member).usergroups, ["everyone", "registered"], "{email}");
+        assert_eq!(model.explain(&member).len(), 2, "{email}");
+    }
+    let corp = Member { email: Some("Bob@CORP.example.com"), ..Default::default() };
+    assert_eq!(model.withheld(&corp), [Withheld::Organization("corp".into())]);
+    assert_eq!(
+        model.withheld(&corp)[0].text(),
+        "organization `corp` by email domain: withheld, the email is not verified"
+    );
+    let ann = Member { email: Some("ann@example.com"), ..Default::default() };
+    assert_eq!(model.withheld(&ann), [Withheld::Assignment(vec!["trial_users".into()])]);
+    // Verified, or held another way: nothing is withheld.
+    assert!(model.withheld(&Member { email_verified: true, ..corp.clone() }).is_empty());
+    let named = vec!["corp".to_owned()];
+    let by_attribute = Member { organizations: &named, ..corp };
+    assert!(model.withheld(&by_attribute).is_empty());
+    assert!(model.resolve(&by_attribute).usergroups.contains(&"vips".to_owned()));
 }

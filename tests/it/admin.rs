@@ -86,6 +86,7 @@ fn routes(id: &str) -> Vec<(&'static str, String, Option<String>, bool)> {
         ),
         ("POST", format!("/.deskgate/admin/people/{id}/disable"), form(""), true),
         ("POST", format!("/.deskgate/admin/people/{id}/enable"), form(""), true),
+        ("POST", format!("/.deskgate/admin/people/{id}/email"), form("email=taken%40example.org"), true),
         ("GET", "/.deskgate/api/csrf".into(), None, false),
         ("GET", "/.deskgate/api/usergroups".into(), None, false),
         ("GET", "/.deskgate/api/people".into(), None, false),
@@ -101,6 +102,12 @@ fn routes(id: &str) -> Vec<(&'static str, String, Option<String>, bool)> {
         ),
         ("POST", format!("/.deskgate/api/people/{id}/disable"), None, false),
         ("POST", format!("/.deskgate/api/people/{id}/enable"), None, false),
+        (
+            "PUT",
+            format!("/.deskgate/api/people/{id}/email"),
+            json(json!({"email": "taken@example.org"})),
+            false,
+        ),
         ("GET", "/.deskgate/admin/organizations".into(), None, true),
         (
             "POST",
@@ -587,8 +594,10 @@ async fn a_change_on_one_replica_reaches_the_persons_next_request_on_another() {
         model()
     );
     let (a, b) = (replica(&dir.0, "a", &text).await, replica(&dir.0, "b", &text).await);
+    // The [[assignments]] address must be verified to make Boss an administrator.
+    db.verified_account("boss@example.org", "Boss", PASSWORD).await;
     let mut boss = browser_at(a);
-    assert_eq!(boss.sign_up("Boss", "boss@example.org", PASSWORD).await.status, 303);
+    assert_eq!(boss.sign_in("boss@example.org", PASSWORD).await.status, 303);
     let mut pat = browser_at(b);
     assert_eq!(pat.sign_up("Pat", "pat@example.org", PASSWORD).await.status, 303);
     assert_eq!(pat.whoami().await["headers"]["x-deskgate-usergroups"], "everyone,registered");

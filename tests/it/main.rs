@@ -6,6 +6,7 @@ mod admin;
 mod browser;
 mod cli;
 mod edge;
+mod emails;
 mod faults;
 mod forwarding;
 mod guests;

@@ -49,6 +49,18 @@ async fn stack_with(port: u16, head: String) -> Stack {
     start(Options { head, port: Some(port), ..Default::default() }).await
 }
 
+/// Waits until another test of this binary has let go of `port` (the provider knows only
+/// six callback ports), then starts a stack on it with `model`.
+async fn stack_on_shared_port(port: u16, head: String, model: String) -> Stack {
+    for _ in 0..600 {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    start(Options { head, model, port: Some(port), ..Default::default() }).await
+}
+
 /// The provider's side of the flow: a cookie jar of its own, redirects followed by hand
 /// until the browser is sent back to the gateway.
 #[derive(Default)]
@@ -260,4 +272,35 @@ async fn with_only_one_provider_elsewhere_the_login_page_goes_straight_to_it() {
     let page = b.get("/.deskgate/login?next=/kb").await;
     assert_eq!(page.status, 303);
     assert_eq!(page.location(), Some("/.deskgate/oidc/google/start?next=/kb"));
+}
+
+/// Entra ID sends no `email_verified`: with `allow_unverified_email` the address is kept and
+/// forwarded, marked unverified, and it brings no organization or assignment and takes no
+/// one's account or address.
+#[tokio::test]
+async fn an_unverified_provider_email_is_forwarded_marked_unverified_and_grants_and_links_nothing() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let model = format!(
+        "{HELPDESK}\n[organizations.corp]\ndomains = [\"corp.example.com\"]\nusergroups = [\"vips\"]\n\n\
+         [[assignments]]\nemail = \"carol@corp.example.com\"\nusergroups = [\"power_users\"]\n"
+    );
+    // Keyed `corp`: the provider knows callbacks for the keys `google` and `corp` only.
+    let head = provider("corp", "deskgate-test", "Entra", &issuer, "allow_unverified_email = true\n");
+    let stack = stack_on_shared_port(19392, head, model).await;
+    // Carol's real account, made by an administrator with her address.
+    let existing = account(&stack, "carol@corp.example.com", "Carol", "correct horse battery", &[]).await;
+
+    let mut b = Browser::new(&stack);
+    let done = through(&mut b, "corp", "carol@corp.example.com", |u| u).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let seen = b.whoami().await;
+    let h = &seen["headers"];
+    assert_eq!(h["x-deskgate-provider"], "oidc.corp");
+    assert_eq!(h["x-deskgate-email"], "carol@corp.example.com", "kept and forwarded");
+    assert_eq!(h["x-deskgate-email-verified"], "false");
+    assert_eq!(seen["claims"]["email_verified"], false);
+    assert_eq!(seen["verified"], true, "the helpdesk verified the JWT");
+    assert_eq!(h["x-deskgate-usergroups"], "everyone,registered", "no organization corp, no assignment");
+    assert_ne!(h["x-deskgate-user"], existing.as_str(), "not linked to Carol's account by email");
+    assert_eq!(b.get("/chat/support").await.status, 403);
 }

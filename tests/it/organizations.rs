@@ -170,10 +170,14 @@ async fn an_organization_linked_on_one_replica_reaches_its_members_sessions_on_a
         model()
     );
     let (a, b) = (replica(&dir.0, "a", &text).await, replica(&dir.0, "b", &text).await);
+    // The [[assignments]] address must be verified to make Boss an administrator.
+    db.verified_account("boss@example.org", "Boss", PASSWORD).await;
     let mut boss = browser_at(a);
-    assert_eq!(boss.sign_up("Boss", "boss@example.org", PASSWORD).await.status, 303);
+    assert_eq!(boss.sign_in("boss@example.org", PASSWORD).await.status, 303);
+    // Membership by domain needs a verified address: Pat's account is made as an administrator would.
+    db.verified_account("pat@corp.example.com", "Pat", PASSWORD).await;
     let mut pat = browser_at(b);
-    assert_eq!(pat.sign_up("Pat", "pat@corp.example.com", PASSWORD).await.status, 303);
+    assert_eq!(pat.sign_in("pat@corp.example.com", PASSWORD).await.status, 303);
     assert_eq!(usergroups(&pat.whoami().await), "everyone,registered");
 
     let token = boss.csrf().await;

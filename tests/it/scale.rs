@@ -33,6 +33,25 @@ impl Database {
         Some(Database { admin, name, url })
     }
 
+    /// Creates a built-in account with a verified address, as an administrator would (open
+    /// sign-up verifies nothing, so grants by email would not apply to it).
+    pub(crate) async fn verified_account(&self, email: &str, name: &str, password: &str) {
+        use deskgate::accounts::{AccountStore, NewAccount, PostgresStore};
+        let store = PostgresStore::open(&self.url).await.expect("open the account store");
+        store
+            .create(NewAccount {
+                email: Some(email.into()),
+                email_verified: true,
+                name: name.into(),
+                password_hash: Some(deskgate_builtin::hash_password(password).expect("hash")),
+                created_at: 1,
+                ..Default::default()
+            })
+            .await
+            .expect("create account");
+        store.close().await;
+    }
+
     pub(crate) async fn drop_it(self) {
         if let Ok(pool) = sqlx::PgPool::connect(&self.admin).await {
             let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))

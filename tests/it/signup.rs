@@ -11,15 +11,15 @@ const PASSWORD: &str = "long password 1";
 
 /// A message the SMTP server received.
 #[derive(Debug)]
-struct Mail {
-    from: String,
-    to: Vec<String>,
-    data: String,
+pub(crate) struct Mail {
+    pub(crate) from: String,
+    pub(crate) to: Vec<String>,
+    pub(crate) data: String,
 }
 
 /// A small SMTP server on 127.0.0.1: enough of RFC 5321 for one client sending plain mail.
 /// Every message it takes comes out of the returned channel.
-async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Mail>) {
+pub(crate) async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Mail>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -76,7 +76,7 @@ async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Mail>) {
     (port, rx)
 }
 
-fn validation_head(port: u16) -> String {
+pub(crate) fn validation_head(port: u16) -> String {
     format!(
         "[registration]\nmode = \"email-validation\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\n\
          from = \"Helpdesk <noreply@example.org>\"\nvalidation_ttl = \"1h\"\n\
@@ -105,7 +105,7 @@ fn unquote(text: &str) -> String {
 }
 
 /// The path and query of the validation link in a mail.
-fn link(mail: &Mail, base: &str) -> String {
+pub(crate) fn link(mail: &Mail, base: &str) -> String {
     let (head, body) = mail.data.split_once("\r\n\r\n").expect("headers, then a body");
     let text = if head.contains("quoted-printable") { unquote(body) } else { body.to_owned() };
     let start = text.find(&format!("{base}/.deskgate/validate?token=")).expect("a validation link");

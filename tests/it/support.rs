@@ -324,6 +324,8 @@ pub async fn account(stack: &Stack, email: &str, name: &str, password: &str, use
         .accounts
         .create(NewAccount {
             email: Some(email.into()),
+            // As an administrator makes it: the address is verified and grants by email apply.
+            email_verified: true,
             name: name.into(),
             password_hash: Some(hash),
             usergroups: usergroups.iter().map(|g| g.to_string()).collect(),

@@ -52,6 +52,7 @@ pub(crate) async fn whoami(person: Person, headers: HeaderMap) -> Json<Value> {
         "verified": person.verified.is_some(),
         "user": person.user(),
         "email": person.email(),
+        "email_verified": person.email_verified(),
         "name": person.name(),
         "provider": person.provider(),
         "usergroups": person.usergroups,

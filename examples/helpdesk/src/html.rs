@@ -64,6 +64,9 @@ fn who(person: &Person) -> String {
     };
     let name = escape(person.name().unwrap_or(user));
     match person.email() {
+        Some(email) if person.email_verified() == Some(false) => {
+            format!("Signed in as {name} ({}, not verified){groups}", escape(email))
+        }
         Some(email) => format!("Signed in as {name} ({}){groups}", escape(email)),
         None => format!("Signed in as {name}{groups}"),
     }

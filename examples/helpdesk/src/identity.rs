@@ -23,6 +23,7 @@ pub(crate) const UNVERIFIED_WARNING: &str = "identity could not be verified";
 pub(crate) struct HeaderNames {
     user: String,
     email: String,
+    email_verified: String,
     name: String,
     provider: String,
     usergroups: String,
@@ -36,6 +37,7 @@ impl HeaderNames {
         Self {
             user: name("User"),
             email: name("Email"),
+            email_verified: name("Email-Verified"),
             name: name("Name"),
             provider: name("Provider"),
             usergroups: name("Usergroups"),
@@ -100,6 +102,11 @@ impl Person {
 
     pub(crate) fn email(&self) -> Option<&str> {
         self.verified.as_ref()?.claims.email.as_deref()
+    }
+
+    /// Whether deskgate verified the email address (`None`: the token does not say).
+    pub(crate) fn email_verified(&self) -> Option<bool> {
+        self.verified.as_ref()?.claims.email_verified
     }
 
     pub(crate) fn name(&self) -> Option<&str> {
@@ -181,6 +188,11 @@ async fn verify(state: &AppState, headers: &HeaderMap) -> Result<Verified, Unver
     }
     if single(headers, &names.email)?.filter(|v| !v.is_empty()) != non_empty(&claims.email) {
         return Err(mismatch(&names.email));
+    }
+    // The header is always set for a signed-in person and says what the claim says.
+    let said = if claims.email_verified == Some(true) { "true" } else { "false" };
+    if single(headers, &names.email_verified)?.is_some_and(|v| v != said) {
+        return Err(mismatch(&names.email_verified));
     }
     if single(headers, &names.provider)?.filter(|v| !v.is_empty()) != non_empty(&claims.provider) {
         return Err(mismatch(&names.provider));

@@ -42,6 +42,7 @@ fn wile(assigned: &[&str]) -> Account {
     Account {
         id: "a-1".into(),
         email: Some("Wile@Acme.example".into()),
+        email_verified: true,
         name: "Wile".into(),
         disabled: false,
         status: Default::default(),
@@ -108,4 +109,34 @@ fn a_path_shows_the_rule_the_decision_and_who_grants_it() {
     assert!(check.normalized.is_err() && check.decision.is_none());
     assert_eq!(decision_text(check).0, "invalid");
     assert!(explain(&model(), &policy(), wile(&[]), vec![], &Claimed::default(), Some("  ")).path.is_none());
+}
+
+#[test]
+fn an_unverified_email_shows_its_organization_and_assignment_as_withheld() {
+    let account = Account { email_verified: false, ..wile(&[]) };
+    let e = explain(
+        &model(),
+        &policy(),
+        account,
+        vec!["builtin".into()],
+        &Claimed::default(),
+        Some("/chat/sales"),
+    );
+    let ids: Vec<&str> = e.usergroups.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, [EVERYONE, REGISTERED], "neither the domain nor the assignment counts");
+    assert_eq!(
+        e.withheld,
+        [Withheld::Assignment(vec!["vips".into()]), Withheld::Organization("acme".into())]
+    );
+    let out = text(&e);
+    assert!(out.contains("<Wile@Acme.example> (not verified)"), "{out}");
+    assert!(
+        out.contains("organization `acme` by email domain: withheld, the email is not verified"),
+        "{out}"
+    );
+    assert!(out.contains("[[assignments]]) of vips by email: withheld"), "{out}");
+    assert!(out.contains("Decision:   deny"), "{out}");
+    let verified = explain(&model(), &policy(), wile(&[]), vec![], &Claimed::default(), None);
+    assert!(verified.withheld.is_empty());
+    assert!(!text(&verified).contains("withheld"));
 }

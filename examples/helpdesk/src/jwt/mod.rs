@@ -82,6 +82,8 @@ pub(crate) struct Claims {
     pub(crate) iat: Option<i64>,
     pub(crate) nbf: Option<i64>,
     pub(crate) email: Option<String>,
+    /// Whether deskgate verified `email`; an unverified address proves nothing.
+    pub(crate) email_verified: Option<bool>,
     pub(crate) name: Option<String>,
     pub(crate) provider: Option<String>,
     #[serde(default)]

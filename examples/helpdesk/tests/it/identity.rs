@@ -145,6 +145,7 @@ async fn headers_that_differ_from_the_token_are_not_believed() {
         ("X-Deskgate-Provider", "ldap"),
         ("X-Deskgate-Usergroups", "everyone,registered,vips"),
         ("X-Deskgate-Permissions", "kb.read,news.read,chat.support"),
+        ("X-Deskgate-Email-Verified", "true"),
     ] {
         let mut headers: Vec<_> =
             registered.plain_headers().into_iter().filter(|(existing, _)| existing != name).collect();
@@ -152,6 +153,22 @@ async fn headers_that_differ_from_the_token_are_not_believed() {
         headers.push(header("X-Deskgate-Jwt", &token));
         assert_unverified(&helpdesk, &headers, "header-mismatch").await;
     }
+}
+
+#[tokio::test]
+async fn an_unverified_email_is_shown_as_not_verified() {
+    let (key, _jwks, helpdesk) = setup().await;
+    let registered = Account::registered();
+    let mut claims = registered.claims();
+    claims["email_verified"] = json!(false);
+    let mut headers = registered.plain_headers();
+    headers.push(header("X-Deskgate-Email-Verified", "false"));
+    headers.push(header("X-Deskgate-Jwt", &key.token(&claims)));
+    let whoami = helpdesk.whoami(&headers).await;
+    assert_eq!(whoami["verified"], true, "{whoami}");
+    assert_eq!(whoami["email_verified"], false, "{whoami}");
+    let home = helpdesk.page("/", &headers).await;
+    assert!(home.contains("Signed in as Bob (bob@example.com, not verified)"), "{home}");
 }
 
 #[tokio::test]
