@@ -16,7 +16,7 @@ use crate::error::GatewayError;
 use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
 use crate::jwt::{KeyError, Signer};
 use crate::proxy::{Proxy, UpstreamSettings};
-use crate::session::{RedisStore, SessionStore, Sessions, StoreError};
+use crate::session::{MemoryBounds, RedisStore, SessionStore, Sessions, StoreError};
 use crate::usergroups::{Model, Resolved};
 use crate::web::Csrf;
 
@@ -54,6 +54,8 @@ pub struct Inner {
     pub proxy: Proxy,
     /// The usergroup model with stored organizations, and the shared epoch it was read at.
     model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
+    /// The once-a-minute log lines of the limits.
+    pub notices: crate::limits::Notices,
     /// Dropped with this state (a reload replaces it): the background tasks of its
     /// providers see that and end.
     _tasks: tokio::sync::watch::Sender<()>,
@@ -182,7 +184,14 @@ impl Gateway {
         let accounts = open_accounts(&config).await?;
         let sessions = match &config.storage.sessions {
             // An idle session's cached token would be signed anew anyway once it is this old.
-            SessionsBackend::Memory => Sessions::memory(clock.clone(), config.jwt.ttl.as_secs() + 60),
+            SessionsBackend::Memory => Sessions::memory(
+                clock.clone(),
+                config.jwt.ttl.as_secs() + 60,
+                MemoryBounds {
+                    counters: config.limits.memory_counters,
+                    once: config.limits.memory_one_time_values,
+                },
+            ),
             SessionsBackend::Redis { url, prefix, local_cache } => {
                 let store =
                     RedisStore::open(url.expose(), prefix, clock.clone())?.with_local_cache(*local_cache);
@@ -324,7 +333,7 @@ fn build(
     drop(stopped);
     let inner = Inner {
         generation: config.fingerprint,
-        builtin: Builtin::new(accounts.clone()),
+        builtin: Builtin::with_limits(accounts.clone(), config.limits.hashing),
         sessions,
         accounts,
         signer,
@@ -337,6 +346,7 @@ fn build(
         proxy,
         config,
         model: Default::default(),
+        notices: Default::default(),
         _tasks: tasks,
     };
     Ok(AppState(Arc::new(inner)))

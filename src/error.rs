@@ -54,6 +54,11 @@ impl GatewayError {
                 "The application is unavailable",
                 "The service behind this gateway could not be reached. Please try again shortly.",
             ),
+            GatewayError::SessionStore(StoreError::Full(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too busy",
+                "Too many sign-ins are in progress right now. Please try again in a few minutes.",
+            ),
             GatewayError::SessionStore(_) | GatewayError::IdentitySource(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable",
@@ -72,6 +77,12 @@ impl GatewayError {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let failure = self.failure();
+        // A full store is a limit, not a fault: the store's notice logs it once a minute.
+        if matches!(self, GatewayError::SessionStore(StoreError::Full(_))) {
+            let mut resp = failure.status.into_response();
+            resp.extensions_mut().insert(failure);
+            return resp;
+        }
         tracing::error!(status = failure.status.as_u16(), cause = %deskgate_provider::error_chain(&self), "Request failed");
         let mut resp = failure.status.into_response();
         resp.extensions_mut().insert(failure);
