@@ -102,6 +102,21 @@ impl Refused {
     }
 }
 
+/// The part of a client address that is counted: an IPv4 address, or an IPv6 address's /64
+/// (one subscriber's usual share, which a single client can fill with addresses at will).
+pub fn counted_address(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// A login name's counter key: a hash, so that neither the store nor its keys hold the names
 /// people typed (which may be passwords typed into the wrong field).
 fn name_hash(login: &str) -> String {
@@ -141,6 +156,7 @@ pub async fn sign_in(
     let window = rl.window.as_secs();
     let now = state.clock.now();
     let name = name_hash(login);
+    let addr = counted_address(addr);
     let attempt = Attempt {
         address: format!("rl:addr:{addr}"),
         pair: format!("rl:pair:{name}:{addr}"),
@@ -201,7 +217,8 @@ pub async fn sign_up(state: &AppState, addr: IpAddr) -> Result<Result<(), Refuse
     let l = state.config.limits;
     let window = l.sign_up_window.as_secs();
     let now = state.clock.now();
-    if state.sessions.incr(&format!("su:addr:{addr}"), window).await? > u64::from(l.sign_ups_per_address) {
+    let counted = counted_address(addr);
+    if state.sessions.incr(&format!("su:addr:{counted}"), window).await? > u64::from(l.sign_ups_per_address) {
         state.notices.sign_up.hit(now, "an address is over limits.sign_ups_per_address");
         return Ok(Err(Refused::Client));
     }
@@ -232,6 +249,7 @@ pub async fn mail(state: &AppState, addr: IpAddr) -> Result<Result<(), Refused>,
     let l = state.config.limits;
     let window = l.sign_up_window.as_secs();
     let now = state.clock.now();
+    let addr = counted_address(addr);
     if state.sessions.incr(&format!("mail:addr:{addr}"), window).await?
         > u64::from(l.validation_mails_per_address)
     {
@@ -246,6 +264,7 @@ pub async fn mail(state: &AppState, addr: IpAddr) -> Result<Result<(), Refused>,
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use super::*;
 
@@ -269,6 +288,18 @@ mod tests {
         assert_eq!(delay_for(&rl, 8), Duration::from_secs(4));
         assert_eq!(delay_for(&rl, 10), Duration::from_secs(10));
         assert_eq!(delay_for(&rl, u64::MAX), Duration::from_secs(10), "no overflow, still bounded");
+    }
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(counted_address(a), counted_address(b), "one /64, one client");
+        assert_ne!(counted_address(a), counted_address(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(counted_address(mapped), "192.0.2.1");
+        assert_eq!(counted_address("192.0.2.1".parse().unwrap()), "192.0.2.1");
     }
 
     #[test]

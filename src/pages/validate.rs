@@ -169,6 +169,8 @@ pub async fn resend(
     // Over the mail limits the person is told what they would be without a new link: to
     // confirm their address first (the notice logs the refusals).
     if crate::limits::mail(state, client).await?.is_err() {
+        // Not sent: a sign-in from elsewhere may still send it.
+        state.sessions.release(&mailed_counter(&account.id)).await?;
         return Ok(false);
     }
     match mail_link(state, smtp, &account).await {

@@ -8,6 +8,7 @@ mod cli;
 mod forwarding;
 mod guests;
 mod ldap;
+mod limits;
 mod oidc;
 mod organizations;
 mod paths;

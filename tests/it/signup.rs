@@ -11,7 +11,7 @@ const PASSWORD: &str = "long password 1";
 
 /// A message the SMTP server received.
 #[derive(Debug)]
-struct Mail {
+pub struct Mail {
     from: String,
     to: Vec<String>,
     data: String,
@@ -19,7 +19,7 @@ struct Mail {
 
 /// A small SMTP server on 127.0.0.1: enough of RFC 5321 for one client sending plain mail.
 /// Every message it takes comes out of the returned channel.
-async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Mail>) {
+pub async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Mail>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -76,7 +76,7 @@ async fn smtp_server() -> (u16, mpsc::UnboundedReceiver<Mail>) {
     (port, rx)
 }
 
-fn validation_head(port: u16) -> String {
+pub fn validation_head(port: u16) -> String {
     format!(
         "[registration]\nmode = \"email-validation\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\n\
          from = \"Helpdesk <noreply@example.org>\"\nvalidation_ttl = \"1h\"\n\
