@@ -77,3 +77,61 @@ pub(super) fn limits(cx: &mut Ctx<'_>, f: LimitsFile) -> Limits {
         validation_mails_total: narrow(validation_mails_total),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{Config, load_str};
+
+    fn load(tables: &str) -> Result<Config, Vec<String>> {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n{tables}\n");
+        load_str("t.toml", &text, std::path::Path::new("/srv"))
+            .map_err(|ds| ds.into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn the_defaults_are_the_ones_the_reference_states() {
+        let c = load("").expect("defaults");
+        let rl = c.rate_limit;
+        assert_eq!((rl.window, rl.per_account, rl.per_address), (Duration::from_secs(900), 5, 20));
+        assert_eq!((rl.per_account_and_address, rl.max_delay), (5, Duration::from_secs(10)));
+        let l = c.limits;
+        assert_eq!((l.memory_counters, l.memory_one_time_values), (100_000, 100_000));
+        assert_eq!(l.hashing.wait, Duration::from_secs(2));
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(l.hashing.concurrency, cpus.min(256 / 19));
+        assert_eq!(
+            (l.sign_up_window, l.sign_ups_per_address, l.sign_ups_total),
+            (Duration::from_secs(3600), 5, 100)
+        );
+        assert_eq!(l.pending_sign_ups, 1_000);
+        assert_eq!((l.validation_mails_per_address, l.validation_mails_total), (5, 100));
+    }
+
+    #[test]
+    fn the_memory_budget_caps_the_hashing_turns() {
+        let c = load("[limits]\nhashing_concurrency = 64\nhashing_memory_mib = 40").expect("ok");
+        assert_eq!(c.limits.hashing.concurrency, 2, "two 19 MiB checks fit in 40 MiB");
+    }
+
+    #[test]
+    fn zero_bounds_and_a_long_delay_are_problems_at_their_keys() {
+        for (tables, expected) in [
+            (
+                "[rate_limit]\nper_account_and_address = 0",
+                "rate_limit.per_account_and_address: must be at least 1",
+            ),
+            ("[rate_limit]\nper_address = 0", "rate_limit.per_address: must be at least 1"),
+            ("[rate_limit]\nmax_delay = \"5m\"", "rate_limit.max_delay: must be at most 1m"),
+            ("[limits]\nmemory_counters = 0", "limits.memory_counters: must be at least 1"),
+            ("[limits]\nsign_ups_total = 0", "limits.sign_ups_total: must be at least 1"),
+            ("[limits]\nhashing_memory_mib = 10", "limits.hashing_memory_mib: must be at least 19"),
+            ("[limits]\nhashing_wait = \"0s\"", "limits.hashing_wait: must be longer than zero"),
+            ("[limits]\nsign_ups = 3", "limits.sign_ups"),
+        ] {
+            let problems = load(tables).expect_err(tables);
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{tables}: {problems:?}");
+        }
+    }
+}
