@@ -165,7 +165,12 @@ impl Reloader {
         let csrf = (config.session.secret.as_ref().map(|s| &s.0)
             == old.config.session.secret.as_ref().map(|s| &s.0))
         .then(|| old.csrf.clone());
-        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), csrf)?;
+        // The hashing turns stay shared unless their limits changed, so that requests still
+        // running under the old config count against the same bound.
+        let hashing =
+            (config.limits.hashing == old.config.limits.hashing).then(|| old.builtin.hashing().clone());
+        let kept = Kept { csrf, hashing };
+        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), kept)?;
         let generation = state.generation;
         let router = crate::stack::build(state.clone());
         *slot.current.write().unwrap_or_else(|p| p.into_inner()) = (state, router);
@@ -217,7 +222,7 @@ impl Gateway {
                 }
             });
         }
-        let state = build(config, sessions.clone(), accounts.clone(), clock.clone(), None)?;
+        let state = build(config, sessions.clone(), accounts.clone(), clock.clone(), Kept::default())?;
         let router = crate::stack::build(state.clone());
         let slot = Slot { current: std::sync::RwLock::new((state, router)), sessions, accounts, clock };
         Ok(Gateway { slot: Arc::new(slot) })
@@ -244,14 +249,24 @@ impl Gateway {
     }
 }
 
-/// The state for `config` on stores already open. `csrf`: the key to keep, if any.
+/// What a reload keeps from the state it replaces.
+#[derive(Default)]
+struct Kept {
+    /// The CSRF key.
+    csrf: Option<Csrf>,
+    /// The password hashing turns and their memory.
+    hashing: Option<deskgate_builtin::Hashing>,
+}
+
+/// The state for `config` on stores already open, keeping what `kept` holds.
 fn build(
     config: Config,
     sessions: Sessions,
     accounts: Accounts,
     clock: Clock,
-    csrf: Option<Csrf>,
+    kept: Kept,
 ) -> Result<AppState, StartError> {
+    let Kept { csrf, hashing } = kept;
     let (tasks, stopped) = tokio::sync::watch::channel(());
     let signer = Signer::new(
         config.jwt.key_file.as_deref(),
@@ -333,7 +348,10 @@ fn build(
     drop(stopped);
     let inner = Inner {
         generation: config.fingerprint,
-        builtin: Builtin::with_limits(accounts.clone(), config.limits.hashing),
+        builtin: match hashing {
+            Some(gate) => Builtin::with_gate(accounts.clone(), gate),
+            None => Builtin::with_limits(accounts.clone(), config.limits.hashing),
+        },
         sessions,
         accounts,
         signer,

@@ -306,3 +306,25 @@ async fn validation_mails_are_bounded_per_address() {
     assert!(page.body.contains("we have just sent you a new link"), "{}", page.body);
     mails.recv().await.expect("a mail");
 }
+
+/// A reload keeps the hashing turns (and their count) unless their limits changed, so that
+/// requests under the old and the new config share one bound.
+#[tokio::test]
+async fn a_reload_keeps_the_hashing_turns_unless_their_limits_change() {
+    let config = |limits: &str| {
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:9\"\n[storage]\naccounts = \"sqlite::memory:\"\n{limits}\n{HELPDESK}"
+        );
+        deskgate::config::load_str("t.toml", &text, std::path::Path::new("/")).expect("config")
+    };
+    let gateway =
+        deskgate::Gateway::new(config("[limits]\nhashing_concurrency = 1\n")).await.expect("starts");
+    let gate = gateway.state().builtin.hashing().clone();
+    let hash = deskgate_builtin::hash_password(PASSWORD).unwrap();
+    assert!(gate.verify(PASSWORD, &hash).await.unwrap());
+    gateway.reloader().reload(config("[limits]\nhashing_concurrency = 1\n")).await.expect("reload");
+    assert_eq!(gateway.state().builtin.hashing().checks(), 1, "the same turns");
+    gateway.reloader().reload(config("[limits]\nhashing_concurrency = 2\n")).await.expect("reload");
+    let now = gateway.state().builtin.hashing().clone();
+    assert_eq!((now.checks(), now.limits().concurrency), (0, 2), "new limits, new turns");
+}

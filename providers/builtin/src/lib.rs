@@ -57,8 +57,14 @@ impl<S: CredentialSource> Builtin<S> {
 
     /// A provider over the given credential source, hashing within `limits`.
     pub fn with_limits(source: S, limits: HashingLimits) -> Self {
+        Builtin::with_gate(source, Hashing::new(limits))
+    }
+
+    /// A provider over the given credential source, hashing through an existing gate (kept
+    /// across a config reload, so that the bound holds for old and new requests together).
+    pub fn with_gate(source: S, hashing: Hashing) -> Self {
         let decoy_hash = hash_password("deskgate decoy password").unwrap_or_default();
-        Builtin { source, decoy_hash, hashing: Hashing::new(limits) }
+        Builtin { source, decoy_hash, hashing }
     }
 
     /// The hashing gate, shared with whoever else hashes passwords (sign-up, administrators).
