@@ -16,7 +16,7 @@ use crate::error::GatewayError;
 use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
 use crate::jwt::{KeyError, Signer};
 use crate::proxy::{Proxy, UpstreamSettings};
-use crate::session::{RedisStore, SessionStore, Sessions, StoreError};
+use crate::session::{MemoryBounds, RedisStore, SessionStore, Sessions, StoreError};
 use crate::usergroups::{Model, Resolved};
 use crate::web::Csrf;
 
@@ -54,6 +54,8 @@ pub struct Inner {
     pub proxy: Proxy,
     /// The usergroup model with stored organizations, and the shared epoch it was read at.
     model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
+    /// The once-a-minute log lines of the limits.
+    pub notices: crate::limits::Notices,
     /// Dropped with this state (a reload replaces it): the background tasks of its
     /// providers see that and end.
     _tasks: tokio::sync::watch::Sender<()>,
@@ -175,7 +177,12 @@ impl Reloader {
                 "Turning server.tls on or off takes effect at the next restart, not at a reload"
             ),
         }
-        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), csrf)?;
+        // The hashing turns stay shared unless their limits changed, so that requests still
+        // running under the old config count against the same bound.
+        let hashing =
+            (config.limits.hashing == old.config.limits.hashing).then(|| old.builtin.hashing().clone());
+        let kept = Kept { csrf, hashing };
+        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), kept)?;
         let generation = state.generation;
         let router = crate::stack::build(state.clone());
         *slot.current.write().unwrap_or_else(|p| p.into_inner()) = (state, router);
@@ -194,7 +201,14 @@ impl Gateway {
         let accounts = open_accounts(&config).await?;
         let sessions = match &config.storage.sessions {
             // An idle session's cached token would be signed anew anyway once it is this old.
-            SessionsBackend::Memory => Sessions::memory(clock.clone(), config.jwt.ttl.as_secs() + 60),
+            SessionsBackend::Memory => Sessions::memory(
+                clock.clone(),
+                config.jwt.ttl.as_secs() + 60,
+                MemoryBounds {
+                    counters: config.limits.memory_counters,
+                    once: config.limits.memory_one_time_values,
+                },
+            ),
             SessionsBackend::Redis { url, prefix, local_cache } => {
                 let store =
                     RedisStore::open(url.expose(), prefix, clock.clone())?.with_local_cache(*local_cache);
@@ -221,7 +235,7 @@ impl Gateway {
             });
         }
         let certs = config.server.tls.as_ref().map(|tls| crate::tls::CertStore::new(tls.key.clone()));
-        let state = build(config, sessions.clone(), accounts.clone(), clock.clone(), None)?;
+        let state = build(config, sessions.clone(), accounts.clone(), clock.clone(), Kept::default())?;
         let router = crate::stack::build(state.clone());
         let slot =
             Slot { current: std::sync::RwLock::new((state, router)), certs, sessions, accounts, clock };
@@ -249,14 +263,24 @@ impl Gateway {
     }
 }
 
-/// The state for `config` on stores already open. `csrf`: the key to keep, if any.
+/// What a reload keeps from the state it replaces.
+#[derive(Default)]
+struct Kept {
+    /// The CSRF key.
+    csrf: Option<Csrf>,
+    /// The password hashing turns and their memory.
+    hashing: Option<deskgate_builtin::Hashing>,
+}
+
+/// The state for `config` on stores already open, keeping what `kept` holds.
 fn build(
     config: Config,
     sessions: Sessions,
     accounts: Accounts,
     clock: Clock,
-    csrf: Option<Csrf>,
+    kept: Kept,
 ) -> Result<AppState, StartError> {
+    let Kept { csrf, hashing } = kept;
     let (tasks, stopped) = tokio::sync::watch::channel(());
     let signer = Signer::new(
         config.jwt.key_file.as_deref(),
@@ -338,7 +362,10 @@ fn build(
     drop(stopped);
     let inner = Inner {
         generation: config.fingerprint,
-        builtin: Builtin::new(accounts.clone()),
+        builtin: match hashing {
+            Some(gate) => Builtin::with_gate(accounts.clone(), gate),
+            None => Builtin::with_limits(accounts.clone(), config.limits.hashing),
+        },
         sessions,
         accounts,
         signer,
@@ -351,6 +378,7 @@ fn build(
         proxy,
         config,
         model: Default::default(),
+        notices: Default::default(),
         _tasks: tasks,
     };
     Ok(AppState(Arc::new(inner)))

@@ -69,6 +69,11 @@ impl GatewayError {
                 "Accounts are unavailable",
                 "The account database cannot be reached. Please try again shortly.",
             ),
+            GatewayError::SessionStore(StoreError::Full(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too busy",
+                "Too many sign-ins are in progress right now. Please try again in a few minutes.",
+            ),
             GatewayError::SessionStore(_) | GatewayError::IdentitySource(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Sign-in is unavailable",
@@ -106,6 +111,12 @@ fn unreachable(error: &AccountError) -> bool {
 impl IntoResponse for GatewayError {
     fn into_response(self) -> Response {
         let failure = self.failure();
+        // A full store is a limit, not a fault: the store's notice logs it once a minute.
+        if matches!(self, GatewayError::SessionStore(StoreError::Full(_))) {
+            let mut resp = failure.status.into_response();
+            resp.extensions_mut().insert(failure);
+            return resp;
+        }
         let cause = deskgate_provider::error_chain(&self);
         if failure.status.is_client_error() {
             tracing::info!(status = failure.status.as_u16(), %cause, "Refused a client's faulty request");

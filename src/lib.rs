@@ -14,6 +14,7 @@ pub mod forwarded;
 pub mod gateway;
 pub mod identity;
 pub mod jwt;
+pub mod limits;
 pub mod pages;
 pub mod policy;
 pub mod proxy;

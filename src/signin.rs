@@ -1,12 +1,7 @@
 //! Turning a provider's [`Identity`] into a session: account resolution, usergroups,
-//! session rotation; and the sign-in attempt limits.
+//! session rotation. The sign-in attempt limits are in [`crate::limits`].
 
-use std::net::IpAddr;
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deskgate_provider::Identity;
-use sha2::{Digest, Sha256};
 
 use crate::accounts::{Account, AccountStore};
 use crate::app::AppState;
@@ -204,35 +199,4 @@ pub async fn start_session(
         "Signed in"
     );
     Ok(cookie)
-}
-
-fn account_counter(login: &str) -> String {
-    let digest = Sha256::digest(login.trim().to_lowercase().as_bytes());
-    format!("rl:acct:{}", URL_SAFE_NO_PAD.encode(&digest[..18]))
-}
-
-fn address_counter(addr: IpAddr) -> String {
-    format!("rl:addr:{addr}")
-}
-
-/// Whether sign-in attempts for this login or from this address are over their limit.
-pub async fn throttled(state: &AppState, login: &str, addr: IpAddr) -> Result<bool, GatewayError> {
-    let rl = state.config.rate_limit;
-    let by_account = state.sessions.count(&account_counter(login)).await?;
-    let by_address = state.sessions.count(&address_counter(addr)).await?;
-    Ok(by_account >= u64::from(rl.per_account) || by_address >= u64::from(rl.per_address))
-}
-
-/// Counts a failed sign-in against the login and the address.
-pub async fn record_failure(state: &AppState, login: &str, addr: IpAddr) -> Result<(), GatewayError> {
-    let window = state.config.rate_limit.window.as_secs();
-    state.sessions.incr(&account_counter(login), window).await?;
-    state.sessions.incr(&address_counter(addr), window).await?;
-    Ok(())
-}
-
-/// Clears the login's failures after a successful sign-in.
-pub async fn record_success(state: &AppState, login: &str) -> Result<(), GatewayError> {
-    state.sessions.reset(&account_counter(login)).await?;
-    Ok(())
 }

@@ -13,6 +13,8 @@ use super::*;
 use crate::policy::{Policy, Rule};
 use crate::usergroups::{EVERYONE, Model, Organization, REGISTERED, Usergroup};
 
+mod limits;
+
 struct Ctx<'a> {
     problems: &'a mut Vec<Problem>,
     base: &'a Path,
@@ -133,15 +135,8 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         ttl: cx.duration("jwt.ttl", jwt_file.ttl.as_ref(), Duration::from_secs(300)),
         audience: jwt_file.audience.unwrap_or_else(|| "deskgate".into()),
     };
-    let rl = file.rate_limit.take().unwrap_or_default();
-    let rate_limit = RateLimit {
-        window: cx.duration("rate_limit.window", rl.window.as_ref(), Duration::from_secs(900)),
-        per_account: rl.per_account.unwrap_or(5),
-        per_address: rl.per_address.unwrap_or(20),
-    };
-    if rate_limit.per_account == 0 || rate_limit.per_address == 0 {
-        cx.problem("rate_limit", "limits must be at least 1");
-    }
+    let rate_limit = limits::rate_limit(&mut cx, file.rate_limit.take().unwrap_or_default());
+    let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
     Config {
         server,
         upstream,
@@ -160,6 +155,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         header_prefix,
         jwt,
         rate_limit,
+        limits,
         fingerprint: 0,
     }
 }

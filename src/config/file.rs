@@ -43,6 +43,8 @@ pub struct FileConfig {
     pub jwt: Option<JwtFile>,
     /// Sign-in attempt limits.
     pub rate_limit: Option<RateLimitFile>,
+    /// Bounds on what requests from nobody signed in may make the gateway keep or do.
+    pub limits: Option<LimitsFile>,
 }
 
 /// `[server]`
@@ -274,4 +276,35 @@ pub struct RateLimitFile {
     pub per_account: Option<u32>,
     /// Failed sign-ins allowed per client address in a window.
     pub per_address: Option<u32>,
+    /// Failed sign-ins allowed per account from one client address in a window.
+    pub per_account_and_address: Option<u32>,
+    /// The longest delay before answering a sign-in to an account under attack.
+    pub max_delay: Option<String>,
+}
+
+/// `[limits]`
+#[derive(Debug, Default, Deserialize)]
+pub struct LimitsFile {
+    /// Most counters the in-memory store keeps at once.
+    pub memory_counters: Option<u64>,
+    /// Most one-time values the in-memory store keeps at once.
+    pub memory_one_time_values: Option<u64>,
+    /// Password checks and hashes run at once (0: one per CPU).
+    pub hashing_concurrency: Option<u32>,
+    /// Memory the password hashing may use at once, in MiB.
+    pub hashing_memory_mib: Option<u32>,
+    /// How long a sign-in waits for a free password check before it is answered 503.
+    pub hashing_wait: Option<String>,
+    /// Window over which sign-ups and validation mails are counted.
+    pub sign_up_window: Option<String>,
+    /// Sign-ups allowed per client address in a window.
+    pub sign_ups_per_address: Option<u32>,
+    /// Sign-ups allowed from all addresses together in a window.
+    pub sign_ups_total: Option<u32>,
+    /// Most accounts waiting for validation or approval at once.
+    pub pending_sign_ups: Option<u64>,
+    /// Validation mails (first and resent) allowed per client address in a window.
+    pub validation_mails_per_address: Option<u32>,
+    /// Validation mails allowed in all in a window.
+    pub validation_mails_total: Option<u32>,
 }

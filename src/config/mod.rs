@@ -53,6 +53,8 @@ pub struct Config {
     pub jwt: Jwt,
     /// `[rate_limit]`
     pub rate_limit: RateLimit,
+    /// `[limits]`
+    pub limits: Limits,
     /// Names this config's text (a hash of it): sessions resolved under another are
     /// resolved again, and replicas with the same file agree on it.
     pub fingerprint: u64,
@@ -318,8 +320,37 @@ pub struct RateLimit {
     pub window: Duration,
     /// Failures allowed per account per window.
     pub per_account: u32,
-    /// Failures allowed per address per window.
+    /// Failures allowed per address per window; then that address is refused.
     pub per_address: u32,
+    /// Failures allowed per account from one address per window; then that address is
+    /// refused for that account.
+    pub per_account_and_address: u32,
+    /// The longest delay before answering a sign-in to an account with more than
+    /// `per_account` failures.
+    pub max_delay: Duration,
+}
+
+/// `[limits]`: bounds on what requests from nobody signed in may make the gateway keep or do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most counters the in-memory store keeps at once.
+    pub memory_counters: usize,
+    /// Most one-time values the in-memory store keeps at once.
+    pub memory_one_time_values: usize,
+    /// Password checks and hashes at once, and how long a sign-in waits for a turn.
+    pub hashing: deskgate_builtin::HashingLimits,
+    /// Window over which sign-ups and validation mails are counted.
+    pub sign_up_window: Duration,
+    /// Sign-ups per client address per window.
+    pub sign_ups_per_address: u32,
+    /// Sign-ups from all addresses per window.
+    pub sign_ups_total: u32,
+    /// Accounts waiting for validation or approval at once.
+    pub pending_sign_ups: u64,
+    /// Validation mails per client address per window.
+    pub validation_mails_per_address: u32,
+    /// Validation mails in all per window.
+    pub validation_mails_total: u32,
 }
 
 /// What a provider's config says about accounts and groups.

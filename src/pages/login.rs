@@ -13,6 +13,7 @@ use super::forms::{self, Binding};
 use super::html::{self, esc, query_value};
 use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::limits;
 use crate::session::{SessionKey, Visitor};
 use crate::signin::{self, AccountPolicy, Refusal};
 use crate::web;
@@ -228,27 +229,32 @@ pub async fn submit(
     let provider = f.provider.clone().filter(|p| !p.is_empty()).unwrap_or(default);
     let login = format!("{provider}:{}", f.username.trim().to_lowercase());
     let ip = forms::client_ip(&state, peer, &headers);
-    if signin::throttled(&state, &login, ip).await? {
-        tracing::warn!(
-            target: "deskgate::audit",
-            client = %ip,
-            %provider,
-            "Sign-in refused: too many failed attempts"
-        );
-        let minutes = state.config.rate_limit.window.as_secs().div_ceil(60);
-        let text = format!("Too many failed sign-in attempts. Please wait {minutes} minutes and try again.");
-        return Ok(refusal(&state, &headers, StatusCode::TOO_MANY_REQUESTS, &f, &text));
-    }
+    let attempt = match limits::sign_in(&state, &login, ip).await? {
+        Ok(a) => a,
+        Err(refused) => {
+            // Logged as one line a minute by the limit's notice, not one per refusal.
+            let minutes = state.config.rate_limit.window.as_secs().div_ceil(60);
+            let text =
+                format!("Too many failed sign-in attempts. Please wait {minutes} minutes and try again.");
+            return Ok(refusal(&state, &headers, refused.status(), &f, &text));
+        }
+    };
     let Some(verified) = verify(&state, &provider, &f.username, &f.password).await else {
+        attempt.abandoned(&state).await?;
         return Ok(refusal(&state, &headers, StatusCode::BAD_REQUEST, &f, "Please choose how to sign in."));
     };
     let (identity, policy) = match verified {
         Ok(found) => found,
         Err(AuthError::Unavailable(e)) => {
+            attempt.abandoned(&state).await?;
+            if e.is::<deskgate_builtin::Busy>() {
+                state.notices.hashing.hit(state.clock.now(), "every password check turn stayed taken");
+                return Ok(busy(&state, &headers, &f));
+            }
             return Err(GatewayError::IdentitySource(AuthError::Unavailable(e)));
         }
         Err(e) => {
-            signin::record_failure(&state, &login, ip).await?;
+            attempt.failed(&state).await?;
             tracing::info!(
                 target: "deskgate::audit",
                 client = %ip,
@@ -259,7 +265,7 @@ pub async fn submit(
             let builtin = provider == deskgate_builtin::PROVIDER_ID;
             if let (AuthError::AccountPending(_), true, crate::config::Registration::EmailValidation(smtp)) =
                 (&e, builtin, &state.config.registration)
-                && super::validate::resend(&state, smtp, &f.username).await?
+                && super::validate::resend(&state, smtp, &f.username, ip).await?
             {
                 let text = "Please confirm your email address first: we have just sent you a new link. \
                             Open it, then sign in.";
@@ -269,6 +275,8 @@ pub async fn submit(
             return Ok(refusal(&state, &headers, StatusCode::UNAUTHORIZED, &f, text));
         }
     };
+    // The password checked out: whatever the account's state, this was no guess.
+    attempt.succeeded(&state).await?;
     let account = match signin::resolve_account(&state, &identity, &policy).await? {
         Ok(a) => a,
         Err(Refusal::Disabled) => {
@@ -292,12 +300,19 @@ pub async fn submit(
             return Ok(no_account());
         }
     };
-    signin::record_success(&state, &login).await?;
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie = signin::start_session(&state, &account, &identity, &policy, previous).await?;
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
     Ok(resp)
+}
+
+/// Every password check turn stayed taken for longer than a sign-in waits: try again.
+fn busy(state: &AppState, headers: &HeaderMap, f: &LoginForm) -> Response {
+    let text = "Too many people are signing in at this moment. Please try again in a few seconds.";
+    let mut resp = refusal(state, headers, StatusCode::SERVICE_UNAVAILABLE, f, text);
+    resp.headers_mut().insert(header::RETRY_AFTER, http::HeaderValue::from_static("5"));
+    resp
 }
 
 /// The page for a person whose identity checked out but who has no account here.

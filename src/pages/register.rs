@@ -2,8 +2,11 @@
 //! once; the others wait for their email address to be confirmed or for an administrator.
 
 use axum::Form;
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use deskgate_builtin::HashError;
 use deskgate_provider::Identity;
 use http::{HeaderMap, StatusCode, header};
 
@@ -15,6 +18,7 @@ use crate::accounts::{AccountError, AccountQuery, AccountStatus, AccountStore, N
 use crate::app::AppState;
 use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
+use crate::limits::{self, Refused};
 use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy};
 use crate::web;
@@ -180,6 +184,7 @@ fn invalid(f: &RegisterForm) -> Option<&'static str> {
 /// Creates the account and signs it in, or leaves it waiting for validation or approval.
 pub async fn submit(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<RegisterForm>,
 ) -> Result<Response, GatewayError> {
@@ -201,10 +206,22 @@ pub async fn submit(
     if let Some(problem) = invalid(&f) {
         return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, problem));
     }
-    let password = f.password.clone();
-    let hash = tokio::task::spawn_blocking(move || deskgate_builtin::hash_password(&password)).await?;
-    let Ok(hash) = hash else {
-        return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, "That password cannot be used."));
+    // Counted before the password is hashed: a refused sign-up costs a counter lookup.
+    if let Err(refused) = limits::sign_up(&state, forms::client_ip(&state, peer, &headers)).await? {
+        let text = match refused {
+            Refused::Client => "Too many sign-ups from your network. Please try again later.",
+            Refused::Everyone => "Sign-up is very busy right now. Please try again later.",
+        };
+        return Ok(again(refused.status(), text));
+    }
+    let hash = match state.builtin.hashing().hash(&f.password).await {
+        Ok(hash) => hash,
+        Err(HashError::Busy(_)) => {
+            state.notices.hashing.hit(state.clock.now(), "every password check turn stayed taken");
+            let text = "Too many people are signing up at this moment. Please try again in a few seconds.";
+            return Ok(again(StatusCode::SERVICE_UNAVAILABLE, text));
+        }
+        Err(_) => return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, "That password cannot be used.")),
     };
     let new = NewAccount {
         email: Some(f.email.trim().to_owned()),

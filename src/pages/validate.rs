@@ -4,6 +4,7 @@
 //! The token is 256 random bits; only its SHA-256 is stored, as a one-time value in the
 //! session store (shared by replicas), so a leaked store does not hand out working links.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -157,7 +158,12 @@ pub async fn start(state: &AppState, smtp: &Smtp, account: &Account, address: &s
 /// new link, unless one went out less than [`RESEND_PAUSE`] ago. Returns whether one was
 /// sent. Called only once the password checked out, so it reveals nothing about which
 /// addresses have accounts, and only the account's owner can make it send.
-pub async fn resend(state: &AppState, smtp: &Smtp, email: &str) -> Result<bool, GatewayError> {
+pub async fn resend(
+    state: &AppState,
+    smtp: &Smtp,
+    email: &str,
+    client: IpAddr,
+) -> Result<bool, GatewayError> {
     let Some(account) = state.accounts.by_email(email.trim()).await? else {
         return Ok(false);
     };
@@ -165,6 +171,13 @@ pub async fn resend(state: &AppState, smtp: &Smtp, email: &str) -> Result<bool, 
         return Ok(false);
     }
     if state.sessions.incr(&mailed_counter(&account.id), RESEND_PAUSE.as_secs()).await? > 1 {
+        return Ok(false);
+    }
+    // Over the mail limits the person is told what they would be without a new link: to
+    // confirm their address first (the notice logs the refusals).
+    if crate::limits::mail(state, client).await?.is_err() {
+        // Not sent: a sign-in from elsewhere may still send it.
+        state.sessions.release(&mailed_counter(&account.id)).await?;
         return Ok(false);
     }
     let address = account.email.clone().unwrap_or_default();

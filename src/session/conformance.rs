@@ -21,6 +21,8 @@ pub async fn run<S: SessionStore>(store: &S, clock: &Clock) {
     rotation_leaves_the_old_key_dead(store, clock).await;
     counters(store, clock).await;
     concurrent_hits_are_all_counted(store).await;
+    released_hits_are_taken_back(store, clock).await;
+    concurrent_reservations_let_exactly_the_limit_through(store).await;
     one_time_values(store, clock).await;
     account_epochs(store, clock).await;
     concurrent_bumps_are_all_counted(store).await;
@@ -159,6 +161,35 @@ async fn concurrent_hits_are_all_counted<S: SessionStore>(store: &S) {
     assert_eq!(store.count(&c).await.expect("count"), 50);
 }
 
+/// `release` takes one back from a live counter, never below zero, and never makes one.
+async fn released_hits_are_taken_back<S: SessionStore>(store: &S, clock: &Clock) {
+    let c = format!("test:{}", new_cookie_value());
+    store.release(&c).await.expect("release of a missing counter");
+    assert_eq!(store.count(&c).await.expect("count"), 0);
+    assert_eq!(store.incr(&c, 30).await.expect("incr"), 1, "release made no counter");
+    assert_eq!(store.incr(&c, 30).await.expect("incr"), 2);
+    store.release(&c).await.expect("release");
+    assert_eq!(store.count(&c).await.expect("count"), 1);
+    store.release(&c).await.expect("release");
+    store.release(&c).await.expect("release");
+    assert_eq!(store.count(&c).await.expect("count"), 0, "never below zero");
+    assert_eq!(store.incr(&c, 30).await.expect("incr"), 1);
+    clock.advance(30);
+    store.release(&c).await.expect("release of an expired counter");
+    assert_eq!(store.incr(&c, 30).await.expect("incr"), 1, "a new window starts at one");
+}
+
+/// Reserving first: of 64 hits arriving at once, exactly `limit` see a count within it, so
+/// at most that many requests get past a check made on the returned count.
+async fn concurrent_reservations_let_exactly_the_limit_through<S: SessionStore>(store: &S) {
+    let c = format!("test:{}", new_cookie_value());
+    let limit = 20;
+    let hits = (0..64).map(|_| store.incr(&c, 60));
+    let counts = futures_util::future::join_all(hits).await;
+    let through = counts.into_iter().map(|n| n.expect("incr")).filter(|n| *n <= limit).count();
+    assert_eq!(through, 20);
+}
+
 async fn one_time_values<S: SessionStore>(store: &S, clock: &Clock) {
     let k = format!("once:{}", new_cookie_value());
     assert!(store.put_once(&k, b"state".to_vec(), clock.now() + 60).await.expect("put"));
@@ -249,6 +280,37 @@ async fn memory_store_passes_the_conformance_suite() {
     run(&MemoryStore::new(clock.clone()), &clock).await;
 }
 
+/// A flood of new counters and one-time values fills the memory store to its bound and no
+/// further; what it holds keeps counting, and room comes back as entries expire.
+#[tokio::test]
+async fn memory_store_counters_and_one_time_values_never_grow_past_their_bound() {
+    let clock = Clock::manual(1_000_000);
+    let store = MemoryStore::new(clock.clone()).with_bounds(MemoryBounds { counters: 300, once: 200 });
+    let mut refused = 0;
+    for n in 0..1_000 {
+        match store.incr(&format!("flood:{n}"), 60).await {
+            Ok(1) => {}
+            Ok(other) => panic!("a new counter counted {other}"),
+            Err(StoreError::Full(_)) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(store.held().0 <= 300);
+    }
+    assert_eq!(refused, 700);
+    assert_eq!(store.incr("flood:0", 60).await.expect("a held counter still counts"), 2);
+    for n in 0..500 {
+        let put = store.put_once(&format!("once:{n}"), vec![0; 16], clock.now() + 60).await;
+        assert_eq!(put.is_ok(), n < 200, "one-time value {n}");
+        assert!(store.held().1 <= 200);
+    }
+    assert_eq!(store.take("once:7").await.expect("take"), Some(vec![0; 16]), "held values are kept");
+    clock.advance(61);
+    assert_eq!(store.incr("after", 60).await.expect("room once the window ended"), 1);
+    assert!(store.put_once("after", vec![1], clock.now() + 60).await.expect("room"));
+    assert_eq!(store.held().0, 1, "the expired counters were dropped to make room");
+    assert!(store.held().1 <= 200);
+}
+
 /// Where a test finds Redis: `DESKGATE_TEST_REDIS`, else the local default.
 fn redis_url() -> String {
     std::env::var("DESKGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -285,6 +347,33 @@ async fn redis_store_passes_the_conformance_suite() {
     let clock = Clock::manual(1_000_000);
     let Some(store) = redis_store(&test_prefix(), &clock).await else { return };
     run(&store, &clock).await;
+    store.remove_all().await.expect("clean up");
+}
+
+/// What requests from nobody signed in make in Redis (counters, one-time values) always
+/// carries a TTL, so Redis drops it even if deskgate never comes back for it.
+#[tokio::test]
+async fn redis_counters_and_one_time_values_always_carry_a_ttl() {
+    let clock = Clock::manual(Clock::system().now());
+    let prefix = test_prefix();
+    let Some(store) = redis_store(&prefix, &clock).await else { return };
+    store.incr("addr", 900).await.expect("incr");
+    store.incr("addr", 900).await.expect("incr");
+    store.release("addr").await.expect("release");
+    store.release("never-made").await.expect("release");
+    store.put_once("state", b"x".to_vec(), clock.now() + 600).await.expect("put");
+    let mut conn = ::redis::Client::open(redis_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> =
+        ::redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys");
+    assert_eq!(keys.len(), 2, "release made no key: {keys:?}");
+    for key in keys {
+        let ttl: i64 = ::redis::cmd("TTL").arg(&key).query_async(&mut conn).await.expect("ttl");
+        assert!(ttl > 0 && ttl <= 900, "{key} has TTL {ttl}");
+    }
     store.remove_all().await.expect("clean up");
 }
 

@@ -1,5 +1,11 @@
 //! The embedded session store: two maps behind read-write locks. Reads, the hot path, take
 //! only a read lock; expired entries are dropped lazily and by a periodic sweep.
+//!
+//! Counters and one-time values are what requests from nobody signed in create, so each map
+//! has a bound ([`MemoryBounds`]): at the bound, expired entries are dropped, and when none
+//! are, the new entry is refused ([`StoreError::Full`]) — the map never grows past it, and
+//! what it already holds (an address's count, a pending sign-in) is never evicted to make
+//! room. Sessions are not bounded here: only a sign-in, which is itself limited, makes one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,6 +22,24 @@ struct Maps {
     epochs: HashMap<String, u64>,
     /// The epoch every account's is added to.
     shared_epoch: u64,
+    /// When `counters` and `once` were last scanned for expired entries at their bound.
+    counters_pruned: u64,
+    once_pruned: u64,
+}
+
+/// Most counters and one-time values the store keeps at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBounds {
+    /// Counters (sign-in attempts, sign-ups, mails).
+    pub counters: usize,
+    /// One-time values (pending sign-ins, replay checks, validation links).
+    pub once: usize,
+}
+
+impl Default for MemoryBounds {
+    fn default() -> Self {
+        MemoryBounds { counters: 100_000, once: 100_000 }
+    }
 }
 
 /// Sessions and counters in this process's memory.
@@ -25,12 +49,58 @@ pub struct MemoryStore {
     clock: Clock,
     /// Sessions unused for longer than this lose their cached headers and token.
     cache_idle_secs: u64,
+    bounds: MemoryBounds,
+    /// Refusals at the bounds, logged as one line a minute.
+    full: Arc<crate::limits::Notice>,
 }
 
 impl MemoryStore {
     /// An empty store on `clock`.
     pub fn new(clock: Clock) -> MemoryStore {
-        MemoryStore { maps: Arc::default(), clock, cache_idle_secs: 0 }
+        MemoryStore {
+            maps: Arc::default(),
+            clock,
+            cache_idle_secs: 0,
+            bounds: MemoryBounds::default(),
+            full: Arc::new(crate::limits::Notice::new("memory store full")),
+        }
+    }
+
+    /// Keeps at most `bounds` counters and one-time values.
+    pub fn with_bounds(mut self, bounds: MemoryBounds) -> MemoryStore {
+        self.bounds = bounds;
+        self
+    }
+
+    /// How many counters and one-time values the store holds now, expired ones included.
+    pub fn held(&self) -> (usize, usize) {
+        let maps = self.read();
+        (maps.counters.len(), maps.once.len())
+    }
+
+    /// Whether a map at its bound may take one more entry: only after dropping expired ones.
+    /// The map is scanned for them at most once a second (`pruned_at`), so that a flood at
+    /// the bound costs a lookup per request, not a scan.
+    fn room<V>(
+        &self,
+        map: &mut HashMap<String, (V, u64)>,
+        pruned_at: &mut u64,
+        bound: usize,
+        what: &'static str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        if map.len() < bound {
+            return Ok(());
+        }
+        if *pruned_at != now {
+            *pruned_at = now;
+            map.retain(|_, (_, exp)| *exp > now);
+            if map.len() < bound {
+                return Ok(());
+            }
+        }
+        self.full.hit(now, what);
+        Err(StoreError::Full(what))
     }
 
     /// Lets [`MemoryStore::sweep`] drop the cached headers and token of sessions unused for
@@ -134,7 +204,11 @@ impl SessionStore for MemoryStore {
 
     async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {
         let now = self.clock.now();
-        let mut maps = self.write();
+        let mut guard = self.write();
+        let maps = &mut *guard;
+        if !maps.counters.contains_key(counter) {
+            self.room(&mut maps.counters, &mut maps.counters_pruned, self.bounds.counters, "counters", now)?;
+        }
         let entry = maps.counters.entry(counter.to_owned()).or_insert((0, now + window_secs));
         if entry.1 <= now {
             *entry = (0, now + window_secs);
@@ -153,11 +227,25 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn release(&self, counter: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        if let Some((n, exp)) = self.write().counters.get_mut(counter)
+            && *exp > now
+        {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     async fn put_once(&self, key: &str, value: Vec<u8>, expires_at: u64) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let mut maps = self.write();
+        let mut guard = self.write();
+        let maps = &mut *guard;
         if maps.once.get(key).is_some_and(|(_, exp)| *exp > now) {
             return Ok(false);
+        }
+        if !maps.once.contains_key(key) {
+            self.room(&mut maps.once, &mut maps.once_pruned, self.bounds.once, "one-time values", now)?;
         }
         maps.once.insert(key.to_owned(), (value, expires_at));
         Ok(true)

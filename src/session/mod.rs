@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 pub use self::redis::RedisStore;
-pub use memory::MemoryStore;
+pub use memory::{MemoryBounds, MemoryStore};
 pub use visitor::{Visitor, deadline, lookup};
 
 use crate::clock::Clock;
@@ -150,6 +150,10 @@ pub enum StoreError {
     /// The store could not be reached.
     #[error("session store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The store holds as many entries of this kind as it may (`[limits]`): nothing new is
+    /// kept until some expire.
+    #[error("session store full: {0}")]
+    Full(&'static str),
 }
 
 /// Where sessions, one-time login state and rate-limit counters live.
@@ -171,6 +175,10 @@ pub trait SessionStore: Send + Sync {
     fn count(&self, counter: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Removes a counter.
     fn reset(&self, counter: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes one back from a live counter (a hit reserved by [`SessionStore::incr`] that
+    /// turned out not to count); never below zero, and a missing or expired counter stays
+    /// missing.
+    fn release(&self, counter: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Stores a one-time value (a pending login's state, a replay-cache entry) until
     /// `expires_at`; returns false, storing nothing, when the key is already taken.
     fn put_once(
@@ -215,9 +223,9 @@ pub enum Sessions {
 
 impl Sessions {
     /// An in-memory store on `clock` that drops the caches of sessions idle for longer than
-    /// `cache_idle_secs`.
-    pub fn memory(clock: Clock, cache_idle_secs: u64) -> Sessions {
-        Sessions::Memory(MemoryStore::new(clock).with_cache_idle(cache_idle_secs))
+    /// `cache_idle_secs`, and keeps at most `bounds` counters and one-time values.
+    pub fn memory(clock: Clock, cache_idle_secs: u64, bounds: MemoryBounds) -> Sessions {
+        Sessions::Memory(MemoryStore::new(clock).with_cache_idle(cache_idle_secs).with_bounds(bounds))
     }
 }
 
@@ -261,6 +269,12 @@ impl SessionStore for Sessions {
         match self {
             Sessions::Memory(m) => m.reset(counter).await,
             Sessions::Redis(r) => r.reset(counter).await,
+        }
+    }
+    async fn release(&self, counter: &str) -> Result<(), StoreError> {
+        match self {
+            Sessions::Memory(m) => m.release(counter).await,
+            Sessions::Redis(r) => r.release(counter).await,
         }
     }
     async fn put_once(&self, key: &str, value: Vec<u8>, expires_at: u64) -> Result<bool, StoreError> {

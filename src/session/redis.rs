@@ -42,6 +42,24 @@ return redis.call('HINCRBY', KEYS[1], 'n', 1)
     )
 });
 
+/// Takes one back from a live counter, never below zero; a missing or expired counter is
+/// left alone (so no key is ever made here, and none without a TTL).
+/// KEYS[1] counter; ARGV[1] now.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local ends = tonumber(redis.call('HGET', KEYS[1], 'end'))
+if ends ~= nil and ends > tonumber(ARGV[1]) then
+  local n = tonumber(redis.call('HGET', KEYS[1], 'n')) or 0
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[1], 'n', -1)
+  end
+end
+return 0
+",
+    )
+});
+
 /// `SET NX`, except that a value past its deadline by the gateway's clock counts as absent
 /// even while its rounded-up TTL keeps it in Redis.
 /// KEYS[1] key; ARGV[1] now; ARGV[2] stored value (`EXPIRES_AT:bytes`); ARGV[3] TTL.
@@ -408,6 +426,13 @@ impl SessionStore for RedisStore {
         let mut cmd = redis::cmd("DEL");
         cmd.arg(self.key("counter", counter));
         self.query::<()>(cmd).await
+    }
+
+    async fn release(&self, counter: &str) -> Result<(), StoreError> {
+        let mut invocation = RELEASE.key(self.key("counter", counter));
+        invocation.arg(self.clock.now());
+        let _: u8 = self.script(invocation).await?;
+        Ok(())
     }
 
     async fn put_once(&self, key: &str, value: Vec<u8>, expires_at: u64) -> Result<bool, StoreError> {

@@ -11,6 +11,7 @@ mod faults;
 mod forwarding;
 mod guests;
 mod ldap;
+mod limits;
 mod oidc;
 mod organizations;
 mod paths;

@@ -187,7 +187,7 @@ async fn login_form_without_a_valid_csrf_token_is_refused() {
 
 #[tokio::test]
 async fn failed_sign_ins_are_limited_per_account_and_per_address_with_a_clear_message() {
-    let head = "[rate_limit]\nper_account = 3\nper_address = 6\nwindow = \"10m\"\n";
+    let head = "[rate_limit]\nper_account_and_address = 3\nper_address = 6\nwindow = \"10m\"\n";
     let stack = start(Options { head: head.into(), ..Default::default() }).await;
     account(&stack, "target@example.org", "T", "correct horse battery", &[]).await;
     let mut b = Browser::new(&stack);
@@ -197,7 +197,10 @@ async fn failed_sign_ins_are_limited_per_account_and_per_address_with_a_clear_me
         assert!(page.body.contains("The email or password is not correct."));
     }
     let page = b.sign_in("target@example.org", "correct horse battery").await;
-    assert_eq!(page.status, 429, "even the right password waits once the account is over its limit");
+    assert_eq!(
+        page.status, 429,
+        "even the right password waits once the account is over its limit from this address"
+    );
     assert!(page.body.contains("Too many failed sign-in attempts. Please wait 10 minutes"), "{}", page.body);
     assert!(b.session_cookie().is_none());
 

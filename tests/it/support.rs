@@ -254,6 +254,21 @@ impl Browser {
         self.finish(resp).await
     }
 
+    /// Posts a form with extra request headers (e.g. `X-Forwarded-For` behind a trusted proxy).
+    pub async fn post_with(&mut self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie_header())
+            .form(form);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("request");
+        self.finish(resp).await
+    }
+
     /// What the backend saw, as its `/whoami` reports.
     pub async fn whoami(&mut self) -> Value {
         let page = self.get_with("/whoami", &[("accept", "application/json")]).await;
