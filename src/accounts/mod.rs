@@ -353,6 +353,13 @@ macro_rules! delegate {
     };
 }
 
+impl Accounts {
+    /// Whether the database answers a trivial query, for readiness checks.
+    pub async fn ping(&self) -> Result<(), AccountError> {
+        delegate!(self, s => s.ping().await)
+    }
+}
+
 impl AccountStore for Accounts {
     async fn create(&self, new: NewAccount) -> Result<Account, AccountError> {
         delegate!(self, s => s.create(new).await)

@@ -74,6 +74,13 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs a trivial query.
+    pub async fn ping(&self) -> Result<(), AccountError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(db)
+    }
+}
+
+impl PostgresStore {
     /// Connects to the database at `url` (`postgres://…`) and brings its schema up to date.
     /// A database that cannot be reached is an error here, not at the first sign-in.
     pub async fn open(url: &str) -> Result<PostgresStore, AccountError> {

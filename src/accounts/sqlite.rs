@@ -83,6 +83,13 @@ fn refuse_read_only(path: &Path) -> Result<(), AccountError> {
     Ok(())
 }
 
+impl SqliteStore {
+    /// Runs a trivial query.
+    pub async fn ping(&self) -> Result<(), AccountError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(db)
+    }
+}
+
 async fn migrate(pool: &Pool) -> Result<(), AccountError> {
     sqlx::query("CREATE TABLE IF NOT EXISTS deskgate_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
         .execute(pool)

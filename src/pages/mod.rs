@@ -35,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/validate", get(validate::confirm))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/jwks.json", get(jwks))
         .merge(crate::admin::routes())
         // deskgate's own forms are small.
@@ -56,6 +57,28 @@ pub fn routes() -> Router<AppState> {
     router.fallback(|| async {
         html::message(StatusCode::NOT_FOUND, "Not found", "There is no such deskgate page.", None)
     })
+}
+
+/// Readiness: 200 while every store deskgate needs answers, 503 naming those that do not.
+/// (`/healthz` stays a liveness check that needs nothing.)
+async fn readyz(State(state): State<AppState>) -> Response {
+    let timeout = std::time::Duration::from_secs(2);
+    let sessions = tokio::time::timeout(timeout, state.sessions.ping()).await.is_ok_and(|r| r.is_ok());
+    let accounts = tokio::time::timeout(timeout, state.accounts.ping()).await.is_ok_and(|r| r.is_ok());
+    let mut down = Vec::new();
+    if !sessions {
+        down.push("session store");
+    }
+    if !accounts {
+        down.push("account store");
+    }
+    if down.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        tracing::warn!(unreachable = %down.join(", "), "Not ready");
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {} unreachable\n", down.join(", ")))
+            .into_response()
+    }
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

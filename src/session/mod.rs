@@ -222,6 +222,14 @@ pub enum Sessions {
 }
 
 impl Sessions {
+    /// Whether the store answers, for readiness checks (the memory store always does).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Sessions::Memory(_) => Ok(()),
+            Sessions::Redis(r) => r.ping().await,
+        }
+    }
+
     /// An in-memory store on `clock` that drops the caches of sessions idle for longer than
     /// `cache_idle_secs`, and keeps at most `bounds` counters and one-time values.
     pub fn memory(clock: Clock, cache_idle_secs: u64, bounds: MemoryBounds) -> Sessions {

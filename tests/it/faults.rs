@@ -13,19 +13,30 @@ use crate::support::*;
 /// connection is dropped.
 struct Relay {
     addr: std::net::SocketAddr,
+    target: String,
     tasks: Arc<Mutex<Vec<AbortHandle>>>,
     accept: AbortHandle,
 }
 
 impl Relay {
     async fn start(target: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Relay::on(TcpListener::bind("127.0.0.1:0").await.unwrap(), target)
+    }
+
+    /// Relays again, on the same address, after a cut.
+    async fn resume(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        *self = Relay::on(listener, self.target.clone());
+    }
+
+    fn on(listener: TcpListener, target: String) -> Relay {
         let addr = listener.local_addr().unwrap();
+        let relayed = target.clone();
         let tasks: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let held = tasks.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                let target = target.clone();
+                let target = relayed.clone();
                 let pipe = tokio::spawn(async move {
                     if let Ok(mut server) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
@@ -35,7 +46,7 @@ impl Relay {
             }
         })
         .abort_handle();
-        Relay { addr, tasks, accept }
+        Relay { addr, target, tasks, accept }
     }
 
     fn cut(&self) {
@@ -73,4 +84,39 @@ async fn sign_up_and_sign_in_answer_503_while_postgresql_is_unreachable() {
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("unavailable"), "{}", page.body);
     db.drop_it().await;
+}
+
+#[tokio::test]
+async fn readyz_answers_503_while_redis_is_out_of_reach_and_200_when_it_is_back() {
+    let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
+    let server = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let mut relay = Relay::start(server).await;
+    let dir = TempDir::new();
+    let text = format!(
+        "[server]\npublic_url = \"PUBLIC_URL\"\n[upstream]\nurl = \"{}\"\n[storage]\naccounts = \"sqlite://accounts.db\"\n\
+         sessions = \"redis://{}\"\nredis_prefix = \"deskgate-it-{:x}:\"\n{HELPDESK}",
+        helpdesk().await,
+        relay.addr,
+        rand::random::<u64>()
+    );
+    let gate = replica(&dir.0, "gate", &text).await;
+    let mut probe = browser_at(gate);
+    assert_eq!(probe.get("/.deskgate/readyz").await.status, 200);
+    assert_eq!(probe.get("/.deskgate/healthz").await.status, 200);
+
+    relay.cut();
+    let page = probe.get("/.deskgate/readyz").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("session store"), "{}", page.body);
+    assert_eq!(probe.get("/.deskgate/healthz").await.status, 200, "liveness does not depend on Redis");
+
+    relay.resume().await;
+    let began = std::time::Instant::now();
+    while probe.get("/.deskgate/readyz").await.status != 200 {
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(10),
+            "not ready again after Redis came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
