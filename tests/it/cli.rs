@@ -67,8 +67,9 @@ fn check_names_the_line_of_a_syntax_or_type_error_and_passes_the_shipped_configs
     }
 }
 
-/// README command 1 is `cargo run --example demo`; this runs the same example binary (built
-/// by `cargo test`) on free ports and follows the URL it prints to the login page.
+/// README command 1 is `bash examples/demo.sh` (build libraries, then `cargo run --example
+/// demo`); this runs the same example binary (built by `cargo test`) on free ports and
+/// follows the URL it prints to the login page.
 #[tokio::test]
 async fn the_demo_serves_the_login_page_at_the_printed_url() {
     let dir = TempDir::new();
