@@ -52,6 +52,8 @@ pub struct Inner {
     pub clock: Clock,
     /// The upstream.
     pub proxy: Proxy,
+    /// Metrics, kept across reloads.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The usergroup model with stored organizations, and the shared epoch it was read at.
     model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
     /// The once-a-minute log lines of the limits.
@@ -122,6 +124,8 @@ struct Slot {
     current: std::sync::RwLock<(AppState, Router)>,
     /// The listener's certificate, when it speaks TLS; a reload swaps the certificate.
     certs: Option<Arc<crate::tls::CertStore>>,
+    /// Metrics, kept across reloads.
+    metrics: Arc<crate::metrics::Metrics>,
     /// Stores and clock, kept across reloads.
     sessions: Sessions,
     accounts: Accounts,
@@ -151,6 +155,17 @@ impl Reloader {
     /// usergroups, permissions and organizations reach people without signing in again.
     /// Requests already running finish under the old config. Returns the new generation.
     pub async fn reload(&self, config: Config) -> Result<u64, ReloadError> {
+        let result = self.swap(config).await;
+        self.slot.metrics.reload(result.is_ok());
+        result
+    }
+
+    /// Counts a reload refused before it got here (the file did not load).
+    pub fn refused(&self) {
+        self.slot.metrics.reload(false);
+    }
+
+    async fn swap(&self, config: Config) -> Result<u64, ReloadError> {
         let slot = &self.slot;
         let old = slot.current.read().unwrap_or_else(|p| p.into_inner()).0.clone();
         if old.config.storage != config.storage {
@@ -182,7 +197,8 @@ impl Reloader {
         let hashing =
             (config.limits.hashing == old.config.limits.hashing).then(|| old.builtin.hashing().clone());
         let kept = Kept { csrf, hashing };
-        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), kept)?;
+        let stores = (slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), slot.metrics.clone());
+        let state = build(config, stores, kept)?;
         let generation = state.generation;
         let router = crate::stack::build(state.clone());
         *slot.current.write().unwrap_or_else(|p| p.into_inner()) = (state, router);
@@ -235,10 +251,18 @@ impl Gateway {
             });
         }
         let certs = config.server.tls.as_ref().map(|tls| crate::tls::CertStore::new(tls.key.clone()));
-        let state = build(config, sessions.clone(), accounts.clone(), clock.clone(), Kept::default())?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let stores = (sessions.clone(), accounts.clone(), clock.clone(), metrics.clone());
+        let state = build(config, stores, Kept::default())?;
         let router = crate::stack::build(state.clone());
-        let slot =
-            Slot { current: std::sync::RwLock::new((state, router)), certs, sessions, accounts, clock };
+        let slot = Slot {
+            current: std::sync::RwLock::new((state, router)),
+            certs,
+            metrics,
+            sessions,
+            accounts,
+            clock,
+        };
         Ok(Gateway { slot: Arc::new(slot) })
     }
 
@@ -275,9 +299,7 @@ struct Kept {
 /// The state for `config` on stores already open, keeping what `kept` holds.
 fn build(
     config: Config,
-    sessions: Sessions,
-    accounts: Accounts,
-    clock: Clock,
+    (sessions, accounts, clock, metrics): (Sessions, Accounts, Clock, Arc<crate::metrics::Metrics>),
     kept: Kept,
 ) -> Result<AppState, StartError> {
     let Kept { csrf, hashing } = kept;
@@ -376,6 +398,7 @@ fn build(
         csrf,
         clock,
         proxy,
+        metrics,
         config,
         model: Default::default(),
         notices: Default::default(),
@@ -390,6 +413,7 @@ fn build(
 pub struct Listeners {
     workers: Vec<std::net::TcpListener>,
     redirect: Option<TcpListener>,
+    metrics: Option<TcpListener>,
 }
 
 /// Binds a listening socket with `SO_REUSEADDR` (a restart need not wait for old
@@ -422,7 +446,11 @@ impl Gateway {
             Some(at) => Some(TcpListener::from_std(bind(at)?)?),
             None => None,
         };
-        Ok(Listeners { workers: listeners, redirect })
+        let metrics = match &state.config.metrics {
+            Some(m) => Some(TcpListener::from_std(bind(m.listen)?)?),
+            None => None,
+        };
+        Ok(Listeners { workers: listeners, redirect, metrics })
     }
 
     /// Serves on `listeners` (see [`Gateway::bind_workers`]), a thread each, until `shutdown`
@@ -434,7 +462,7 @@ impl Gateway {
     /// this.
     pub async fn serve_workers(
         self,
-        Listeners { workers: listeners, redirect }: Listeners,
+        Listeners { workers: listeners, redirect, metrics }: Listeners,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let workers = listeners.len();
@@ -444,6 +472,11 @@ impl Gateway {
         let cap = crate::connections::ConnectionCap::new(&limits);
         let tls = self.slot.certs.as_ref().map(|c| c.acceptor());
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        if let (Some(listener), Some(at)) = (metrics, &state.config.metrics) {
+            let app = self.metrics_router(&at.path);
+            let (cap, stopped) = (cap.clone(), stopped.clone());
+            tokio::spawn(crate::connections::serve(listener, app, limits, cap, None, stopped));
+        }
         if let Some(listener) = redirect {
             let (app, cap, stopped) = (crate::stack::https_redirect(&state), cap.clone(), stopped.clone());
             tokio::spawn(crate::connections::serve(listener, app, limits, cap, None, stopped));
@@ -490,6 +523,26 @@ impl Gateway {
                 Ok(())
             }
         }
+    }
+
+    /// The metrics listener's whole service: the metrics at `path`, 404 elsewhere.
+    fn metrics_router(&self, path: &str) -> Router {
+        let slot = self.slot.clone();
+        Router::new().route(
+            path,
+            axum::routing::get(move || {
+                let slot = slot.clone();
+                async move {
+                    let state = slot.current.read().unwrap_or_else(|p| p.into_inner()).0.clone();
+                    let sessions = match &state.sessions {
+                        Sessions::Memory(m) => m.sessions(),
+                        Sessions::Redis(_) => 0,
+                    };
+                    let text = slot.metrics.render(sessions);
+                    ([(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text)
+                }
+            }),
+        )
     }
 
     /// Serves on `listener` until the future `shutdown` completes.

@@ -2,12 +2,13 @@
 //! the cause and marks the response; the `rescue` layer renders the mark as a generic page
 //! (or JSON) with the request id. No internal error text ever reaches the client.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::accounts::AccountError;
+use crate::app::AppState;
 use crate::pages::html;
 use crate::proxy::{BodyFault, ProxyError};
 use crate::session::StoreError;
@@ -39,6 +40,8 @@ struct Failure {
     status: StatusCode,
     title: &'static str,
     text: &'static str,
+    /// What failed, for `deskgate_errors_total` (5xx only).
+    source: &'static str,
 }
 
 impl GatewayError {
@@ -85,7 +88,14 @@ impl GatewayError {
                 "The gateway could not complete your request. Please try again.",
             ),
         };
-        Failure { status, title, text }
+        let source = match self {
+            GatewayError::Upstream(_) => "upstream",
+            GatewayError::SessionStore(_) => "session_store",
+            GatewayError::Accounts(_) => "account_store",
+            GatewayError::IdentitySource(_) => "provider",
+            _ => "internal",
+        };
+        Failure { status, title, text, source }
     }
 }
 
@@ -130,7 +140,7 @@ impl IntoResponse for GatewayError {
 }
 
 /// Renders marked failures with the request id; passes everything else through.
-pub async fn rescue(req: Request, next: Next) -> Response {
+pub async fn rescue(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let html = wants_html(req.headers());
     let mut resp = next.run(req).await;
@@ -141,11 +151,15 @@ pub async fn rescue(req: Request, next: Next) -> Response {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             title: "The request is too large",
             text: "What was sent is larger than this gateway accepts.",
+            source: "client",
         });
     }
     let Some(f) = resp.extensions_mut().remove::<Failure>() else {
         return resp;
     };
+    if f.status.is_server_error() {
+        state.metrics.error(f.source);
+    }
     if html {
         let body = format!(
             "<p>{}</p><p class=\"muted\">Request id: <code>{}</code></p>",

@@ -50,9 +50,15 @@ pub async fn forward(
         Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
     };
     match decide(&state.config.policy, state.config.model.everyone_enabled, who, &path) {
-        Decision::Allow => {}
-        Decision::LoginRequired => return Ok(login_required(&req)),
-        Decision::Deny(reason) => return Ok(denied(&visitor, &path.to_string(), &reason, &req)),
+        Decision::Allow => state.metrics.decision("allow", ""),
+        Decision::LoginRequired => {
+            state.metrics.decision("login", "");
+            return Ok(login_required(&req));
+        }
+        Decision::Deny(reason) => {
+            state.metrics.decision("deny", reason.code());
+            return Ok(denied(&visitor, &path.to_string(), &reason, &req));
+        }
     }
 
     let (mut parts, body) = req.into_parts();
@@ -76,7 +82,10 @@ pub async fn forward(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     forwarded::set(headers, peer.ip(), proto, host);
-    Ok(state.proxy.forward(Request::from_parts(parts, body), &target).await?)
+    let began = std::time::Instant::now();
+    let answer = state.proxy.forward(Request::from_parts(parts, body), &target).await;
+    state.metrics.upstream(answer.as_ref().ok().map(|r| r.status()), began.elapsed());
+    Ok(answer?)
 }
 
 fn login_required(req: &Request) -> Response {

@@ -192,6 +192,7 @@ async fn reload_on_hangup(path: PathBuf, reloader: deskgate::app::Reloader) {
                     problems = diagnostics.len(),
                     "Config not reloaded: the running config stays"
                 );
+                reloader.refused();
             }
             Ok(config) => match reloader.reload(config).await {
                 Ok(generation) => {

@@ -58,7 +58,7 @@ pub fn build(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // 2. error rescue (the one place errors become pages), panics
-                .layer(middleware::from_fn(error::rescue))
+                .layer(middleware::from_fn_with_state(state.clone(), error::rescue))
                 .layer(CatchPanicLayer::custom(error::panic_response))
                 // 3. methods, targets and upgrades never forwarded; every client spelling of our
                 //    headers, untrusted X-Forwarded-*, `_` names and override headers stripped

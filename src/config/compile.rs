@@ -137,7 +137,9 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     };
     let rate_limit = limits::rate_limit(&mut cx, file.rate_limit.take().unwrap_or_default());
     let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
+    let metrics = file.metrics.take().map(|m| metrics(&mut cx, m, server.listen));
     Config {
+        metrics,
         server,
         upstream,
         session,
@@ -158,6 +160,26 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         limits,
         fingerprint: 0,
     }
+}
+
+fn metrics(cx: &mut Ctx<'_>, f: MetricsFile, public: SocketAddr) -> MetricsListener {
+    let default = SocketAddr::from(([127, 0, 0, 1], 9464));
+    let listen = match f.listen.as_deref().map(str::parse::<SocketAddr>) {
+        None => default,
+        Some(Ok(a)) => a,
+        Some(Err(_)) => {
+            cx.problem("metrics.listen", "must be an address and port such as `127.0.0.1:9464`");
+            default
+        }
+    };
+    if listen == public {
+        cx.problem("metrics.listen", "must not be server.listen: metrics are not for the public listener");
+    }
+    let path = f.path.unwrap_or_else(|| "/metrics".into());
+    if !path.starts_with('/') || path.contains(['?', '#']) {
+        cx.problem("metrics.path", format!("`{path}` must be a path starting with `/`"));
+    }
+    MetricsListener { listen, path }
 }
 
 fn registration(cx: &mut Ctx<'_>, f: Option<RegistrationFile>, smtp: Option<SmtpFile>) -> Registration {

@@ -45,6 +45,17 @@ pub struct FileConfig {
     pub rate_limit: Option<RateLimitFile>,
     /// Bounds on what requests from nobody signed in may make the gateway keep or do.
     pub limits: Option<LimitsFile>,
+    /// The Prometheus metrics listener.
+    pub metrics: Option<MetricsFile>,
+}
+
+/// `[metrics]`
+#[derive(Debug, Default, Deserialize)]
+pub struct MetricsFile {
+    /// Address of the metrics listener (default `127.0.0.1:9464`); never the public one.
+    pub listen: Option<String>,
+    /// Path the metrics are served at (default `/metrics`).
+    pub path: Option<String>,
 }
 
 /// `[server]`

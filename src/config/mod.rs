@@ -55,6 +55,8 @@ pub struct Config {
     pub rate_limit: RateLimit,
     /// `[limits]`
     pub limits: Limits,
+    /// The metrics listener, when `[metrics]` is present.
+    pub metrics: Option<MetricsListener>,
     /// Names this config's text (a hash of it): sessions resolved under another are
     /// resolved again, and replicas with the same file agree on it.
     pub fingerprint: u64,
@@ -81,6 +83,15 @@ impl Config {
             .find(|(id, _)| *id == provider)
             .map_or(&[], |(_, p)| p.group_rules.as_slice())
     }
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsListener {
+    /// Where the metrics listener listens.
+    pub listen: SocketAddr,
+    /// The path metrics are served at.
+    pub path: String,
 }
 
 /// `[server]`

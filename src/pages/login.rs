@@ -14,6 +14,7 @@ use super::html::{self, esc, query_value};
 use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::limits;
+use crate::metrics::SignIn;
 use crate::session::{SessionKey, Visitor};
 use crate::signin::{self, AccountPolicy, Refusal};
 use crate::web;
@@ -229,9 +230,13 @@ pub async fn submit(
     let provider = f.provider.clone().filter(|p| !p.is_empty()).unwrap_or(default);
     let login = format!("{provider}:{}", f.username.trim().to_lowercase());
     let ip = forms::client_ip(&state, peer, &headers);
+    // Only configured providers become metric labels: the form's value is the client's.
+    let label =
+        if choices(&state).iter().any(|(id, _)| *id == provider) { provider.as_str() } else { "unknown" };
     let attempt = match limits::sign_in(&state, &login, ip).await? {
         Ok(a) => a,
         Err(refused) => {
+            state.metrics.sign_in(label, SignIn::Refused);
             // Logged as one line a minute by the limit's notice, not one per refusal.
             let minutes = state.config.rate_limit.window.as_secs().div_ceil(60);
             let text =
@@ -255,6 +260,7 @@ pub async fn submit(
         }
         Err(e) => {
             attempt.failed(&state).await?;
+            state.metrics.sign_in(label, SignIn::Failure);
             tracing::info!(
                 target: "deskgate::audit",
                 client = %ip,
@@ -280,6 +286,7 @@ pub async fn submit(
     let account = match signin::resolve_account(&state, &identity, &policy).await? {
         Ok(a) => a,
         Err(Refusal::Disabled) => {
+            state.metrics.sign_in(label, SignIn::Refused);
             tracing::info!(
                 target: "deskgate::audit",
                 client = %ip,
@@ -291,6 +298,7 @@ pub async fn submit(
             return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &f, text));
         }
         Err(Refusal::NoAccount) => {
+            state.metrics.sign_in(label, SignIn::Refused);
             tracing::info!(
                 target: "deskgate::audit",
                 %provider,
@@ -300,6 +308,7 @@ pub async fn submit(
             return Ok(no_account());
         }
     };
+    state.metrics.sign_in(label, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie = signin::start_session(&state, &account, &identity, &policy, previous).await?;
     let mut resp = Redirect::to(&next).into_response();

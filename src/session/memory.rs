@@ -72,6 +72,11 @@ impl MemoryStore {
         self
     }
 
+    /// How many sessions the store holds now, expired ones not yet swept included.
+    pub fn sessions(&self) -> usize {
+        self.read().sessions.len()
+    }
+
     /// How many counters and one-time values the store holds now, expired ones included.
     pub fn held(&self) -> (usize, usize) {
         let maps = self.read();

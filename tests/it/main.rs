@@ -12,6 +12,7 @@ mod forwarding;
 mod guests;
 mod ldap;
 mod limits;
+mod metrics;
 mod oidc;
 mod organizations;
 mod paths;
