@@ -174,9 +174,11 @@ impl Reloader {
         if old.config.server.listen != config.server.listen
             || old.config.server.workers != config.server.workers
             || old.config.server.connections != config.server.connections
+            || old.config.log != config.log
+            || old.config.metrics != config.metrics
         {
             tracing::warn!(
-                "server.listen, server.workers and the connection limits take effect at the next restart, not at a reload"
+                "server.listen, server.workers, the connection limits, [log] and [metrics] take effect at the next restart, not at a reload"
             );
         }
         // The CSRF key stays unless the secret changed: forms open in browsers still post.

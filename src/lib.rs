@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod identity;
 pub mod jwt;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod pages;
 pub mod policy;

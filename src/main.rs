@@ -129,13 +129,9 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 }
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=warn")),
-        )
-        .init();
+    // The config says how to log: problems with it go to standard error before that.
     let config = load(path)?;
+    deskgate::logging::init(&config.log)?;
     raise_open_files_limit(config.server.connections.max_connections);
     for note in deskgate::config::notes(&config) {
         tracing::info!(file = %path.display(), "Config note: {note}");

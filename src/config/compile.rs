@@ -138,8 +138,10 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let rate_limit = limits::rate_limit(&mut cx, file.rate_limit.take().unwrap_or_default());
     let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
     let metrics = file.metrics.take().map(|m| metrics(&mut cx, m, server.listen));
+    let log = log(&mut cx, file.log.take().unwrap_or_default());
     Config {
         metrics,
+        log,
         server,
         upstream,
         session,
@@ -160,6 +162,18 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         limits,
         fingerprint: 0,
     }
+}
+
+fn log(cx: &mut Ctx<'_>, f: LogFile) -> crate::logging::Log {
+    let format = match f.format.as_deref() {
+        None | Some("text") => crate::logging::Format::Text,
+        Some("json") => crate::logging::Format::Json,
+        Some(other) => {
+            cx.problem("log.format", format!("`{other}` is not `text` or `json`"));
+            crate::logging::Format::Text
+        }
+    };
+    crate::logging::Log { format, audit_file: f.audit_file.map(|p| cx.base.join(p)) }
 }
 
 fn metrics(cx: &mut Ctx<'_>, f: MetricsFile, public: SocketAddr) -> MetricsListener {

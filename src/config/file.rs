@@ -47,6 +47,17 @@ pub struct FileConfig {
     pub limits: Option<LimitsFile>,
     /// The Prometheus metrics listener.
     pub metrics: Option<MetricsFile>,
+    /// How `deskgate serve` logs.
+    pub log: Option<LogFile>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+pub struct LogFile {
+    /// `text` (default) or `json` (one object per line).
+    pub format: Option<String>,
+    /// A file the audit events go to instead of standard output.
+    pub audit_file: Option<String>,
 }
 
 /// `[metrics]`

@@ -57,6 +57,8 @@ pub struct Config {
     pub limits: Limits,
     /// The metrics listener, when `[metrics]` is present.
     pub metrics: Option<MetricsListener>,
+    /// `[log]`
+    pub log: crate::logging::Log,
     /// Names this config's text (a hash of it): sessions resolved under another are
     /// resolved again, and replicas with the same file agree on it.
     pub fingerprint: u64,

@@ -332,3 +332,55 @@ fn a_read_only_account_database_is_named_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{} is read-only", db.display())), "{err}");
 }
+
+/// `[log] format = "json"`: every line on standard output is one JSON object; with
+/// `audit_file`, the audit events (a failed sign-in here) go to that file and not to the
+/// standard output.
+#[tokio::test]
+async fn json_logs_one_object_a_line_and_the_audit_events_in_their_own_file() {
+    let dir = TempDir::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nformat = \"json\"\naudit_file = \"audit.log\"\n\
+         [upstream]\nurl = \"http://127.0.0.1:9\"\n[storage]\naccounts = \"sqlite://accounts.db\"\n{HELPDESK}"
+    );
+    let path = dir.0.join("deskgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = dir.0.join("stdout.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .current_dir(&dir.0)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let began = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(began.elapsed() < std::time::Duration::from_secs(20), "deskgate serve did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut b = crate::scale::browser_at(addr);
+    assert_eq!(b.sign_in("nobody@example.org", "wrong password").await.status, 401);
+    let audit = dir.0.join("audit.log");
+    let began = std::time::Instant::now();
+    while !std::fs::read_to_string(&audit).unwrap_or_default().contains("Sign-in failed") {
+        assert!(began.elapsed() < std::time::Duration::from_secs(10), "no audit line");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().await.unwrap();
+    let audit = std::fs::read_to_string(&audit).unwrap();
+    for line in audit.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["target"], "deskgate::audit", "{line}");
+    }
+    let stdout = std::fs::read_to_string(&out).unwrap();
+    assert!(stdout.contains("deskgate is listening"), "{stdout}");
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_ne!(v["target"], "deskgate::audit", "audit events are only in their file: {line}");
+    }
+}
