@@ -85,6 +85,8 @@ async fn create_for(state: &AppState, identity: &Identity) -> Result<Account, Ga
         email_verified: identity.email_verified,
         name,
         created_at: state.clock.now(),
+        // One transaction with the account: never an account without its link.
+        link: Some((identity.provider.clone(), identity.subject.clone())),
         ..Default::default()
     };
     // An account that holds a vouched address unverified loses it to this one: its sessions
@@ -102,7 +104,6 @@ async fn create_for(state: &AppState, identity: &Identity) -> Result<Account, Ga
     if let Some(holder) = holder {
         state.sessions.bump_account_epoch(&holder.id).await?;
     }
-    state.accounts.link(&identity.provider, &identity.subject, &a.id).await?;
     tracing::info!(
         target: "deskgate::audit",
         account = %a.id,

@@ -65,6 +65,25 @@ pub async fn run<S: AccountStore>(store: &S) {
         Some(other.id.clone())
     );
 
+    // An account made with its link: both or neither. A taken address refuses the account,
+    // and the link is not left behind pointing nowhere.
+    let linked = store
+        .create(NewAccount {
+            link: Some(("oidc.corp".into(), "sub-9".into())),
+            ..new("linked@example.com", &[])
+        })
+        .await
+        .expect("create with link");
+    assert_eq!(store.by_link("oidc.corp", "sub-9").await.expect("lookup").map(|x| x.id), Some(linked.id));
+    let refused = store
+        .create(NewAccount {
+            link: Some(("oidc.corp".into(), "sub-10".into())),
+            ..new("linked@example.com", &[])
+        })
+        .await;
+    assert!(matches!(refused, Err(AccountError::EmailTaken)));
+    assert!(store.by_link("oidc.corp", "sub-10").await.expect("lookup").is_none());
+
     // Concurrent creation of the same email: exactly one wins.
     let (x, y) =
         tokio::join!(store.create(new("race@example.com", &[])), store.create(new("race@example.com", &[])));

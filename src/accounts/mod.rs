@@ -108,6 +108,9 @@ pub struct NewAccount {
     /// Whether `email` is verified (see [`Account::email_verified`]). A verified address
     /// takes the address from an account that holds it unverified.
     pub email_verified: bool,
+    /// A provider identity (provider id, subject) linked to the account in the same
+    /// transaction, so that an account made at a first sign-in never exists without its link.
+    pub link: Option<(String, String)>,
 }
 
 /// Logs that an account lost an address it held unverified to a verified claim of it.

@@ -261,6 +261,18 @@ impl AccountStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        if let Some((provider, subject)) = &new.link {
+            sqlx::query(
+                "INSERT INTO account_links (provider, subject, account_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT (provider, subject) DO UPDATE SET account_id = EXCLUDED.account_id",
+            )
+            .bind(provider)
+            .bind(subject)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         let mut usergroups = new.usergroups;
         usergroups.sort();

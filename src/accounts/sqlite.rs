@@ -240,6 +240,17 @@ impl AccountStore for SqliteStore {
                 .await
                 .map_err(db)?;
         }
+        if let Some((provider, subject)) = &new.link {
+            sqlx::query(
+                "INSERT OR REPLACE INTO account_links (provider, subject, account_id) VALUES (?, ?, ?)",
+            )
+            .bind(provider)
+            .bind(subject)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
         tx.commit().await.map_err(db)?;
         let mut usergroups = new.usergroups;
         usergroups.sort();

@@ -236,6 +236,7 @@ pub async fn submit(
         created_at: state.clock.now(),
         // Nothing is proven by typing an address: it is verified by the mailed link, or not at all.
         email_verified: false,
+        link: None,
     };
     if let Registration::EmailValidation(smtp) = &state.config.registration {
         release_lapsed(&state, smtp, &f.email).await?;
