@@ -179,3 +179,6 @@ mod tests {
         assert_eq!(header_value("Ann Lee"), "Ann Lee");
     }
 }
+
+#[cfg(test)]
+mod properties;

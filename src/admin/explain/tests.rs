@@ -109,3 +109,14 @@ fn a_path_shows_the_rule_the_decision_and_who_grants_it() {
     assert_eq!(decision_text(check).0, "invalid");
     assert!(explain(&model(), &policy(), wile(&[]), vec![], &Claimed::default(), Some("  ")).path.is_none());
 }
+
+#[test]
+fn explain_decides_a_unicode_spelling_as_the_gateway_does() {
+    // `ſ` (long s) read plainly falls under no rule; folded it is `/chat/support`.
+    let mut other = wile(&[]);
+    other.email = Some("road@runner.example".into());
+    let e = explain(&model(), &policy(), other, vec![], &Claimed::default(), Some("/chat/%C5%BFupport"));
+    let check = e.path.as_ref().expect("checked");
+    assert_eq!(check.rule, Some(("/chat/support".into(), "chat.support".into())));
+    assert!(matches!(check.decision, Some(Decision::Deny(DenyReason::MissingPermission { .. }))), "{check:?}");
+}
