@@ -113,9 +113,16 @@ pub fn paths(data: &[u8]) {
     assert_eq!(again.as_ref().ok(), Some(&normal), "normalizing {raw:?} twice changed it");
     let all = Resolved {
         usergroups: vec![],
-        permissions: ["api.admin", "billing.view", "chat.sales", "kb.category.advanced", "kb.read", "portal.view"]
-            .map(String::from)
-            .to_vec(),
+        permissions: [
+            "api.admin",
+            "billing.view",
+            "chat.sales",
+            "kb.category.advanced",
+            "kb.read",
+            "portal.view",
+        ]
+        .map(String::from)
+        .to_vec(),
     };
     let portal = Resolved { usergroups: vec![], permissions: vec!["portal.view".into()] };
     // Every rule is granted, and `/` covers every path.

@@ -6,8 +6,16 @@ use proptest::sample::select;
 
 use super::*;
 
-const FORGED: &[&str] =
-    &["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-forwarded-prefix", "forwarded", "x-real-ip", "x-client-ip"];
+const FORGED: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+];
 const OTHERS: &[&str] = &["accept", "x-forwarded", "forwarded-for", "x-real-ipv6", "host", "x-deskgate-user"];
 
 fn respell(name: &str, flips: &[bool]) -> String {

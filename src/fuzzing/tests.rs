@@ -4,9 +4,12 @@ use std::path::Path;
 
 use super::*;
 
+/// A fuzz target: its name and entry point.
+type Target = (&'static str, fn(&[u8]));
+
 #[test]
 fn fuzz_entry_points_hold_for_every_committed_seed() {
-    let targets: [(&str, fn(&[u8])); 4] =
+    let targets: [Target; 4] =
         [("cookies", cookies), ("paths", paths), ("headers", headers), ("config", config)];
     for (name, entry) in targets {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(name);

@@ -6,8 +6,10 @@ use proptest::sample::select;
 
 use super::*;
 
-const SUFFIXES: &[&str] = &["User", "Email", "Name", "Usergroups", "Permissions", "Provider", "Jwt", "Anything"];
-const OTHERS: &[&str] = &["accept", "cookie", "x-deskgate", "x-deskgatex-user", "x-forwarded-for", "user-agent"];
+const SUFFIXES: &[&str] =
+    &["User", "Email", "Name", "Usergroups", "Permissions", "Provider", "Jwt", "Anything"];
+const OTHERS: &[&str] =
+    &["accept", "cookie", "x-deskgate", "x-deskgatex-user", "x-forwarded-for", "user-agent"];
 
 /// `name` with each letter's case and each `-`'s spelling chosen by `flips`.
 fn respell(name: &str, flips: &[bool]) -> String {

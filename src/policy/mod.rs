@@ -176,9 +176,16 @@ pub fn decide(policy: &Policy, everyone_enabled: bool, who: Who<'_>, path: &Norm
 
 /// Decides a request under every reading of its path (see the module doc) and keeps the
 /// most restrictive outcome; among equally restrictive ones, the most specific rule's.
-pub fn verdict<'p>(policy: &'p Policy, everyone_enabled: bool, who: Who<'_>, path: &NormalPath) -> Verdict<'p> {
+pub fn verdict<'p>(
+    policy: &'p Policy,
+    everyone_enabled: bool,
+    who: Who<'_>,
+    path: &NormalPath,
+) -> Verdict<'p> {
     let (grants, guest) = match who {
-        Who::Guest(_) if !everyone_enabled => return Verdict { decision: Decision::LoginRequired, rule: None },
+        Who::Guest(_) if !everyone_enabled => {
+            return Verdict { decision: Decision::LoginRequired, rule: None };
+        }
         Who::Guest(g) => (g, true),
         Who::SignedIn(g) => (g, false),
     };

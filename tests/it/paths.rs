@@ -98,22 +98,24 @@ async fn recording_upstream() -> (String, std::sync::Arc<std::sync::Mutex<Vec<St
 
 /// `text` with every byte that is not visible ASCII percent-encoded, as a request target.
 fn target(text: &str) -> String {
-    text.bytes().map(|b| if b.is_ascii_graphic() { char::from(b).to_string() } else { format!("%{b:02X}") }).collect()
+    text.bytes()
+        .map(|b| if b.is_ascii_graphic() { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 /// Spellings that Unicode case folding, Java's and .NET's ignore-case or NFKC read as a
 /// protected path, each with the rule it falls under.
 const UNICODE_SPELLINGS: &[&str] = &[
-    "/chat/\u{17f}ales",                  // ſ, long s
-    "/b\u{131}ll\u{131}ng",               // ı, dotless i
-    "/B\u{130}LL\u{130}NG/invoices",      // İ, dotted capital I
-    "/\u{212a}b/advanced",                // K, Kelvin sign
-    "/／ｃｈａｔ／ｓａｌｅｓ",            // fullwidth letters and solidus
+    "/chat/\u{17f}ales",             // ſ, long s
+    "/b\u{131}ll\u{131}ng",          // ı, dotless i
+    "/B\u{130}LL\u{130}NG/invoices", // İ, dotted capital I
+    "/\u{212a}b/advanced",           // K, Kelvin sign
+    "/／ｃｈａｔ／ｓａｌｅｓ",       // fullwidth letters and solidus
     "/ＣＨＡＴ/ｓａｌｅｓ",
     "/chat/ｓａｌｅｓ",
     "/ｃhat/saｌes",
-    "/chat／sales",                       // fullwidth solidus alone
-    "/kb/．．/chat/sales",                // fullwidth dot segment
+    "/chat／sales",        // fullwidth solidus alone
+    "/kb/．．/chat/sales", // fullwidth dot segment
 ];
 
 #[tokio::test]

@@ -118,5 +118,8 @@ fn explain_decides_a_unicode_spelling_as_the_gateway_does() {
     let e = explain(&model(), &policy(), other, vec![], &Claimed::default(), Some("/chat/%C5%BFupport"));
     let check = e.path.as_ref().expect("checked");
     assert_eq!(check.rule, Some(("/chat/support".into(), "chat.support".into())));
-    assert!(matches!(check.decision, Some(Decision::Deny(DenyReason::MissingPermission { .. }))), "{check:?}");
+    assert!(
+        matches!(check.decision, Some(Decision::Deny(DenyReason::MissingPermission { .. }))),
+        "{check:?}"
+    );
 }

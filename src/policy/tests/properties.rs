@@ -6,11 +6,21 @@ use proptest::sample::{select, subsequence};
 
 use super::*;
 
-const WORDS: &[&str] = &["chat", "sales", "support", "kb", "advanced", "billing", "api", "v1", "admin", "news", "x"];
-const PERMISSIONS: &[&str] =
-    &["portal.view", "kb.read", "kb.category.advanced", "news.read", "chat.sales", "chat.support", "api.admin", "billing.view"];
+const WORDS: &[&str] =
+    &["chat", "sales", "support", "kb", "advanced", "billing", "api", "v1", "admin", "news", "x"];
+const PERMISSIONS: &[&str] = &[
+    "portal.view",
+    "kb.read",
+    "kb.category.advanced",
+    "news.read",
+    "chat.sales",
+    "chat.support",
+    "api.admin",
+    "billing.view",
+];
 /// Ways to write the `/` between two segments that every backend reads as one `/`.
-const ASCII_SEPARATORS: &[&str] = &["/", "//", "\\", "%2f", "%2F", "%5c", "/./", "/%2e/", "/x/../", "/%2E/x/%2e%2E/"];
+const ASCII_SEPARATORS: &[&str] =
+    &["/", "//", "\\", "%2f", "%2F", "%5c", "/./", "/%2e/", "/x/../", "/%2E/x/%2e%2E/"];
 /// And the ones a backend that applies NFKC reads as `/`.
 const UNICODE_SEPARATORS: &[&str] = &["／", "%EF%BC%8F", "＼", "/．/", "/x/．．/"];
 const PARAMS: &[&str] = &[";", ";jsessionid=1", ";a=b;c", ";/"];
@@ -53,7 +63,12 @@ struct Segment {
 }
 
 fn segment() -> impl Strategy<Value = Segment> {
-    (select(WORDS), prop::collection::vec(letter(), 8), 0..ASCII_SEPARATORS.len() + UNICODE_SEPARATORS.len(), prop::option::of(select(PARAMS)))
+    (
+        select(WORDS),
+        prop::collection::vec(letter(), 8),
+        0..ASCII_SEPARATORS.len() + UNICODE_SEPARATORS.len(),
+        prop::option::of(select(PARAMS)),
+    )
         .prop_map(|(word, letters, separator, params)| Segment { word, letters, separator, params })
 }
 
@@ -124,9 +139,46 @@ fn severity(d: &Decision) -> u8 {
 
 /// Characters and pieces that path tricks are made of, ASCII and Unicode.
 const PIECES: &[&str] = &[
-    "/", "//", "\\", ".", "..", "%2e", "%2f", "%5c", ";", ";x=1", "a", "B", "chat", "sales", "%73", "é", "e\u{301}",
-    "%c3%a9", "ß", "ſ", "ı", "İ", "K", "／", "．", "．．", "‥", "；", "＼", "ｓ", "Ａ", "%EF%BC%8F", "Σ", "ς", "ﬁ", "*", "%20",
-    "~", "\u{2126}", "ǅ",
+    "/",
+    "//",
+    "\\",
+    ".",
+    "..",
+    "%2e",
+    "%2f",
+    "%5c",
+    ";",
+    ";x=1",
+    "a",
+    "B",
+    "chat",
+    "sales",
+    "%73",
+    "é",
+    "e\u{301}",
+    "%c3%a9",
+    "ß",
+    "ſ",
+    "ı",
+    "İ",
+    "K",
+    "／",
+    "．",
+    "．．",
+    "‥",
+    "；",
+    "＼",
+    "ｓ",
+    "Ａ",
+    "%EF%BC%8F",
+    "Σ",
+    "ς",
+    "ﬁ",
+    "*",
+    "%20",
+    "~",
+    "\u{2126}",
+    "ǅ",
 ];
 
 proptest! {
