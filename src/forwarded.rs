@@ -102,3 +102,6 @@ mod tests {
         assert_eq!(h.len(), 1);
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -37,7 +37,8 @@ pub async fn forward(
         }
     };
     // The reserved prefix is never proxied, however it is spelled.
-    if path.lower().first().is_some_and(|s| s == ".deskgate") {
+    // Under every reading: `/．deskgate/…` is reserved too, whatever the backend folds.
+    if path.readings().any(|r| r.first().is_some_and(|s| s == ".deskgate")) {
         return Ok(html::message(
             StatusCode::NOT_FOUND,
             "Not found",

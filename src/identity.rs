@@ -193,3 +193,6 @@ mod tests {
         assert_eq!(header_value("Ann Lee"), "Ann Lee");
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -11,6 +11,10 @@ pub mod connections;
 pub mod edge;
 pub mod error;
 pub mod forwarded;
+/// Entry points of the fuzz targets in `fuzz/`; not a stable API.
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod identity;
 pub mod jwt;

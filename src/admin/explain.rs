@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::accounts::{Account, ProviderClaims};
 use crate::config::Config;
-use crate::policy::{Decision, DenyReason, Policy, Who, decide, normalize};
+use crate::policy::{Decision, DenyReason, Policy, Who, normalize, verdict};
 use crate::usergroups::{Member, Model, Source, Withheld};
 
 /// One usergroup the person is in.
@@ -160,7 +160,9 @@ pub fn explain(
             Err(e) => check.normalized = Err(e.to_string()),
             Ok(normal) => {
                 check.normalized = Ok(normal.to_string());
-                if let Some(rule) = policy.rule_for(&normal) {
+                // The gateway's own decision, over every reading of the path.
+                let verdict = verdict(policy, model.everyone_enabled, Who::SignedIn(&resolved), &normal);
+                if let Some(rule) = verdict.rule {
                     check.rule = Some((rule.pattern.clone(), rule.permission.clone()));
                     check.granted_by = resolved
                         .usergroups
@@ -174,8 +176,7 @@ pub fn explain(
                         .cloned()
                         .collect();
                 }
-                check.decision =
-                    Some(decide(policy, model.everyone_enabled, Who::SignedIn(&resolved), &normal));
+                check.decision = Some(verdict.decision);
             }
         }
         check

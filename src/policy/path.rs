@@ -3,9 +3,19 @@
 //! The rules: percent-escapes are decoded once (an encoded `/` or `\` becomes a
 //! separator); `\` is a separator; `;params` are dropped from every segment; empty and `.`
 //! segments go; `..` removes the segment before it and never climbs above the root;
-//! control characters and malformed escapes are refused. Rules match case-insensitively,
-//! so `/CHAT/sales` is decided as `/chat/sales` whatever the backend's own case rule is.
-//! The upstream is sent the normalized path (case kept), so it serves what was decided.
+//! control characters and malformed escapes are refused. The upstream is sent the
+//! normalized path (case and Unicode form kept), so it serves what was decided.
+//!
+//! Rules match without regard to case, and a path is decided the same however a backend
+//! might fold its case or Unicode form: an all-ASCII path has one reading, its ASCII lower
+//! case (`/CHAT/sales` is `/chat/sales`); a path with other characters is also read as
+//! Java's `equalsIgnoreCase` and .NET's `OrdinalIgnoreCase` would (per character, upper then
+//! lower case), under full Unicode case folding (after NFC too), under NFKC with lower case
+//! or folding, and with the Turkic `ı` and `İ` taken as `i` (see `fold.rs`). Each reading
+//! is split into segments again, since NFKC turns `／` into `/` and `．．` into `..`. The
+//! decision is made under every reading and the most restrictive one wins, so
+//! `/chat/%C5%BFales` (`ſ`), `/b%C4%B1ll%C4%B1ng` (`ı`), Kelvin `K` and `／ｃｈａｔ／ｓａｌｅｓ`
+//! are decided as `/chat/sales` and `/billing` are.
 
 /// Why a path was refused outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +33,9 @@ pub enum PathError {
 pub struct NormalPath {
     segments: Vec<String>,
     lower: Vec<String>,
+    /// The other readings of the path (see the module doc) whose segments differ from
+    /// `lower`; empty, and never allocated, for an all-ASCII path.
+    folded: Vec<Vec<String>>,
     trailing_slash: bool,
 }
 
@@ -32,9 +45,15 @@ impl NormalPath {
         &self.segments
     }
 
-    /// Lower-cased segments, for matching.
+    /// Lower-cased segments: the plain reading. Decisions use every reading, through
+    /// [`NormalPath::readings`].
     pub fn lower(&self) -> &[String] {
         &self.lower
+    }
+
+    /// The segments of every distinct reading of the path, the lower-cased one first.
+    pub fn readings(&self) -> impl Iterator<Item = &[String]> {
+        std::iter::once(self.lower.as_slice()).chain(self.folded.iter().map(Vec::as_slice))
     }
 
     /// The normalized path, re-encoded for the upstream.
@@ -91,6 +110,21 @@ pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
     if decoded.chars().any(char::is_control) {
         return Err(PathError::ControlCharacter);
     }
+    let (segments, trailing_slash) = split_segments(&decoded);
+    // The hot path: ASCII has one reading and costs nothing more than lower-casing.
+    let (lower, folded) = if segments.iter().all(|s| s.is_ascii()) {
+        (segments.iter().map(|s| s.to_ascii_lowercase()).collect(), Vec::new())
+    } else {
+        let lower: Vec<String> = segments.iter().map(|s| s.to_lowercase()).collect();
+        let folded = super::fold::variants(&segments, &lower);
+        (lower, folded)
+    };
+    Ok(NormalPath { segments, lower, folded, trailing_slash })
+}
+
+/// Splits a decoded path into segments: `/` and `\` separate, `;params` go, empty and `.`
+/// segments go, `..` removes the one before. Also tells whether it ends as a directory.
+pub(super) fn split_segments(decoded: &str) -> (Vec<String>, bool) {
     let mut segments: Vec<String> = Vec::new();
     let mut last_was_dir = true;
     for piece in decoded.split(['/', '\\']) {
@@ -107,8 +141,7 @@ pub fn normalize(raw: &str) -> Result<NormalPath, PathError> {
             }
         }
     }
-    let lower = segments.iter().map(|s| s.to_lowercase()).collect();
-    Ok(NormalPath { segments, lower, trailing_slash: last_was_dir })
+    (segments, last_was_dir)
 }
 
 fn encode_segment(seg: &str, out: &mut String) {

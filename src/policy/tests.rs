@@ -121,3 +121,6 @@ fn normalization_properties_hold_for_random_tricky_paths() {
         );
     }
 }
+
+mod properties;
+mod unicode;

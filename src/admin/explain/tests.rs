@@ -140,3 +140,17 @@ fn an_unverified_email_shows_its_organization_and_assignment_as_withheld() {
     assert!(verified.withheld.is_empty());
     assert!(!text(&verified).contains("withheld"));
 }
+
+#[test]
+fn explain_decides_a_unicode_spelling_as_the_gateway_does() {
+    // `ſ` (long s) read plainly falls under no rule; folded it is `/chat/support`.
+    let mut other = wile(&[]);
+    other.email = Some("road@runner.example".into());
+    let e = explain(&model(), &policy(), other, vec![], &Claimed::default(), Some("/chat/%C5%BFupport"));
+    let check = e.path.as_ref().expect("checked");
+    assert_eq!(check.rule, Some(("/chat/support".into(), "chat.support".into())));
+    assert!(
+        matches!(check.decision, Some(Decision::Deny(DenyReason::MissingPermission { .. }))),
+        "{check:?}"
+    );
+}
