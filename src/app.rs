@@ -15,6 +15,7 @@ use crate::config::{AccountsBackend, Config, SessionsBackend};
 use crate::error::GatewayError;
 use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
 use crate::jwt::{KeyError, Signer};
+use crate::pending::PendingKey;
 use crate::proxy::{Proxy, UpstreamSettings};
 use crate::session::{RedisStore, SessionStore, Sessions, StoreError};
 use crate::usergroups::{Model, Resolved};
@@ -54,6 +55,8 @@ pub struct Inner {
     pub proxy: Proxy,
     /// The usergroup model with stored organizations, and the shared epoch it was read at.
     model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
+    /// Seals pending OIDC and SAML sign-ins into browser cookies.
+    pub pending: PendingKey,
     /// Dropped with this state (a reload replaces it): the background tasks of its
     /// providers see that and end.
     _tasks: tokio::sync::watch::Sender<()>,
@@ -159,11 +162,12 @@ impl Reloader {
                 "server.listen and server.workers take effect at the next restart, not at a reload"
             );
         }
-        // The CSRF key stays unless the secret changed: forms open in browsers still post.
-        let csrf = (config.session.secret.as_ref().map(|s| &s.0)
+        // The CSRF and pending sign-in keys stay unless the secret changed: forms open in
+        // browsers still post, and sign-ins under way at a provider still finish.
+        let keys = (config.session.secret.as_ref().map(|s| &s.0)
             == old.config.session.secret.as_ref().map(|s| &s.0))
-        .then(|| old.csrf.clone());
-        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), csrf)?;
+        .then(|| (old.csrf.clone(), old.pending.clone()));
+        let state = build(config, slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), keys)?;
         let generation = state.generation;
         let router = crate::stack::build(state.clone());
         *slot.current.write().unwrap_or_else(|p| p.into_inner()) = (state, router);
@@ -235,13 +239,14 @@ impl Gateway {
     }
 }
 
-/// The state for `config` on stores already open. `csrf`: the key to keep, if any.
+/// The state for `config` on stores already open. `keys`: the CSRF and pending sign-in keys
+/// to keep, if any.
 fn build(
     config: Config,
     sessions: Sessions,
     accounts: Accounts,
     clock: Clock,
-    csrf: Option<Csrf>,
+    keys: Option<(Csrf, PendingKey)>,
 ) -> Result<AppState, StartError> {
     let (tasks, stopped) = tokio::sync::watch::channel(());
     let signer = Signer::new(
@@ -255,11 +260,14 @@ fn build(
             "No jwt.key_file: signing with a key made at start; backends must refetch the JWKS after a restart"
         );
     }
-    let csrf = csrf.unwrap_or_else(|| {
-        Csrf::new(match &config.session.secret {
+    let (csrf, pending) = keys.unwrap_or_else(|| {
+        let secret = match &config.session.secret {
             Some(s) => s.0.clone(),
             None => rand::random::<[u8; 32]>().to_vec(),
-        })
+        };
+        // Both derive from the one secret, so replicas sharing it agree on both.
+        let pending = PendingKey::from_secret(&secret);
+        (Csrf::new(secret), pending)
     });
     let names = HeaderNames::new(&config.header_prefix)?;
     let guest = config.model.guest();
@@ -335,6 +343,7 @@ fn build(
         csrf,
         clock,
         proxy,
+        pending,
         config,
         model: Default::default(),
         _tasks: tasks,

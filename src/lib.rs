@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod identity;
 pub mod jwt;
 pub mod pages;
+pub mod pending;
 pub mod policy;
 pub mod proxy;
 pub mod redirect;
