@@ -155,6 +155,7 @@ pub fn cookie_name(key: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a test reports failure by panicking")]
 mod tests {
     use super::*;
 

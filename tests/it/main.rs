@@ -11,6 +11,7 @@ mod ldap;
 mod oidc;
 mod organizations;
 mod paths;
+mod pending;
 mod proxying;
 mod redirects;
 mod registration;
