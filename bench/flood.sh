@@ -72,6 +72,7 @@ wait_port() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/n
 rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
 redis_used() { redis-cli -u "$redis_url" info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r'; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+delta() { awk -v k="$1" 'BEGIN { printf "%+.1f", k / 1024 }'; }
 
 stub_port=$(free_port)
 "$bin/examples/flood" stubs "127.0.0.1:$stub_port" &
@@ -82,8 +83,11 @@ python3 - <<'EOF' || { echo "cannot bind 127.1.0.1: spread sources need the whol
 import socket; s = socket.socket(); s.bind(("127.1.0.1", 0))
 EOF
 
-declare -A summary
-for mode in $modes; do
+# One deskgate per endpoint, so each flood's figures are its own (and one that blows up
+# spoils no other): started fresh, flooded from one address and then from many, then left
+# idle until every state it can hold has expired, when its RSS is read again.
+start_gate() {
+  local mode=$1 port sessions d
   port=$(free_port)
   case $mode in
     memory) sessions='sessions = "memory"' ;;
@@ -91,8 +95,9 @@ for mode in $modes; do
 redis_prefix = \"$prefix\"" ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
   esac
-  rm -f "$dir/accounts.db"*
-  cat >"$dir/deskgate.toml" <<EOF
+  d="$dir/$mode-$2"
+  mkdir -p "$d"
+  cat >"$d/deskgate.toml" <<EOF
 [server]
 listen = "127.0.0.1:$port"
 public_url = "http://127.0.0.1:$port"
@@ -126,66 +131,90 @@ client_secret_env = "FLOOD_OIDC_SECRET"
 [providers.saml.flood]
 idp_metadata_file = "$repo/providers/saml/fuzz/seeds/metadata/simplesamlphp.xml"
 EOF
-  FLOOD_OIDC_SECRET=flood-secret RUST_LOG=warn "$bin/deskgate" serve --config "$dir/deskgate.toml" \
-    >"$dir/deskgate-$mode.log" 2>&1 &
+  FLOOD_OIDC_SECRET=flood-secret RUST_LOG=warn "$bin/deskgate" serve --config "$d/deskgate.toml" \
+    >"$d/deskgate.log" 2>&1 &
   gate=$!
   pids+=("$gate")
   wait_port "$port"
   base="http://127.0.0.1:$port"
-  # Warm up: discovery, metadata, the first page of each kind, allocator arenas.
+  # Warm up: discovery, metadata, the first page of each kind.
   for path in /.deskgate/login /.deskgate/register /.deskgate/oidc/flood/start /.deskgate/saml/flood/start /; do
     curl -s -o /dev/null "$base$path"
   done
   sleep 2
-  before=$(rss_kb "$gate")
-  redis_before=$([ "$mode" = redis ] && redis_used || echo 0)
+}
+
+declare -A summary
+for mode in $modes; do
   echo
-  echo "== $mode mode: deskgate pid $gate, RSS before $(mb "$before") MB$([ "$mode" = redis ] && echo ", Redis used_memory $(mb $((redis_before / 1024))) MB")"
-  peak=$before
+  echo "== $mode mode"
+  redis_first=$([ "$mode" = redis ] && redis_used || echo 0)
+  declare -A gates=() befores=() ends=() capped=()
   for endpoint in $endpoints; do
+    start_gate "$mode" "$endpoint"
+    gates[$endpoint]=$gate
+    before=$(rss_kb "$gate")
+    befores[$endpoint]=$before
+    redis_before=$([ "$mode" = redis ] && redis_used || echo 0)
+    echo "  $endpoint: deskgate pid $gate, RSS before $(mb "$before") MB"
     for sources in one many; do
-      start_kb=$(rss_kb "$gate")
       "$bin/examples/flood" run "$base" "$endpoint" "$seconds" "$connections" "$sources" >"$dir/run.out" &
       runner=$!
-      # A guard for the shared machine: a flood that takes deskgate past the cap is stopped.
-      capped=""
+      # A guard for the shared machine: a flood that takes deskgate past the cap is
+      # stopped, and that deskgate with it.
       while kill -0 "$runner" 2>/dev/null; do
-        now=$(rss_kb "$gate")
-        [ "$now" -gt "$peak" ] && peak=$now
-        if [ "$now" -gt $((rss_cap_mb * 1024)) ]; then
+        if [ "$(rss_kb "$gate")" -gt $((rss_cap_mb * 1024)) ]; then
+          capped[$endpoint]=1
+          ends[$endpoint]=$(rss_kb "$gate")
           kill "$runner" 2>/dev/null || true
-          capped=" — STOPPED: RSS passed the ${rss_cap_mb} MB cap"
         fi
         sleep 0.5
       done
       wait "$runner" 2>/dev/null || true
-      if [ -s "$dir/run.out" ]; then sed 's/^/  /' "$dir/run.out"; else echo "  $endpoint from $sources address(es): stopped"; fi
+      if [ -n "${capped[$endpoint]:-}" ]; then
+        echo "    from $sources address(es): STOPPED, RSS $(mb "${ends[$endpoint]}") MB passed the ${rss_cap_mb} MB cap"
+        kill "$gate"
+        wait "$gate" 2>/dev/null || true
+        break
+      fi
+      sed 's/^/    /' "$dir/run.out"
       now=$(rss_kb "$gate")
-      [ "$now" -gt "$peak" ] && peak=$now
-      line="    RSS $(mb "$now") MB (+$(mb $((now - before))) MB since start, +$(mb $((now - start_kb))) MB in this flood)$capped"
-      [ "$mode" = redis ] && line="$line, Redis used_memory +$(mb $((($(redis_used) - redis_before) / 1024))) MB"
+      line="      RSS $(mb "$now") MB ($(delta $((now - before))) MB)"
+      if [ "$mode" = redis ]; then line="$line, Redis used_memory $(delta $((($(redis_used) - redis_before) / 1024))) MB"; fi
       echo "$line"
     done
+    if [ -z "${capped[$endpoint]:-}" ]; then ends[$endpoint]=$(rss_kb "$gate"); fi
   done
-  end=$(rss_kb "$gate")
   redis_end=$([ "$mode" = redis ] && redis_used || echo 0)
   echo "  waiting ${expiry_wait}s for the state to expire (rate-limit window ${window}s, 60 s sweep)…"
   sleep "$expiry_wait"
-  after=$(rss_kb "$gate")
   redis_after=$([ "$mode" = redis ] && redis_used || echo 0)
-  growth=$((end - before))
-  verdict=$([ "$growth" -le $((target_mb * 1024)) ] && echo met || echo MISSED)
-  echo "  RSS: before $(mb "$before") MB, at the end $(mb "$end") MB (+$(mb "$growth") MB; peak $(mb "$peak") MB), after expiry $(mb "$after") MB — target +$target_mb MB: $verdict"
-  summary[$mode]="RSS +$(mb "$growth") MB ($verdict)"
+  echo
+  echo "  | $mode mode | RSS before | at the end | growth | after expiry | +${target_mb} MB target |"
+  echo "  | --- | ---: | ---: | ---: | ---: | --- |"
+  missed=0
+  for endpoint in $endpoints; do
+    b=${befores[$endpoint]} e=${ends[$endpoint]}
+    if [ -n "${capped[$endpoint]:-}" ]; then
+      after="(stopped)" verdict="MISSED (over the ${rss_cap_mb} MB cap)"
+    else
+      after="$(mb "$(rss_kb "${gates[$endpoint]}")") MB"
+      verdict=$([ $((e - b)) -le $((target_mb * 1024)) ] && echo met || echo MISSED)
+      kill "${gates[$endpoint]}"
+      wait "${gates[$endpoint]}" 2>/dev/null || true
+    fi
+    [ "${verdict%% *}" = met ] || missed=$((missed + 1))
+    echo "  | $endpoint | $(mb "$b") MB | $(mb "$e") MB | $(delta $((e - b))) MB | $after | $verdict |"
+  done
+  summary[$mode]="RSS target missed by $missed of $(echo $endpoints | wc -w) endpoints"
   if [ "$mode" = redis ]; then
-    rgrowth=$(((redis_end - redis_before) / 1024))
+    rgrowth=$(((redis_end - redis_first) / 1024))
     rverdict=$([ "$rgrowth" -le $((target_mb * 1024)) ] && echo met || echo MISSED)
-    echo "  Redis used_memory: before $(mb $((redis_before / 1024))) MB, at the end $(mb $((redis_end / 1024))) MB (+$(mb "$rgrowth") MB), after expiry $(mb $((redis_after / 1024))) MB — target +$target_mb MB: $rverdict"
+    echo "  Redis used_memory: before $(mb $((redis_first / 1024))) MB, after every flood $(mb $((redis_end / 1024))) MB ($(delta "$rgrowth") MB), after expiry $(mb $((redis_after / 1024))) MB — target +$target_mb MB: $rverdict"
     echo "  (used_memory is the whole Redis server's: other clients' keys move it too)"
-    summary[$mode]="${summary[$mode]}, Redis +$(mb "$rgrowth") MB ($rverdict)"
+    summary[$mode]="${summary[$mode]}; Redis $(delta "$rgrowth") MB ($rverdict)"
   fi
-  kill "$gate"
-  wait "$gate" 2>/dev/null || true
+  unset gates befores ends capped
 done
 
 echo

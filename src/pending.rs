@@ -115,6 +115,19 @@ impl PendingKey {
     /// Opens a cookie value and checks that it is for `provider`'s sign-in named `key` and
     /// not past `now`.
     pub fn open(&self, value: &str, provider: &str, key: &str, now: u64) -> Result<Pending, Unsealed> {
+        let pending = self.unseal(value)?;
+        // Both compared in constant time: the callback's values come from the client.
+        if !constant_time_eq(&pending.provider, provider) || !constant_time_eq(&pending.key, key) {
+            return Err(Unsealed::Mismatch);
+        }
+        if pending.expires <= now {
+            return Err(Unsealed::Expired);
+        }
+        Ok(pending)
+    }
+
+    /// Decrypts and verifies a cookie value, whatever sign-in it is for.
+    pub fn unseal(&self, value: &str) -> Result<Pending, Unsealed> {
         if value.len() > MAX_COOKIE_LEN {
             return Err(Unsealed::Damaged);
         }
@@ -128,15 +141,7 @@ impl PendingKey {
             .key
             .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut bytes[NONCE_LEN..])
             .map_err(|_| Unsealed::Damaged)?;
-        let pending: Pending = serde_json::from_slice(plain).map_err(|_| Unsealed::Damaged)?;
-        // Both compared in constant time: the callback's values come from the client.
-        if !constant_time_eq(&pending.provider, provider) || !constant_time_eq(&pending.key, key) {
-            return Err(Unsealed::Mismatch);
-        }
-        if pending.expires <= now {
-            return Err(Unsealed::Expired);
-        }
-        Ok(pending)
+        serde_json::from_slice(plain).map_err(|_| Unsealed::Damaged)
     }
 }
 
@@ -145,13 +150,16 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
+/// The prefix of every pending sign-in cookie's name.
+pub const COOKIE_PREFIX: &str = "deskgate_pending_";
+
 /// The cookie name for the sign-in whose callback carries `key`: one cookie per started
 /// sign-in, so sign-ins started in parallel tabs each finish. The suffix is a short hash of
 /// the key (the key itself may hold characters a cookie name may not).
 pub fn cookie_name(key: &str) -> String {
     let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("deskgate_pending_{hex}")
+    format!("{COOKIE_PREFIX}{hex}")
 }
 
 #[cfg(test)]

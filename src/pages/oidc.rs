@@ -47,12 +47,13 @@ pub fn callback_url(state: &AppState, key: &str) -> String {
 pub async fn start(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, GatewayError> {
     let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
     let next = forms::next_or_root(q.next.as_deref());
     match p.oidc.begin(&callback_url(&state, &key)).await {
-        Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), started, next)),
+        Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), &headers, started, next)),
         Err(e) => redirect::refused(&p.id, e),
     }
 }

@@ -55,8 +55,20 @@ impl Site<'_> {
     }
 }
 
+/// Sign-ins one browser keeps under way at one provider: a start beyond this clears the
+/// oldest, so the Cookie header these add stays small (each is about 700 bytes) for
+/// whatever proxy sits in front.
+pub const MAX_PARALLEL: usize = 4;
+
 /// Seals a started sign-in into a cookie of its own and sends the browser to the provider.
-pub fn stash(state: &AppState, site: Site<'_>, started: Started, next: String) -> Response {
+/// `headers`: the start's request, whose pending cookies (this provider's path) are counted.
+pub fn stash(
+    state: &AppState,
+    site: Site<'_>,
+    headers: &HeaderMap,
+    started: Started,
+    next: String,
+) -> Response {
     let pending = Pending {
         provider: site.provider.to_owned(),
         key: started.key,
@@ -68,7 +80,28 @@ pub fn stash(state: &AppState, site: Site<'_>, started: Started, next: String) -
     let cookie = site.cookie(state, &name, &state.pending.seal(&pending), PENDING_SECS);
     let mut resp = Redirect::to(&started.location).into_response();
     resp.headers_mut().append(header::SET_COOKIE, cookie);
+    for old in surplus(state, headers) {
+        resp.headers_mut().append(header::SET_COOKIE, site.cookie(state, old, "", 0));
+    }
     resp
+}
+
+/// The pending cookies a start should clear to keep [`MAX_PARALLEL`] with the new one:
+/// the oldest, and any that do not open. At most 32 are looked at.
+fn surplus<'a>(state: &AppState, headers: &'a HeaderMap) -> Vec<&'a str> {
+    let mut held: Vec<(u64, &str)> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| name.starts_with(pending::COOKIE_PREFIX))
+        .take(32)
+        .map(|(name, value)| (state.pending.unseal(value).map_or(0, |p| p.expires), name))
+        .collect();
+    // Newest first; the new sign-in takes one of the places.
+    held.sort_unstable_by(|a, b| b.cmp(a));
+    held.into_iter().skip(MAX_PARALLEL - 1).map(|(_, name)| name).collect()
 }
 
 /// Why a callback has no pending sign-in to finish.

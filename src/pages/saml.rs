@@ -47,12 +47,13 @@ fn prefix(key: &str) -> String {
 pub async fn start(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, GatewayError> {
     let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
     let next = forms::next_or_root(q.next.as_deref());
     match p.saml.begin(p.saml.acs_url()).await {
-        Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), started, next)),
+        Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), &headers, started, next)),
         Err(e) => redirect::refused(&p.id, e),
     }
 }

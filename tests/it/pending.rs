@@ -150,7 +150,7 @@ async fn a_tampered_or_expired_pending_cookie_is_refused_with_no_session() {
 }
 
 #[tokio::test]
-async fn sign_ins_started_in_parallel_tabs_each_finish() {
+async fn sign_ins_started_in_parallel_tabs_each_finish_and_a_browser_keeps_at_most_four() {
     let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
     let (stack, _turn) = stack_with(19392, google(&issuer)).await;
     let mut b = Browser::new(&stack);
@@ -163,6 +163,25 @@ async fn sign_ins_started_in_parallel_tabs_each_finish() {
     assert_eq!(page.status, 303, "{}", page.body);
     assert!(pending_cookies(&b).is_empty());
     assert!(b.is_signed_in().await);
+
+    // Six starts a second apart: the browser is told to drop the oldest beyond four, so
+    // the Cookie header stays small; the newest still finish.
+    let mut tabs = Browser::new(&stack);
+    let mut paths = Vec::new();
+    for _ in 0..6 {
+        paths.push(to_callback(&mut tabs, "alice@corp.example.com").await);
+        stack.clock.advance(1);
+    }
+    assert_eq!(pending_cookies(&tabs).len(), 4);
+    for oldest in &paths[..2] {
+        let page = tabs.get(oldest).await;
+        assert_eq!(page.status, 400, "{}", page.body);
+        assert!(page.body.contains("not started in this browser"));
+    }
+    assert!(tabs.session_cookie().is_none());
+    let page = tabs.get(&paths[5]).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert!(tabs.session_cookie().is_some());
 }
 
 #[tokio::test]
