@@ -277,3 +277,34 @@ async fn sign_in_starts_and_garbage_callbacks_keep_nothing_on_the_server() {
     }
     assert_eq!(memory_entries(&stack), before, "600 starts and 600 garbage callbacks stored nothing");
 }
+
+#[tokio::test]
+async fn replicas_and_reloads_sharing_the_secret_open_pending_sign_ins_and_a_new_secret_drops_them() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("secret"), "the session secret, at least 32 bytes long").unwrap();
+    std::fs::write(dir.0.join("other"), "another session secret, 32 bytes or more").unwrap();
+    let config = |secret: &str| {
+        let text = format!(
+            "[server]\npublic_url = \"http://127.0.0.1:9\"\n[upstream]\nurl = \"http://127.0.0.1:9\"\n\
+             [storage]\naccounts = \"sqlite::memory:\"\n[session]\nsecret_file = \"{secret}\"\n{HELPDESK}"
+        );
+        deskgate::config::load_str("deskgate.toml", &text, &dir.0).unwrap_or_else(|d| panic!("{d:?}"))
+    };
+    let pending = deskgate::pending::Pending {
+        provider: "oidc.google".into(),
+        key: "state-1".into(),
+        state: "{}".into(),
+        next: "/kb".into(),
+        expires: u64::MAX,
+    };
+    let gateway = deskgate::Gateway::new(config("secret")).await.unwrap();
+    let sealed = gateway.state().pending.seal(&pending);
+    let opens = |g: &deskgate::Gateway| g.state().pending.open(&sealed, "oidc.google", "state-1", 0);
+
+    let replica = deskgate::Gateway::new(config("secret")).await.unwrap();
+    assert_eq!(opens(&replica), Ok(pending.clone()), "another replica with the same secret");
+    gateway.reloader().reload(config("secret")).await.unwrap();
+    assert_eq!(opens(&gateway), Ok(pending), "a reload keeping the secret");
+    gateway.reloader().reload(config("other")).await.unwrap();
+    assert_eq!(opens(&gateway), Err(deskgate::pending::Unsealed::Damaged), "a new secret, a new key");
+}
