@@ -11,11 +11,9 @@ use url::Url;
 
 use crate::support::*;
 
-fn secret_file() -> String {
-    let path = std::env::temp_dir().join(format!("deskgate-it-oidc-{:x}.secret", rand::random::<u64>()));
-    std::fs::write(&path, "deskgate-test-secret\n").unwrap();
-    path.display().to_string()
-}
+/// The test clients' secret, in a file beside the config (relative paths are the
+/// config's), so it goes with the stack.
+pub(crate) const SECRET_FILE: (&str, &str) = ("oidc-client.secret", "deskgate-test-secret\n");
 
 /// `[providers.oidc.KEY]` for the test provider's client `client`.
 pub(crate) fn provider(key: &str, client: &str, label: &str, issuer: &str, extra: &str) -> String {
@@ -30,7 +28,7 @@ groups_claim = "groups"
 create_accounts = true
 {extra}
 "#,
-        secret = secret_file(),
+        secret = SECRET_FILE.0,
     )
 }
 
@@ -59,7 +57,7 @@ pub(crate) async fn stack_with(port: u16, head: String) -> (Stack, tokio::sync::
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    (start(Options { head, port: Some(port), ..Default::default() }).await, turn)
+    (start(Options { head, port: Some(port), files: vec![SECRET_FILE], ..Default::default() }).await, turn)
 }
 
 /// The provider's side of the flow: a cookie jar of its own, redirects followed by hand

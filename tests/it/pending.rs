@@ -4,7 +4,7 @@
 
 use deskgate::session::Sessions;
 
-use crate::oidc::{AtProvider, GOOGLE_RULES, provider, stack_with};
+use crate::oidc::{AtProvider, GOOGLE_RULES, SECRET_FILE, provider, stack_with};
 use crate::saml;
 use crate::support::*;
 
@@ -233,6 +233,7 @@ async fn sign_in_starts_and_garbage_callbacks_keep_nothing_on_the_server() {
     let stack = start(Options {
         server: "public_url = \"https://help.example.com\"".into(),
         head,
+        files: vec![SECRET_FILE],
         ..Default::default()
     })
     .await;
