@@ -20,8 +20,16 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
 
-const ENDPOINTS: &[&str] =
-    &["login", "oidc-start", "saml-start", "signup", "oidc-callback", "saml-callback", "session-cookie"];
+const ENDPOINTS: &[&str] = &[
+    "login",
+    "oidc-start",
+    "saml-start",
+    "signup",
+    "oidc-callback",
+    "saml-callback",
+    "session-cookie",
+    "oidc-roundtrip",
+];
 
 /// Requests per connection when addresses are spread: each address sends a few, as many
 /// clients behind their own addresses would.
@@ -196,8 +204,38 @@ fn request(endpoint: &str, host: &str, csrf: &Csrf) -> Request<Full<Bytes>> {
         "session-cookie" => {
             get("/".into(), Some(format!("deskgate_session={}{}", random(), &random()[..11])))
         }
+        // Two requests each, made in `roundtrip`.
         _ => unreachable!("checked in main"),
     }
+}
+
+/// One request and its whole answer: the status and headers.
+async fn exchange(send: &mut Sender, req: Request<Full<Bytes>>) -> Option<(u16, http::HeaderMap)> {
+    send.ready().await.ok()?;
+    let resp = send.send_request(req).await.ok()?;
+    let (parts, body) = resp.into_parts();
+    body.collect().await.ok()?;
+    Some((parts.status.as_u16(), parts.headers))
+}
+
+/// A start, then its callback with the start's cookie and state and a made-up code: what
+/// a client that keeps its cookies can make the server write (the used state). Counts the
+/// callback's status.
+async fn roundtrip(send: &mut Sender, host: &str) -> Option<(u16, http::HeaderMap)> {
+    let get = |path: String, cookie: &str| {
+        Request::get(path)
+            .header(header::HOST, host)
+            .header(header::ACCEPT, "text/html")
+            .header(header::COOKIE, cookie)
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let (_, headers) = exchange(send, get("/.deskgate/oidc/flood/start".into(), "")).await?;
+    let cookie = headers.get(header::SET_COOKIE)?.to_str().ok()?.split(';').next()?.to_owned();
+    let location = headers.get(header::LOCATION)?.to_str().ok()?;
+    let state = location.split(['?', '&']).find_map(|p| p.strip_prefix("state="))?.to_owned();
+    exchange(send, get(format!("/.deskgate/oidc/flood/callback?code={}&state={state}", random()), &cookie))
+        .await
 }
 
 async fn run(base: &str, endpoint: &str, secs: u64, conns: usize, many: bool) {
@@ -227,22 +265,16 @@ async fn run(base: &str, endpoint: &str, secs: u64, conns: usize, many: bool) {
                 };
                 let mut sent = 0;
                 while Instant::now() < deadline && (!many || sent < PER_ADDRESS) {
-                    if send.ready().await.is_err() {
+                    let answer = if endpoint == "oidc-roundtrip" {
+                        roundtrip(&mut send, &host).await
+                    } else {
+                        exchange(&mut send, request(&endpoint, &host, &csrf)).await
+                    };
+                    let Some((status, _)) = answer else {
+                        errors += 1;
                         break;
-                    }
-                    match send.send_request(request(&endpoint, &host, &csrf)).await {
-                        Ok(resp) => {
-                            *statuses.entry(resp.status().as_u16()).or_default() += 1;
-                            if resp.into_body().collect().await.is_err() {
-                                errors += 1;
-                                break;
-                            }
-                        }
-                        Err(_) => {
-                            errors += 1;
-                            break;
-                        }
-                    }
+                    };
+                    *statuses.entry(status).or_default() += 1;
                     sent += 1;
                 }
             }

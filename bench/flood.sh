@@ -8,10 +8,11 @@
 #   bash bench/flood.sh [SECONDS] [--release]     (default 60 s per flood, debug build)
 #
 # Environment: CONNECTIONS (64), MODES ("memory redis"), ENDPOINTS (all of: login
-# oidc-start saml-start signup oidc-callback saml-callback session-cookie), REDIS_URL
-# (redis://127.0.0.1:6379), REGISTRATION (approval), WINDOW (the rate-limit window,
-# 60s here so that counters expire within the run), EXPIRY_WAIT (seconds waited before the
-# "after expiry" reading; default the window plus the 60 s sweep plus 10 s), RSS_CAP_MB
+# oidc-start saml-start signup oidc-callback saml-callback session-cookie oidc-roundtrip),
+# REDIS_URL (redis://127.0.0.1:6379), REGISTRATION (approval), WINDOW (the rate-limit
+# window, 60s here so that counters expire within the run), EXPIRY_WAIT (seconds waited
+# before the "after expiry" reading; default the longer of the window and the 600 s a used
+# sign-in state is kept, plus the 60 s sweep plus 10 s), RSS_CAP_MB
 # (3072: a flood that takes deskgate's RSS past it is stopped, and the line says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,11 +29,11 @@ for arg in "$@"; do
 done
 connections=${CONNECTIONS:-64}
 modes=${MODES:-memory redis}
-endpoints=${ENDPOINTS:-login oidc-start saml-start signup oidc-callback saml-callback session-cookie}
+endpoints=${ENDPOINTS:-login oidc-start saml-start signup oidc-callback saml-callback session-cookie oidc-roundtrip}
 redis_url=${REDIS_URL:-redis://127.0.0.1:6379}
 registration=${REGISTRATION:-approval}
 window=${WINDOW:-60}
-expiry_wait=${EXPIRY_WAIT:-$((window + 70))}
+expiry_wait=${EXPIRY_WAIT:-$(((window > 600 ? window : 600) + 70))}
 rss_cap_mb=${RSS_CAP_MB:-3072}
 target_mb=64
 
@@ -186,7 +187,7 @@ for mode in $modes; do
     if [ -z "${capped[$endpoint]:-}" ]; then ends[$endpoint]=$(rss_kb "$gate"); fi
   done
   redis_end=$([ "$mode" = redis ] && redis_used || echo 0)
-  echo "  waiting ${expiry_wait}s for the state to expire (rate-limit window ${window}s, 60 s sweep)…"
+  echo "  waiting ${expiry_wait}s for the state to expire (rate-limit window ${window}s, used sign-in states 600 s, 60 s sweep)…"
   sleep "$expiry_wait"
   redis_after=$([ "$mode" = redis ] && redis_used || echo 0)
   echo
