@@ -15,6 +15,7 @@ use crate::config::{AccountsBackend, Config, SessionsBackend};
 use crate::error::GatewayError;
 use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
 use crate::jwt::{KeyError, Signer};
+use crate::pending::PendingKey;
 use crate::proxy::{Proxy, UpstreamSettings};
 use crate::session::{MemoryBounds, RedisStore, SessionStore, Sessions, StoreError};
 use crate::usergroups::{Model, Resolved};
@@ -58,6 +59,8 @@ pub struct Inner {
     model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
     /// The once-a-minute log lines of the limits.
     pub notices: crate::limits::Notices,
+    /// Seals pending OIDC and SAML sign-ins into browser cookies.
+    pub pending: PendingKey,
     /// Dropped with this state (a reload replaces it): the background tasks of its
     /// providers see that and end.
     _tasks: tokio::sync::watch::Sender<()>,
@@ -181,10 +184,11 @@ impl Reloader {
                 "server.listen, server.workers, the connection limits, [log] and [metrics] take effect at the next restart, not at a reload"
             );
         }
-        // The CSRF key stays unless the secret changed: forms open in browsers still post.
-        let csrf = (config.session.secret.as_ref().map(|s| &s.0)
+        // The CSRF and pending sign-in keys stay unless the secret changed: forms open in
+        // browsers still post, and sign-ins under way at a provider still finish.
+        let keys = (config.session.secret.as_ref().map(|s| &s.0)
             == old.config.session.secret.as_ref().map(|s| &s.0))
-        .then(|| old.csrf.clone());
+        .then(|| (old.csrf.clone(), old.pending.clone()));
         match (&slot.certs, &config.server.tls) {
             // Read again by the config load: a renewed certificate is served from the next
             // handshake on.
@@ -198,7 +202,7 @@ impl Reloader {
         // running under the old config count against the same bound.
         let hashing =
             (config.limits.hashing == old.config.limits.hashing).then(|| old.builtin.hashing().clone());
-        let kept = Kept { csrf, hashing };
+        let kept = Kept { keys, hashing };
         let stores = (slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), slot.metrics.clone());
         let state = build(config, stores, kept)?;
         let generation = state.generation;
@@ -292,8 +296,8 @@ impl Gateway {
 /// What a reload keeps from the state it replaces.
 #[derive(Default)]
 struct Kept {
-    /// The CSRF key.
-    csrf: Option<Csrf>,
+    /// The CSRF and pending sign-in keys (kept while the secret is the same).
+    keys: Option<(Csrf, PendingKey)>,
     /// The password hashing turns and their memory.
     hashing: Option<deskgate_builtin::Hashing>,
 }
@@ -304,7 +308,7 @@ fn build(
     (sessions, accounts, clock, metrics): (Sessions, Accounts, Clock, Arc<crate::metrics::Metrics>),
     kept: Kept,
 ) -> Result<AppState, StartError> {
-    let Kept { csrf, hashing } = kept;
+    let Kept { keys, hashing } = kept;
     let (tasks, stopped) = tokio::sync::watch::channel(());
     let signer = Signer::new(
         config.jwt.key_file.as_deref(),
@@ -317,11 +321,14 @@ fn build(
             "No jwt.key_file: signing with a key made at start; backends must refetch the JWKS after a restart"
         );
     }
-    let csrf = csrf.unwrap_or_else(|| {
-        Csrf::new(match &config.session.secret {
+    let (csrf, pending) = keys.unwrap_or_else(|| {
+        let secret = match &config.session.secret {
             Some(s) => s.0.clone(),
             None => rand::random::<[u8; 32]>().to_vec(),
-        })
+        };
+        // Both derive from the one secret, so replicas sharing it agree on both.
+        let pending = PendingKey::from_secret(&secret);
+        (Csrf::new(secret), pending)
     });
     let names = HeaderNames::new(&config.header_prefix)?;
     let guest = config.model.guest();
@@ -401,6 +408,7 @@ fn build(
         clock,
         proxy,
         metrics,
+        pending,
         config,
         model: Default::default(),
         notices: Default::default(),

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod pages;
+pub mod pending;
 pub mod policy;
 pub mod proxy;
 pub mod redirect;

@@ -139,7 +139,7 @@ pub struct SessionFile {
     pub idle_timeout: Option<String>,
     /// A session ends this long after sign-in, used or not.
     pub absolute_timeout: Option<String>,
-    /// File holding the secret that keys CSRF tokens.
+    /// File holding the secret that keys CSRF tokens and pending sign-in cookies.
     pub secret_file: Option<String>,
     /// Environment variable holding that secret.
     pub secret_env: Option<String>,

@@ -158,7 +158,8 @@ pub struct Session {
     pub idle_timeout: Duration,
     /// Absolute timeout.
     pub absolute_timeout: Duration,
-    /// Secret keying CSRF tokens; `None` means one is generated at start.
+    /// Secret keying CSRF tokens and pending sign-in cookies; `None` means one is generated
+    /// at start.
     pub secret: Option<Secret>,
 }
 

@@ -28,6 +28,16 @@ fn unknown() -> Response {
     html::message(StatusCode::NOT_FOUND, "Not found", "There is no such sign-in provider.", None)
 }
 
+/// Where this provider's pending sign-in cookies live: its own prefix, sent back by a
+/// top-level redirect.
+fn site<'a>(p: &'a OidcProvider, path: &'a str) -> redirect::Site<'a> {
+    redirect::Site { provider: &p.id, path, back: redirect::Return::Redirect }
+}
+
+fn prefix(key: &str) -> String {
+    format!("{PREFIX}/oidc/{key}")
+}
+
 /// The callback URL registered at the provider.
 pub fn callback_url(state: &AppState, key: &str) -> String {
     format!("{}{PREFIX}/oidc/{key}/callback", state.config.server.public_url)
@@ -37,12 +47,13 @@ pub fn callback_url(state: &AppState, key: &str) -> String {
 pub async fn start(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, GatewayError> {
     let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
     let next = forms::next_or_root(q.next.as_deref());
     match p.oidc.begin(&callback_url(&state, &key)).await {
-        Ok(started) => redirect::stash(&state, &p.id, started, next).await,
+        Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), &headers, started, next)),
         Err(e) => redirect::refused(&p.id, e),
     }
 }
@@ -57,14 +68,20 @@ pub async fn callback(
     let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
     let params: Vec<(String, String)> = serde_urlencoded_pairs(query.as_deref().unwrap_or_default());
     let callback = Callback { params };
-    let Some(pending) = redirect::take(&state, &p.id, callback.get("state")).await? else {
-        tracing::info!(provider = %p.id, "Callback without a pending sign-in (expired, replayed or forged state)");
-        return Ok(redirect::start_again(StatusCode::BAD_REQUEST));
+    let path = prefix(&key);
+    let claim = redirect::claim(&state, site(p, &path), &headers, callback.get("state")).await?;
+    let pending = match &claim.pending {
+        Ok(pending) => pending,
+        Err(why) => return Ok(claim.answer(redirect::no_pending(&p.id, *why))),
     };
-    match p.oidc.complete(&pending.state, &callback_url(&state, &key), &callback).await {
-        Ok(identity) => redirect::finish(&state, &headers, identity, &p.policy, &pending.next).await,
-        Err(e) => redirect::refused(&p.id, e),
-    }
+    let resp = match p.oidc.complete(&pending.state, &callback_url(&state, &key), &callback).await {
+        Ok(identity) => redirect::finish(&state, &headers, identity, &p.policy, &pending.next).await?,
+        Err(e) => {
+            state.metrics.sign_in(&p.id, crate::metrics::SignIn::Failure);
+            redirect::refused(&p.id, e)?
+        }
+    };
+    Ok(claim.answer(resp))
 }
 
 /// Decodes `a=1&b=2` into pairs; malformed escapes are kept as written.

@@ -33,16 +33,27 @@ fn unknown() -> Response {
     html::message(StatusCode::NOT_FOUND, "Not found", "There is no such sign-in provider.", None)
 }
 
+/// Where this provider's pending sign-in cookies live: its own prefix, and sent with the
+/// IdP's cross-site form post.
+fn site<'a>(p: &'a SamlProvider, path: &'a str) -> redirect::Site<'a> {
+    redirect::Site { provider: &p.id, path, back: redirect::Return::CrossSitePost }
+}
+
+fn prefix(key: &str) -> String {
+    format!("{PREFIX}/saml/{key}")
+}
+
 /// Sends the browser to the IdP with an AuthnRequest.
 pub async fn start(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, GatewayError> {
     let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
     let next = forms::next_or_root(q.next.as_deref());
     match p.saml.begin(p.saml.acs_url()).await {
-        Ok(started) => redirect::stash(&state, &p.id, started, next).await,
+        Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), &headers, started, next)),
         Err(e) => redirect::refused(&p.id, e),
     }
 }
@@ -56,21 +67,36 @@ pub async fn acs(
 ) -> Result<Response, GatewayError> {
     let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
     let callback = Callback { params: fields };
+    let path = prefix(&key);
+    let claim = redirect::claim(&state, site(p, &path), &headers, callback.get("RelayState")).await?;
+    let resp = accept(&state, p, &headers, &callback, &claim).await?;
+    Ok(claim.answer(resp))
+}
+
+/// The ACS answer for what the browser's cookie held.
+async fn accept(
+    state: &AppState,
+    p: &SamlProvider,
+    headers: &HeaderMap,
+    callback: &Callback,
+    claim: &redirect::Claim,
+) -> Result<Response, GatewayError> {
     let acs = p.saml.acs_url();
-    let pending = redirect::take(&state, &p.id, callback.get("RelayState")).await?;
-    let (result, next) = match pending {
-        Some(pending) => (p.saml.complete(&pending.state, acs, &callback).await, pending.next),
-        None if p.saml.allows_idp_initiated() => {
-            (p.saml.complete_idp_initiated(acs, &callback).await, "/".to_owned())
+    let (result, next) = match &claim.pending {
+        Ok(pending) => (p.saml.complete(&pending.state, acs, callback).await, pending.next.clone()),
+        // An IdP-initiated response comes with no cookie of ours (its RelayState, if any,
+        // names nothing here); the provider refuses one that answers a request.
+        Err(redirect::NoPending::NotThisBrowser) if p.saml.allows_idp_initiated() => {
+            (p.saml.complete_idp_initiated(acs, callback).await, "/".to_owned())
         }
-        None => {
-            tracing::info!(provider = %p.id, "SAML response without a pending sign-in (expired, replayed or unsolicited)");
-            return Ok(redirect::start_again(StatusCode::BAD_REQUEST));
-        }
+        Err(why) => return Ok(redirect::no_pending(&p.id, *why)),
     };
     let identity = match result {
         Ok(identity) => identity,
-        Err(e) => return redirect::refused(&p.id, e),
+        Err(e) => {
+            state.metrics.sign_in(&p.id, crate::metrics::SignIn::Failure);
+            return redirect::refused(&p.id, e);
+        }
     };
     // Each assertion is accepted once, until it expires: the replay cache lives in the
     // session store, so it holds across replicas.
@@ -90,7 +116,7 @@ pub async fn acs(
             Some((&format!("{PREFIX}/login"), "Sign in")),
         ));
     }
-    redirect::finish(&state, &headers, identity, &p.policy, &next).await
+    redirect::finish(state, headers, identity, &p.policy, &next).await
 }
 
 /// The service provider's metadata, for the IdP.

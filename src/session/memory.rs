@@ -134,6 +134,13 @@ impl MemoryStore {
         maps.sessions.len()
     }
 
+    /// How many entries the store holds (sessions, counters, one-time values, epochs),
+    /// expired or not: what the benchmarks and flood tests watch.
+    pub fn entries(&self) -> usize {
+        let maps = self.read();
+        maps.sessions.len() + maps.counters.len() + maps.once.len() + maps.epochs.len()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
         // A panic elsewhere while holding the lock leaves consistent maps (every update is a
         // single insert or remove), so poisoning is safe to ignore.

@@ -119,8 +119,6 @@ impl Chromium {
 async fn chromium_signs_in_through_the_chooser_and_the_providers_form() {
     let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
     let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
-    let secret = std::env::temp_dir().join(format!("deskgate-it-browser-{:x}.secret", rand::random::<u64>()));
-    std::fs::write(&secret, "deskgate-test-secret\n").unwrap();
     let head = format!(
         r#"
 [providers.oidc.google]
@@ -135,9 +133,15 @@ create_accounts = true
 group = "hd:corp.example.com"
 usergroups = ["trial_users"]
 "#,
-        secret.display()
+        crate::oidc::SECRET_FILE.0
     );
-    let stack = start(Options { head, port: Some(19396), ..Default::default() }).await;
+    let stack = start(Options {
+        head,
+        port: Some(19396),
+        files: vec![crate::oidc::SECRET_FILE],
+        ..Default::default()
+    })
+    .await;
     let chrome = Chromium::start(&driver).await;
 
     // A guest asks for sales chat and is sent to the login page, which offers Google.

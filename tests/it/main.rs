@@ -16,6 +16,7 @@ mod metrics;
 mod oidc;
 mod organizations;
 mod paths;
+mod pending;
 mod proxying;
 mod redirects;
 mod registration;

@@ -11,14 +11,12 @@ use url::Url;
 
 use crate::support::*;
 
-fn secret_file() -> String {
-    let path = std::env::temp_dir().join(format!("deskgate-it-oidc-{:x}.secret", rand::random::<u64>()));
-    std::fs::write(&path, "deskgate-test-secret\n").unwrap();
-    path.display().to_string()
-}
+/// The test clients' secret, in a file beside the config (relative paths are the
+/// config's), so it goes with the stack.
+pub(crate) const SECRET_FILE: (&str, &str) = ("oidc-client.secret", "deskgate-test-secret\n");
 
 /// `[providers.oidc.KEY]` for the test provider's client `client`.
-fn provider(key: &str, client: &str, label: &str, issuer: &str, extra: &str) -> String {
+pub(crate) fn provider(key: &str, client: &str, label: &str, issuer: &str, extra: &str) -> String {
     format!(
         r#"
 [providers.oidc.{key}]
@@ -30,11 +28,11 @@ groups_claim = "groups"
 create_accounts = true
 {extra}
 "#,
-        secret = secret_file(),
+        secret = SECRET_FILE.0,
     )
 }
 
-const GOOGLE_RULES: &str = r#"allowed_domains = ["corp.example.com"]
+pub(crate) const GOOGLE_RULES: &str = r#"allowed_domains = ["corp.example.com"]
 
 [[providers.oidc.google.groups]]
 group = "hd:corp.example.com"
@@ -45,8 +43,21 @@ group = "vips"
 usergroups = ["vips"]
 "#;
 
-async fn stack_with(port: u16, head: String) -> Stack {
-    start(Options { head, port: Some(port), ..Default::default() }).await
+/// The provider knows one callback URL per port (19391–19396): tests sharing a port take
+/// turns on it.
+static PORTS: [tokio::sync::Mutex<()>; 6] = [const { tokio::sync::Mutex::const_new(()) }; 6];
+
+/// A gateway on `port`, and this test's turn on it (held until the test ends).
+pub(crate) async fn stack_with(port: u16, head: String) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
+    let turn = PORTS[usize::from(port - 19391)].lock().await;
+    // The previous test's runtime, and with it its listener, may still be closing.
+    for _ in 0..100 {
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (start(Options { head, port: Some(port), files: vec![SECRET_FILE], ..Default::default() }).await, turn)
 }
 
 /// Waits until another test of this binary has let go of `port` (the provider knows only
@@ -64,7 +75,7 @@ async fn stack_on_shared_port(port: u16, head: String, model: String) -> Stack {
 /// The provider's side of the flow: a cookie jar of its own, redirects followed by hand
 /// until the browser is sent back to the gateway.
 #[derive(Default)]
-struct AtProvider {
+pub(crate) struct AtProvider {
     cookies: BTreeMap<String, String>,
 }
 
@@ -85,7 +96,7 @@ impl AtProvider {
     }
 
     /// Follows `authorize`, signs in as `email`, and returns the callback URL at `gateway`.
-    async fn sign_in(&mut self, authorize: &str, email: &str, gateway: &str) -> String {
+    pub(crate) async fn sign_in(&mut self, authorize: &str, email: &str, gateway: &str) -> String {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let local = email.split('@').next().unwrap();
         let mut next = Url::parse(authorize).unwrap();
@@ -132,7 +143,8 @@ async fn through(b: &mut Browser, key: &str, email: &str, tamper: impl Fn(String
 #[tokio::test]
 async fn google_shaped_sign_in_maps_the_hosted_domain_and_the_groups_claim_to_usergroups() {
     let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
-    let stack = stack_with(19391, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
+    let (stack, _turn) =
+        stack_with(19391, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
     let mut b = Browser::new(&stack);
     let done = through(&mut b, "google", "alice@corp.example.com", |u| u).await;
     assert_eq!(done.status, 303, "{}", done.body);
@@ -151,7 +163,8 @@ async fn google_shaped_sign_in_maps_the_hosted_domain_and_the_groups_claim_to_us
 #[tokio::test]
 async fn unverified_email_and_another_hosted_domain_are_refused_even_with_a_tampered_hd_parameter() {
     let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
-    let stack = stack_with(19392, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
+    let (stack, _turn) =
+        stack_with(19392, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
     let tamper = |u: String| {
         let mut url = Url::parse(&u).unwrap();
         let pairs: Vec<(String, String)> = url
@@ -183,7 +196,8 @@ async fn unverified_email_and_another_hosted_domain_are_refused_even_with_a_tamp
 #[tokio::test]
 async fn replayed_code_forged_state_and_a_callback_with_no_pending_login_get_a_clear_page_and_no_session() {
     let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
-    let stack = stack_with(19393, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
+    let (stack, _turn) =
+        stack_with(19393, provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)).await;
     let mut b = Browser::new(&stack);
     let start = b.get("/.deskgate/oidc/google/start").await;
     let callback =
@@ -191,11 +205,11 @@ async fn replayed_code_forged_state_and_a_callback_with_no_pending_login_get_a_c
     let path = &callback[b.base.len()..];
     assert_eq!(b.get(path).await.status, 303, "the first use signs in");
 
-    // The same callback again: its pending login was taken.
+    // The same callback again, from another browser: it holds no pending sign-in.
     let mut replay = Browser::new(&stack);
     let page = replay.get(path).await;
     assert_eq!(page.status, 400);
-    assert!(page.body.contains("expired or was already used"));
+    assert!(page.body.contains("not started in this browser"), "{}", page.body);
     assert!(replay.session_cookie().is_none());
 
     // The used code with a fresh, genuine state: the provider refuses the code.
@@ -232,7 +246,7 @@ async fn the_login_page_offers_built_in_google_and_a_second_provider_and_each_si
         provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES),
         provider("corp", "deskgate-test-es256", "Corp SSO", &issuer, "")
     );
-    let stack = stack_with(19394, head).await;
+    let (stack, _turn) = stack_with(19394, head).await;
     let mut b = Browser::new(&stack);
     let login = b.get("/.deskgate/login?next=/news").await;
     assert!(login.body.contains("name=\"password\""), "the built-in form");
@@ -267,7 +281,7 @@ async fn with_only_one_provider_elsewhere_the_login_page_goes_straight_to_it() {
         "[registration]\nmode = \"disabled\"\n[providers.builtin]\nenabled = false\n{}",
         provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES)
     );
-    let stack = stack_with(19395, head).await;
+    let (stack, _turn) = stack_with(19395, head).await;
     let mut b = Browser::new(&stack);
     let page = b.get("/.deskgate/login?next=/kb").await;
     assert_eq!(page.status, 303);

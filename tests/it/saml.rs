@@ -4,7 +4,7 @@
 
 use crate::support::*;
 
-const PORT: u16 = 19397;
+pub(crate) const PORT: u16 = 19397;
 
 /// The IdP knows one callback port: these tests take turns on it.
 static PORT_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -35,7 +35,7 @@ usergroups = ["vips"]
     )
 }
 
-async fn stack(idp: &str, idp_initiated: bool) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
+pub(crate) async fn stack(idp: &str, idp_initiated: bool) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
     let turn = PORT_IN_USE.lock().await;
     // The previous test's runtime, and with it its listener, may still be closing.
     for _ in 0..100 {
@@ -78,7 +78,7 @@ fn input(html: &str, name: &str) -> Option<String> {
 }
 
 /// At the IdP: follows `location`, signs in as `user`, returns the auto-POST form's fields.
-async fn at_idp(location: &str, user: &str) -> Vec<(String, String)> {
+pub(crate) async fn at_idp(location: &str, user: &str) -> Vec<(String, String)> {
     let http = reqwest::Client::builder().cookie_store(true).build().unwrap();
     let page = http.get(location).send().await.unwrap();
     let login = page.url().clone();
@@ -96,7 +96,7 @@ async fn at_idp(location: &str, user: &str) -> Vec<(String, String)> {
     fields
 }
 
-async fn post_acs(b: &mut Browser, fields: &[(String, String)]) -> Page {
+pub(crate) async fn post_acs(b: &mut Browser, fields: &[(String, String)]) -> Page {
     let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     b.post("/.deskgate/saml/onelogin/acs", &form).await
 }

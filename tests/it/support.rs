@@ -107,6 +107,9 @@ pub struct Options {
     pub upstream: Option<String>,
     /// A fixed port, for tests whose callback URL a peer must know in advance.
     pub port: Option<u16>,
+    /// Files written beside the config (name, contents), e.g. secrets its keys name by a
+    /// relative path; removed with the stack.
+    pub files: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -117,6 +120,7 @@ impl Default for Options {
             model: HELPDESK.to_owned(),
             upstream: None,
             port: None,
+            files: Vec::new(),
         }
     }
 }
@@ -149,6 +153,9 @@ pub async fn start(options: Options) -> Stack {
         head = options.head,
         model = options.model,
     );
+    for (name, contents) in &options.files {
+        std::fs::write(dir.0.join(name), contents).expect("write a file beside the config");
+    }
     let config_path = dir.0.join("deskgate.toml");
     std::fs::write(&config_path, text.replace("PUBLIC_URL", &base)).expect("write config");
     let config = deskgate::config::load_file(&config_path).unwrap_or_else(|d| panic!("config: {d:?}"));

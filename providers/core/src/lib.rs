@@ -130,7 +130,8 @@ pub struct Started {
     /// The URL to send the browser to.
     pub location: String,
     /// The value the callback will carry that names this login (OIDC `state`, SAML
-    /// `RelayState`): the gateway stores `pending` under it and takes it back once.
+    /// `RelayState`): the gateway seals `pending` into a cookie of the browser named after it,
+    /// and accepts it back once, from that browser only.
     pub key: String,
     /// The provider's own state for `complete` (nonce, PKCE verifier, request id), opaque to
     /// the gateway.

@@ -12,7 +12,7 @@ use crate::http::MAX_DOCUMENT_BYTES;
 use crate::jwt::constant_time_eq;
 use crate::{Oidc, OidcError, identity};
 
-/// What `begin` leaves for `complete`, stored by the gateway under the `state`.
+/// What `begin` leaves for `complete`, kept by the gateway (sealed in the browser) under the `state`.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Pending {
     /// Format version, so a change of this struct refuses old entries cleanly.
