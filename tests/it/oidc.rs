@@ -49,6 +49,15 @@ static PORTS: [tokio::sync::Mutex<()>; 6] = [const { tokio::sync::Mutex::const_n
 
 /// A gateway on `port`, and this test's turn on it (held until the test ends).
 pub(crate) async fn stack_with(port: u16, head: String) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
+    stack_with_model(port, head, HELPDESK.to_owned()).await
+}
+
+/// As [`stack_with`], with another model and rules.
+async fn stack_with_model(
+    port: u16,
+    head: String,
+    model: String,
+) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
     let turn = PORTS[usize::from(port - 19391)].lock().await;
     // The previous test's runtime, and with it its listener, may still be closing.
     for _ in 0..100 {
@@ -57,19 +66,8 @@ pub(crate) async fn stack_with(port: u16, head: String) -> (Stack, tokio::sync::
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    (start(Options { head, port: Some(port), files: vec![SECRET_FILE], ..Default::default() }).await, turn)
-}
-
-/// Waits until another test of this binary has let go of `port` (the provider knows only
-/// six callback ports), then starts a stack on it with `model`.
-async fn stack_on_shared_port(port: u16, head: String, model: String) -> Stack {
-    for _ in 0..600 {
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    start(Options { head, model, port: Some(port), ..Default::default() }).await
+    let options = Options { head, model, port: Some(port), files: vec![SECRET_FILE], ..Default::default() };
+    (start(options).await, turn)
 }
 
 /// The provider's side of the flow: a cookie jar of its own, redirects followed by hand
@@ -300,7 +298,7 @@ async fn an_unverified_provider_email_is_forwarded_marked_unverified_and_grants_
     );
     // Keyed `corp`: the provider knows callbacks for the keys `google` and `corp` only.
     let head = provider("corp", "deskgate-test", "Entra", &issuer, "allow_unverified_email = true\n");
-    let stack = stack_on_shared_port(19392, head, model).await;
+    let (stack, _turn) = stack_with_model(19392, head, model).await;
     // Carol's real account, made by an administrator with her address.
     let existing = account(&stack, "carol@corp.example.com", "Carol", "correct horse battery", &[]).await;
 
