@@ -16,6 +16,8 @@ use base64::engine::general_purpose::STANDARD;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Version};
 
+use crate::proxy::{connection_has_token, connection_tokens};
+
 /// Headers some backend frameworks take as the "real" URL or method of a request. Matched
 /// in lower case with `_` read as `-`.
 const OVERRIDE_HEADERS: [&str; 8] = [
@@ -117,7 +119,7 @@ fn websocket_handshake(method: &Method, version: Version, headers: &HeaderMap) -
     if method != Method::GET || version != Version::HTTP_11 {
         return Err("a WebSocket handshake is a GET over HTTP/1.1");
     }
-    if !connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade")) {
+    if !connection_has_token(headers, "upgrade") {
         return Err("a WebSocket handshake says `Connection: upgrade`");
     }
     let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
@@ -138,17 +140,6 @@ fn websocket_handshake(method: &Method, version: Version, headers: &HeaderMap) -
         return Err("a WebSocket handshake has no body");
     }
     Ok(())
-}
-
-/// The comma-separated tokens of every `Connection` header.
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 /// Removes `Upgrade`, `HTTP2-Settings` and their `Connection` tokens.

@@ -347,12 +347,12 @@ fn take_upgrade(req: &mut Request<Body>) -> Option<(OnUpgrade, HeaderValue, Head
 }
 
 /// Whether any `Connection` header lists `token`.
-fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
     connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
 }
 
 /// The comma-separated tokens of every `Connection` header.
-fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::CONNECTION)
         .iter()

@@ -179,36 +179,10 @@ async fn sighup_reloads_a_valid_config_keeping_sessions_and_refuses_an_invalid_o
     };
     let path = dir.0.join("deskgate.toml");
     std::fs::write(&path, config("")).unwrap();
-    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
-        .args(["accounts", "add", "--config"])
-        .arg(&path)
-        .args(["--email", "pat@corp.example.com", "--name", "Pat"])
-        .current_dir(&dir.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    add.stdin.take().unwrap().write_all(b"long enough password\n").unwrap();
-    assert!(add.wait().unwrap().success());
-
+    crate::support::add_account_cli(&dir.0, &path, "pat@corp.example.com", "Pat", "long enough password");
     let log = dir.0.join("deskgate.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .current_dir(&dir.0)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let began = std::time::Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(began.elapsed() < std::time::Duration::from_secs(20), "deskgate serve did not come up");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let mut child = crate::support::serve_cli(&dir.0, &path, Some(&log), addr).await;
     let mut pat = crate::scale::browser_at(addr);
     assert_eq!(pat.sign_in("pat@corp.example.com", "long enough password").await.status, 303);
     let cookie = pat.session_cookie();
@@ -347,22 +321,8 @@ async fn json_logs_one_object_a_line_and_the_audit_events_in_their_own_file() {
     let path = dir.0.join("deskgate.toml");
     std::fs::write(&path, config).unwrap();
     let out = dir.0.join("stdout.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .current_dir(&dir.0)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let began = std::time::Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(began.elapsed() < std::time::Duration::from_secs(20), "deskgate serve did not come up");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let mut child = crate::support::serve_cli(&dir.0, &path, Some(&out), addr).await;
     let mut b = crate::scale::browser_at(addr);
     assert_eq!(b.sign_in("nobody@example.org", "wrong password").await.status, 401);
     let audit = dir.0.join("audit.log");

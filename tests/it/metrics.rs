@@ -20,32 +20,9 @@ async fn a_scrape_after_known_traffic_counts_decisions_sign_ins_and_reloads() {
     );
     let path = dir.0.join("deskgate.toml");
     std::fs::write(&path, &config).unwrap();
-    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
-        .args(["accounts", "add", "--config"])
-        .arg(&path)
-        .args(["--email", "mo@example.org", "--name", "Mo"])
-        .current_dir(&dir.0)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin.take().unwrap().write_all(b"long enough password\n").unwrap();
-    assert!(add.wait().unwrap().success());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .current_dir(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    crate::support::add_account_cli(&dir.0, &path, "mo@example.org", "Mo", "long enough password");
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let began = Instant::now();
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(began.elapsed() < Duration::from_secs(20), "deskgate serve did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let child = crate::support::serve_cli(&dir.0, &path, None, addr).await;
 
     let mut guest = browser_at(addr);
     for _ in 0..2 {
@@ -117,7 +94,7 @@ async fn a_scrape_after_known_traffic_counts_decisions_sign_ins_and_reloads() {
         }
         None => eprintln!("\n*** SKIP promtool check: promtool is not installed ***\n"),
     }
-    child.kill().await.unwrap();
+    drop(child);
 }
 
 fn which(tool: &str) -> Option<std::path::PathBuf> {

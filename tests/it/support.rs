@@ -428,3 +428,55 @@ impl Browser {
         .await
     }
 }
+
+/// `deskgate serve --config CONFIG` run in `dir` with `RUST_LOG=info`, its standard output
+/// written to `stdout` when given; returns once `addr` takes connections.
+pub async fn serve_cli(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    stdout: Option<&std::path::Path>,
+    addr: SocketAddr,
+) -> tokio::process::Child {
+    let out = match stdout {
+        Some(p) => std::process::Stdio::from(std::fs::File::create(p).expect("log file")),
+        None => std::process::Stdio::null(),
+    };
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .current_dir(dir)
+        .stdout(out)
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("deskgate serve starts");
+    let began = std::time::Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(began.elapsed() < std::time::Duration::from_secs(20), "deskgate serve did not come up");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    child
+}
+
+/// `deskgate accounts add` for `email`, with `password` on its standard input.
+pub fn add_account_cli(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    email: &str,
+    name: &str,
+    password: &str,
+) {
+    use std::io::Write as _;
+    let mut add = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["accounts", "add", "--config"])
+        .arg(config)
+        .args(["--email", email, "--name", name])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("deskgate accounts add starts");
+    add.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("password");
+    assert!(add.wait().expect("deskgate accounts add ends").success());
+}

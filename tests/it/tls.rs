@@ -2,7 +2,6 @@
 //! certificate served after SIGHUP with sessions kept, the plain-HTTP redirect listener, HSTS.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{Browser, HELPDESK, TempDir};
@@ -68,21 +67,8 @@ async fn https_serves_http2_and_http1_renews_its_certificate_on_sighup_and_redir
     let path = dir.0.join("deskgate.toml");
     std::fs::write(&path, config).unwrap();
     let log = dir.0.join("deskgate.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .current_dir(&dir.0)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let began = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(began.elapsed() < Duration::from_secs(20), "deskgate serve did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = crate::support::serve_cli(&dir.0, &path, Some(&log), addr).await;
     let base = format!("https://127.0.0.1:{port}");
     let ca_arg = ca_file.to_str().unwrap();
 
