@@ -7,11 +7,8 @@ const AD_BASE: &str = "DC=corp,DC=example,DC=com";
 const HELPDESK_AGENTS: &str = "CN=Helpdesk Agents,CN=Users,DC=corp,DC=example,DC=com";
 const VIPS: &str = "CN=VIPs,CN=Users,DC=corp,DC=example,DC=com";
 
-fn password_file(dir: &str) -> String {
-    let path = std::env::temp_dir().join(format!("deskgate-it-{dir}-{:x}.pw", rand::random::<u64>()));
-    std::fs::write(&path, "Svc-Passw0rd!\n").unwrap();
-    path.display().to_string()
-}
+/// The service account's password, written beside each stack's config (and removed with it).
+const PASSWORD_FILE: (&str, &str) = ("ldap-service.pw", "Svc-Passw0rd!\n");
 
 /// `[providers.ldap.corp]` for Samba, with the given URLs and account creation rule.
 fn ad(urls: &[String], create_accounts: bool) -> Option<String> {
@@ -44,14 +41,14 @@ usergroups = ["vips"]
 "#,
         VIPS.to_lowercase(),
         urls = urls.join(", "),
-        pw = password_file("ad"),
+        pw = PASSWORD_FILE.0,
     ))
 }
 
 async fn samba() -> Option<(String, Stack)> {
     let ip = peer("DESKGATE_TEST_SAMBA1")?;
     let head = ad(&[format!("ldaps://{ip}")], true)?;
-    Some((ip, start(Options { head, ..Default::default() }).await))
+    Some((ip, start(Options { head, files: vec![PASSWORD_FILE], ..Default::default() }).await))
 }
 
 #[tokio::test]
@@ -91,7 +88,7 @@ async fn deskgate_explain_names_the_directory_group_and_the_organization_behind_
          [usergroups.reporters]\nname = \"Reporters\"\npermissions = [\"reports.view\"]\n\n\
          [[rules]]\npath = \"/reports\"\npermission = \"reports.view\"\n",
     );
-    let stack = start(Options { head, ..Default::default() }).await;
+    let stack = start(Options { head, files: vec![PASSWORD_FILE], ..Default::default() }).await;
     let mut b = Browser::new(&stack);
     assert_eq!(b.sign_in_with("ldap.corp", "alice", "Passw0rd-alice").await.status, 303);
     assert_eq!(b.sign_out().await.status, 303);
@@ -157,7 +154,7 @@ async fn ad_refusals_each_get_their_own_message_and_no_session() {
 async fn unknown_directory_user_gets_the_no_account_page_unless_accounts_may_be_created() {
     let Some(ip) = peer("DESKGATE_TEST_SAMBA1") else { return };
     let Some(head) = ad(&[format!("ldaps://{ip}")], false) else { return };
-    let stack = start(Options { head, ..Default::default() }).await;
+    let stack = start(Options { head, files: vec![PASSWORD_FILE], ..Default::default() }).await;
     let mut b = Browser::new(&stack);
     let page = b.sign_in_with("ldap.corp", "bob", "Passw0rd-bob").await;
     assert_eq!(page.status, 403);
@@ -176,7 +173,7 @@ async fn a_domain_controller_that_refuses_is_skipped_for_the_next_one() {
     let Some(ip) = peer("DESKGATE_TEST_SAMBA1") else { return };
     // Nothing listens on 127.0.0.9: the first URL refuses, the second answers.
     let Some(head) = ad(&["ldaps://127.0.0.9".to_owned(), format!("ldaps://{ip}")], true) else { return };
-    let stack = start(Options { head, ..Default::default() }).await;
+    let stack = start(Options { head, files: vec![PASSWORD_FILE], ..Default::default() }).await;
     for _ in 0..2 {
         let mut b = Browser::new(&stack);
         let page = b.sign_in_with("ldap.corp", "alice", "Passw0rd-alice").await;
@@ -204,9 +201,9 @@ create_accounts = true
 group = "cn=staff,ou=groups,dc=deskgate,dc=test"
 usergroups = ["vips"]
 "#,
-        pw = password_file("openldap"),
+        pw = PASSWORD_FILE.0,
     );
-    let stack = start(Options { head, ..Default::default() }).await;
+    let stack = start(Options { head, files: vec![PASSWORD_FILE], ..Default::default() }).await;
     let before = std::fs::read_to_string(&log).unwrap_or_default().len();
     let long = "a".repeat(10 * 1024);
     for hostile in ["*)(uid=*", "alice)(|(objectClass=*", "alice\0", &long] {
