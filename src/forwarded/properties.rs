@@ -1,5 +1,5 @@
 //! Property test: every spelling of every forwarding header a client could forge is
-//! stripped, with all its values, and nothing else is (issue 11).
+//! stripped, with all its values, and nothing else is.
 
 use proptest::prelude::*;
 use proptest::sample::select;

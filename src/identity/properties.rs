@@ -1,5 +1,5 @@
 //! Property test: stripping removes every spelling of every injected header, every value
-//! of it, and nothing else (issue 11).
+//! of it, and nothing else.
 
 use proptest::prelude::*;
 use proptest::sample::select;

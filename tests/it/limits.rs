@@ -29,7 +29,7 @@ fn memory(stack: &Stack) -> &deskgate::session::MemoryStore {
     }
 }
 
-/// Issue 11 item 7: five wrong passwords used to refuse the right one for 15 minutes from
+/// Five wrong passwords used to refuse the right one for 15 minutes from
 /// every address. Now the guessing address is refused, and the owner, from an address that
 /// has not failed, gets in after a delay that grows with the failures and is bounded.
 #[tokio::test]
@@ -73,7 +73,7 @@ async fn wrong_passwords_from_elsewhere_never_lock_the_owner_out() {
     assert_eq!(sign_in_from(&mut attacker, "203.0.113.8", "owner@example.org", PASSWORD).await.status, 303);
 }
 
-/// Issue 15: counters read before the check and counted after it let 35 attempts past a
+/// Counters read before the check and counted after it let 35 attempts past a
 /// limit of 20 from 16 connections. Reserving first: 64 wrong passwords at once from one
 /// address, and at most the limit reach the password check.
 #[tokio::test]
@@ -108,7 +108,7 @@ async fn concurrent_wrong_passwords_from_one_address_never_pass_its_limit() {
     assert_eq!(sign_in_from(&mut other, "198.51.100.1", "target@example.org", PASSWORD).await.status, 303);
 }
 
-/// Issue 15: 64 sign-ins at once took 1.2 GB, each argon2id check 19 MiB with nothing
+/// 64 sign-ins at once took 1.2 GB, each argon2id check 19 MiB with nothing
 /// bounding how many ran. Now they take turns: every one either gets in or gets a clear
 /// 503 after a short wait, none hangs, and the hashing memory kept is one area per turn.
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn sixty_four_concurrent_sign_ins_get_in_or_a_clear_503_and_none_hangs() {
     assert_eq!(sign_in_from(&mut later, "10.2.0.1", "busy@example.org", PASSWORD).await.status, 303);
 }
 
-/// Issue 15: failed sign-ins with a new name each time, refused by the address limit, must
+/// Failed sign-ins with a new name each time, refused by the address limit, must
 /// keep nothing new; and while one address floods, a signed-in person and another address
 /// sign in as usual.
 #[tokio::test]
@@ -208,7 +208,7 @@ async fn at_the_counter_bound_new_sign_ins_get_a_clear_503_and_the_store_stops_g
     assert!(person.is_signed_in().await);
 }
 
-/// Issue 15: sign-ups (and the accounts waiting for approval they leave) are bounded per
+/// Sign-ups (and the accounts waiting for approval they leave) are bounded per
 /// address and in total, each with a clear page.
 #[tokio::test]
 async fn sign_ups_are_bounded_per_address_and_waiting_accounts_in_total() {
@@ -243,7 +243,7 @@ async fn sign_ups_are_bounded_per_address_and_waiting_accounts_in_total() {
     assert!(page.body.contains("Sign-up is very busy right now"), "{}", page.body);
 }
 
-/// Issue 15: sign-ups in open mode are bounded in total per window; a new window lets them
+/// Sign-ups in open mode are bounded in total per window; a new window lets them
 /// in again.
 #[tokio::test]
 async fn open_sign_ups_are_bounded_in_total_per_window() {
@@ -259,7 +259,7 @@ async fn open_sign_ups_are_bounded_in_total_per_window() {
     assert_eq!(b.sign_up("Three", "three@example.org", PASSWORD).await.status, 303);
 }
 
-/// Issue 15: validation mails (the sign-up's own and the resent ones) are bounded per
+/// Validation mails (the sign-up's own and the resent ones) are bounded per
 /// address; over the bound no account is made and no mail goes out.
 #[tokio::test]
 async fn validation_mails_are_bounded_per_address() {

@@ -1,5 +1,5 @@
 //! Property tests: normalization is a fixpoint, and every spelling a backend treats as the
-//! same path is decided as that path (issue 11).
+//! same path is decided as that path.
 
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence};

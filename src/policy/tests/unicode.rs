@@ -1,5 +1,6 @@
-//! Regression tests for issue 11, item 2: a path is decided the same however a backend
-//! might fold its case or Unicode form (`ſ`, `ı`, `İ`, Kelvin `K`, fullwidth letters, `／`).
+//! Regression tests for Unicode spellings that once bypassed rules: a path is decided the
+//! same however a backend might fold its case or Unicode form (`ſ`, `ı`, `İ`, Kelvin `K`,
+//! fullwidth letters, `／`).
 
 use super::*;
 
