@@ -54,7 +54,8 @@ macro_rules! require {
 fn password_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("deskgate-ldap-it-{}.pw", std::process::id()));
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("deskgate-ldap-it-{}.pw", std::process::id()));
         std::fs::write(&path, format!("{SERVICE_PASSWORD}\n")).expect("write password file");
         path
     })

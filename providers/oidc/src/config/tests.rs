@@ -11,7 +11,24 @@ fn secret_file(name: &str, contents: &str) -> PathBuf {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!("deskgate-oidc-{}-{name}-{n}", std::process::id()));
     std::fs::write(&path, contents).expect("write secret");
+    remove_when_the_test_ends(&path);
     path
+}
+
+/// Removes `path` when the test's thread ends (each test runs on a thread of its own).
+fn remove_when_the_test_ends(path: &std::path::Path) {
+    struct Doomed(Vec<PathBuf>);
+    impl Drop for Doomed {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    thread_local! {
+        static DOOMED: std::cell::RefCell<Doomed> = const { std::cell::RefCell::new(Doomed(Vec::new())) };
+    }
+    DOOMED.with(|d| d.borrow_mut().0.push(path.to_owned()));
 }
 
 fn config() -> OidcConfig {

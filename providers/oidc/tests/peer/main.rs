@@ -77,7 +77,8 @@ pub fn client_secret() -> String {
 fn secret_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!("deskgate-oidc-it-{}.secret", std::process::id()));
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("deskgate-oidc-it-{}.secret", std::process::id()));
         std::fs::write(&path, format!("{}\n", client_secret())).expect("write secret file");
         path
     })

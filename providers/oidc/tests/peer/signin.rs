@@ -269,9 +269,11 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
 async fn a_wrong_client_secret_is_a_configuration_failure() {
     let issuer = require_issuer!();
     let _peer = PEER.read().await;
-    let file = std::env::temp_dir().join(format!("deskgate-oidc-it-{}.wrong", std::process::id()));
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("deskgate-oidc-it-{}.wrong", std::process::id()));
     std::fs::write(&file, "not-the-secret").expect("write");
-    let wrong = OidcConfig { client_secret_file: Some(file), ..config(&issuer, "") };
+    let wrong = OidcConfig { client_secret_file: Some(file.clone()), ..config(&issuer, "") };
     let (code, _) = refusal(sign_in(&build(&wrong, None), ALICE.0, ALICE.1).await);
+    let _ = std::fs::remove_file(&file);
     assert_eq!(code, "unavailable");
 }
