@@ -37,6 +37,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Time a connection may stay open with no request under way.
     pub idle_timeout: Duration,
+    /// Time a request body may stall: no byte for this long while deskgate waits for one.
+    pub body_read_timeout: Duration,
     /// Open connections at most (across every serving thread).
     pub max_connections: usize,
     /// How long a stopping server lets open requests finish before it closes them.
@@ -48,6 +50,7 @@ impl ConnectionLimits {
     pub const DEFAULT: ConnectionLimits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(30),
+        body_read_timeout: Duration::from_secs(30),
         max_connections: 8192,
         shutdown_timeout: Duration::from_secs(10),
     };
@@ -55,7 +58,7 @@ impl ConnectionLimits {
     /// How often each connection's deadlines are looked at: a quarter of the shorter one,
     /// between 50 ms and 1 s, so a connection is closed at most that late.
     fn tick(&self) -> Duration {
-        (self.header_read_timeout.min(self.idle_timeout) / 4)
+        (self.header_read_timeout.min(self.idle_timeout).min(self.body_read_timeout) / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(1))
     }
 }
@@ -82,6 +85,8 @@ struct Activity {
     head_since: AtomicU64,
     /// When the last request in flight ended.
     idle_since: AtomicU64,
+    /// Since when a request body has been waited for without a byte arriving (0: none is).
+    body_waiting_since: AtomicU64,
 }
 
 impl Activity {
@@ -92,6 +97,7 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             head_since: AtomicU64::new(1),
             idle_since: AtomicU64::new(1),
+            body_waiting_since: AtomicU64::new(0),
         }
     }
 
@@ -113,13 +119,28 @@ impl Activity {
         InFlight(self.clone())
     }
 
+    /// A request body is wanted and the client has not sent the next part yet.
+    fn body_waiting(&self) {
+        if self.body_waiting_since.load(Ordering::Acquire) == 0 {
+            self.body_waiting_since.store(self.now(), Ordering::Release);
+        }
+    }
+
+    /// A part of a request body (or its end) arrived.
+    fn body_arrived(&self) {
+        self.body_waiting_since.store(0, Ordering::Release);
+    }
+
     /// Whether the connection has missed a deadline.
     fn overdue(&self, limits: &ConnectionLimits) -> bool {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return false;
-        }
         let now = self.now();
         let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            // Only a body deskgate is waiting for, and the client is not sending, counts:
+            // an upstream that is slow to take it is not the client's fault.
+            let waiting = self.body_waiting_since.load(Ordering::Acquire);
+            return waiting != 0 && now.saturating_sub(waiting) >= millis(limits.body_read_timeout);
+        }
         match self.head_since.load(Ordering::Acquire) {
             0 => now.saturating_sub(self.idle_since.load(Ordering::Acquire)) >= millis(limits.idle_timeout),
             since => now.saturating_sub(since) >= millis(limits.header_read_timeout),
@@ -154,6 +175,38 @@ impl http_body::Body for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A request body, noting when deskgate waits for the client to send more of it.
+struct WatchedBody {
+    body: Incoming,
+    activity: Arc<Activity>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if polled.is_pending() {
+            self.activity.body_waiting();
+        } else {
+            self.activity.body_arrived();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -315,7 +368,11 @@ async fn connection<S>(
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let request = requests.begin();
         req.extensions_mut().insert(ConnectInfo(peer));
-        let call = tower::ServiceExt::oneshot(app.clone(), req.map(Body::new));
+        let watched = requests.clone();
+        let call = tower::ServiceExt::oneshot(
+            app.clone(),
+            req.map(|body| Body::new(WatchedBody { body, activity: watched })),
+        );
         async move {
             let response: Response<Body> = match call.await {
                 Ok(response) => response,
@@ -359,6 +416,7 @@ mod tests {
         ConnectionLimits {
             header_read_timeout: Duration::from_millis(head_ms),
             idle_timeout: Duration::from_millis(idle_ms),
+            body_read_timeout: Duration::from_millis(idle_ms),
             max_connections: 1,
             shutdown_timeout: Duration::from_secs(1),
         }
@@ -370,6 +428,19 @@ mod tests {
         let _request = a.begin();
         std::thread::sleep(Duration::from_millis(5));
         assert!(!a.overdue(&limits(1, 1)));
+    }
+
+    #[test]
+    fn a_request_body_the_client_stops_sending_is_overdue_but_not_one_the_upstream_is_slow_to_take() {
+        let a = Arc::new(Activity::new());
+        let _request = a.begin();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!a.overdue(&limits(60_000, 1)), "nobody waits for the body: not the client's fault");
+        a.body_waiting();
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(a.overdue(&limits(60_000, 1)));
+        a.body_arrived();
+        assert!(!a.overdue(&limits(60_000, 1)));
     }
 
     #[test]

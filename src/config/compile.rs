@@ -325,6 +325,11 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
             f.idle_timeout.as_ref(),
             crate::connections::ConnectionLimits::DEFAULT.idle_timeout,
         ),
+        body_read_timeout: cx.duration(
+            "server.body_read_timeout",
+            f.body_read_timeout.as_ref(),
+            crate::connections::ConnectionLimits::DEFAULT.body_read_timeout,
+        ),
         shutdown_timeout: cx.duration(
             "server.shutdown_timeout",
             f.shutdown_timeout.as_ref(),

@@ -89,6 +89,8 @@ pub struct ServerFile {
     pub header_read_timeout: Option<String>,
     /// An open connection with no request under way is closed after this long.
     pub idle_timeout: Option<String>,
+    /// A request body that sends nothing for this long while deskgate waits for it is cut off.
+    pub body_read_timeout: Option<String>,
     /// Open client connections at most; further ones wait to be accepted.
     pub max_connections: Option<u64>,
     /// How long a stopping deskgate lets requests under way finish.

@@ -471,3 +471,28 @@ async fn content_length_beside_chunked_never_desyncs_the_upstream() {
         assert_eq!(statuses(&answer).first(), Some(&400), "{head:?}: {answer}");
     }
 }
+
+#[tokio::test]
+async fn a_request_body_that_stalls_is_cut_off_and_the_gateway_keeps_serving() {
+    // deskgate's own form reads the body itself (no upstream timeout to end it), and its
+    // page deadline is longer than the test waits: only the body timeout can close these.
+    let server = "body_read_timeout = \"1s\"\nrequest_timeout = \"60s\"".to_owned();
+    let stack = start(Options { server, ..Default::default() }).await;
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(stack.addr).await.unwrap();
+        s.write_all(
+            b"POST /.deskgate/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nusername=slo",
+        )
+        .await
+        .unwrap();
+        slow.push(s);
+    }
+    assert_eq!(Browser::new(&stack).get("/kb").await.status, 200);
+    for (i, s) in slow.iter_mut().enumerate() {
+        let mut rest = Vec::new();
+        let closed = timeout(Duration::from_secs(6), s.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "stalled body {i} still held its connection");
+    }
+    assert_eq!(Browser::new(&stack).get("/kb").await.status, 200);
+}
