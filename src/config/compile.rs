@@ -314,29 +314,25 @@ fn server(cx: &mut Ctx<'_>, f: ServerFile) -> Server {
             1
         }
     };
+    let defaults = crate::connections::ConnectionLimits::DEFAULT;
+    let mut timeout = |key: &str, value: Option<&String>, default: Duration| {
+        cx.duration(&format!("server.{key}"), value, default)
+    };
     let connections = crate::connections::ConnectionLimits {
-        header_read_timeout: cx.duration(
-            "server.header_read_timeout",
+        header_read_timeout: timeout(
+            "header_read_timeout",
             f.header_read_timeout.as_ref(),
-            crate::connections::ConnectionLimits::DEFAULT.header_read_timeout,
+            defaults.header_read_timeout,
         ),
-        idle_timeout: cx.duration(
-            "server.idle_timeout",
-            f.idle_timeout.as_ref(),
-            crate::connections::ConnectionLimits::DEFAULT.idle_timeout,
-        ),
-        body_read_timeout: cx.duration(
-            "server.body_read_timeout",
+        idle_timeout: timeout("idle_timeout", f.idle_timeout.as_ref(), defaults.idle_timeout),
+        body_read_timeout: timeout(
+            "body_read_timeout",
             f.body_read_timeout.as_ref(),
-            crate::connections::ConnectionLimits::DEFAULT.body_read_timeout,
+            defaults.body_read_timeout,
         ),
-        shutdown_timeout: cx.duration(
-            "server.shutdown_timeout",
-            f.shutdown_timeout.as_ref(),
-            crate::connections::ConnectionLimits::DEFAULT.shutdown_timeout,
-        ),
+        shutdown_timeout: timeout("shutdown_timeout", f.shutdown_timeout.as_ref(), defaults.shutdown_timeout),
         max_connections: match f.max_connections {
-            None => crate::connections::ConnectionLimits::DEFAULT.max_connections,
+            None => defaults.max_connections,
             Some(n @ 1..=1_000_000) => usize::try_from(n).unwrap_or(1),
             Some(n) => {
                 cx.problem("server.max_connections", format!("{n} must be between 1 and 1000000"));
