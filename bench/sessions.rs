@@ -2,9 +2,9 @@
 //!
 //! `session-memory COUNT idle|used` fills a memory store with COUNT sessions shaped like
 //! real ones (an account id, an email, a name, three usergroups and seven permissions) and
-//! prints the resident memory they took. `used`: each also holds the identity headers and
-//! JWT its first request builds. `idle`: as sessions are once unused for longer than a token
-//! lives, when the sweep has dropped those caches (a token that old is signed anew anyway).
+//! prints the resident memory they took. `used`: each has also served a request, so it keeps
+//! the signature of its JWT (the token's text and the identity headers are built at each
+//! request). `idle`: none has served a request yet.
 
 use std::sync::Arc;
 
@@ -66,13 +66,13 @@ async fn main() -> anyhow::Result<()> {
         let key = SessionKey::from_cookie(&new_cookie_value());
         let stored: Arc<Session> = store.put(&key, session, now + 3600).await?;
         if used {
-            deskgate::identity::for_session(&names, &stored);
+            let mut headers = http::HeaderMap::new();
+            deskgate::identity::HeaderSet::apply_signed_in(&names, &stored, &mut headers);
             signer.for_session(&stored, now);
         }
     }
     let taken = rss_kib().saturating_sub(before);
-    let what =
-        if used { "just used (headers and token cached)" } else { "idle (caches dropped by the sweep)" };
+    let what = if used { "just used (each keeps its token's signature)" } else { "idle (never used)" };
     println!(
         "{count} sessions, {what}: {:.0} MiB resident, {:.0} bytes a session",
         taken as f64 / 1024.0,

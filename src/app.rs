@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::{AccountsBackend, Config, SessionsBackend};
 use crate::error::GatewayError;
 use crate::identity::{BadPrefix, HeaderNames, HeaderSet};
-use crate::jwt::{KeyError, Signer};
+use crate::jwt::{KeyChoice, KeyError, Signer};
 use crate::pending::PendingKey;
 use crate::proxy::{Proxy, UpstreamSettings};
 use crate::session::{MemoryBounds, RedisStore, SessionStore, Sessions, StoreError};
@@ -202,7 +202,7 @@ impl Reloader {
         // running under the old config count against the same bound.
         let hashing =
             (config.limits.hashing == old.config.limits.hashing).then(|| old.builtin.hashing().clone());
-        let kept = Kept { keys, hashing };
+        let kept = Kept { keys, hashing, previous: Some(old.clone()) };
         let stores = (slot.sessions.clone(), slot.accounts.clone(), slot.clock.clone(), slot.metrics.clone());
         let state = build(config, stores, kept)?;
         let generation = state.generation;
@@ -222,10 +222,8 @@ impl Gateway {
     pub async fn with_clock(config: Config, clock: Clock) -> Result<Gateway, StartError> {
         let accounts = open_accounts(&config).await?;
         let sessions = match &config.storage.sessions {
-            // An idle session's cached token would be signed anew anyway once it is this old.
             SessionsBackend::Memory => Sessions::memory(
                 clock.clone(),
-                config.jwt.ttl.as_secs() + 60,
                 MemoryBounds {
                     counters: config.limits.memory_counters,
                     once: config.limits.memory_one_time_values,
@@ -300,6 +298,9 @@ struct Kept {
     keys: Option<(Csrf, PendingKey)>,
     /// The password hashing turns and their memory.
     hashing: Option<deskgate_builtin::Hashing>,
+    /// The state replaced: its signing key is kept when nothing else is chosen, and stays
+    /// published when another replaces it.
+    previous: Option<AppState>,
 }
 
 /// The state for `config` on stores already open, keeping what `kept` holds.
@@ -308,17 +309,24 @@ fn build(
     (sessions, accounts, clock, metrics): (Sessions, Accounts, Clock, Arc<crate::metrics::Metrics>),
     kept: Kept,
 ) -> Result<AppState, StartError> {
-    let Kept { keys, hashing } = kept;
+    let Kept { keys, hashing, previous } = kept;
     let (tasks, stopped) = tokio::sync::watch::channel(());
-    let signer = Signer::new(
-        config.jwt.key_file.as_deref(),
+    let choice = match (&config.jwt.key_file, &config.session.secret) {
+        (Some(path), _) => KeyChoice::File(path),
+        (None, Some(secret)) => KeyChoice::Secret(&secret.0),
+        (None, None) => KeyChoice::Generate,
+    };
+    let signer = Signer::replacing(
+        previous.as_ref().map(|p| &p.signer),
+        &choice,
         &config.server.public_url,
         &config.jwt.audience,
         config.jwt.ttl.as_secs(),
+        clock.now(),
     )?;
-    if config.jwt.key_file.is_none() {
+    if previous.is_none() && matches!(choice, KeyChoice::Generate) {
         tracing::warn!(
-            "No jwt.key_file: signing with a key made at start; backends must refetch the JWKS after a restart"
+            "Neither jwt.key_file nor session.secret: signing with a key made at start, kept until the process ends; backends must refetch the JWKS after a restart, and replicas each sign with their own"
         );
     }
     let (csrf, pending) = keys.unwrap_or_else(|| {

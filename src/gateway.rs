@@ -73,7 +73,7 @@ pub async fn forward(
     match &visitor {
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } => {
-            identity::for_session(&state.names, session).apply(headers);
+            identity::HeaderSet::apply_signed_in(&state.names, session, headers);
             headers.insert(state.names.jwt.clone(), state.signer.for_session(session, state.clock.now()));
         }
     }

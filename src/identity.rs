@@ -1,7 +1,5 @@
 //! The identity headers deskgate injects: stripping every client spelling of them, and
-//! building the values once per session rather than per request.
-
-use std::sync::Arc;
+//! setting them for a guest or a signed-in person.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -116,22 +114,22 @@ impl HeaderSet {
         ])
     }
 
-    /// A signed-in person's headers.
-    pub fn signed_in(names: &HeaderNames, s: &Session) -> HeaderSet {
-        let mut v = vec![
-            (names.user.clone(), header_value(&s.account_id)),
-            (names.name.clone(), header_value(&s.name)),
-            (names.provider.clone(), header_value(&s.provider)),
-            (names.usergroups.clone(), header_value(&s.resolved.usergroups.join(","))),
-            (names.permissions.clone(), header_value(&s.resolved.permissions.join(","))),
-        ];
-        if let Some(email) = &s.email {
-            v.push((names.email.clone(), header_value(email)));
-        }
+    /// Sets a signed-in person's headers, overwriting whatever is there. Built at each
+    /// request from the session rather than kept with it: a few short values cost less to
+    /// build than a million sessions would take to keep them.
+    pub fn apply_signed_in(names: &HeaderNames, s: &Session, headers: &mut HeaderMap) {
+        headers.insert(names.user.clone(), header_value(&s.account_id));
+        headers.insert(names.name.clone(), header_value(&s.name));
+        headers.insert(names.provider.clone(), header_value(&s.provider));
+        headers.insert(names.usergroups.clone(), header_value(&s.resolved.usergroups.join(",")));
+        headers.insert(names.permissions.clone(), header_value(&s.resolved.permissions.join(",")));
+        match &s.email {
+            Some(email) => headers.insert(names.email.clone(), header_value(email)),
+            None => headers.remove(&names.email),
+        };
         // Always set, so that a backend never mistakes a missing header for a verified address.
         let verified = if s.email.is_some() && s.email_verified { "true" } else { "false" };
-        v.push((names.email_verified.clone(), HeaderValue::from_static(verified)));
-        HeaderSet(v)
+        headers.insert(names.email_verified.clone(), HeaderValue::from_static(verified));
     }
 
     /// Sets every header, overwriting whatever is there.
@@ -140,12 +138,6 @@ impl HeaderSet {
             headers.insert(name.clone(), value.clone());
         }
     }
-}
-
-/// The session's headers, built on first use.
-pub fn for_session(names: &HeaderNames, s: &Session) -> Arc<HeaderSet> {
-    let mut cached = s.cache.lock();
-    cached.headers.get_or_insert_with(|| Arc::new(HeaderSet::signed_in(names, s))).clone()
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    let mut resp = state.signer.jwks().into_response();
+    let mut resp = state.signer.jwks(state.clock.now()).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));

@@ -260,21 +260,6 @@ async fn counters<S: SessionStore>(store: &S, clock: &Clock) {
 }
 
 #[tokio::test]
-async fn the_sweep_drops_caches_of_idle_sessions_and_keeps_the_sessions() {
-    let clock = Clock::manual(1_000_000);
-    let store = MemoryStore::new(clock.clone()).with_cache_idle(360);
-    let key = SessionKey::from_cookie(&new_cookie_value());
-    let stored = store.put(&key, session("idle", clock.now()), clock.now() + 86_400).await.expect("put");
-    stored.cache.lock().jwt = Some((http::HeaderValue::from_static("token"), clock.now() + 300));
-    clock.advance(360);
-    store.sweep();
-    assert!(stored.cache.lock().jwt.is_some(), "not idle for longer than the limit yet");
-    clock.advance(1);
-    assert_eq!(store.sweep(), 1, "the session itself stays");
-    assert!(stored.cache.lock().jwt.is_none(), "its cached token is dropped");
-}
-
-#[tokio::test]
 async fn memory_store_passes_the_conformance_suite() {
     let clock = Clock::manual(1_000_000);
     run(&MemoryStore::new(clock.clone()), &clock).await;

@@ -47,8 +47,6 @@ impl Default for MemoryBounds {
 pub struct MemoryStore {
     maps: Arc<RwLock<Maps>>,
     clock: Clock,
-    /// Sessions unused for longer than this lose their cached headers and token.
-    cache_idle_secs: u64,
     bounds: MemoryBounds,
     /// Refusals at the bounds, logged as one line a minute.
     full: Arc<crate::limits::Notice>,
@@ -60,7 +58,6 @@ impl MemoryStore {
         MemoryStore {
             maps: Arc::default(),
             clock,
-            cache_idle_secs: 0,
             bounds: MemoryBounds::default(),
             full: Arc::new(crate::limits::Notice::new("memory store full")),
         }
@@ -108,25 +105,9 @@ impl MemoryStore {
         Err(StoreError::Full(what))
     }
 
-    /// Lets [`MemoryStore::sweep`] drop the cached headers and token of sessions unused for
-    /// longer than `secs` (0: never).
-    pub fn with_cache_idle(mut self, secs: u64) -> MemoryStore {
-        self.cache_idle_secs = secs;
-        self
-    }
-
-    /// Drops every expired entry and the caches of idle sessions; returns how many sessions
-    /// remain.
+    /// Drops every expired entry; returns how many sessions remain.
     pub fn sweep(&self) -> usize {
         let now = self.clock.now();
-        if self.cache_idle_secs > 0 {
-            // Caches are behind their own locks: a read lock on the map is enough here.
-            for (session, _) in self.read().sessions.values() {
-                if session.last_seen + self.cache_idle_secs < now {
-                    session.cache.clear();
-                }
-            }
-        }
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
         maps.sessions.retain(|_, (_, exp)| *exp > now);
         maps.counters.retain(|_, (_, exp)| *exp > now);

@@ -60,24 +60,21 @@ pub struct Session {
     pub created_at: u64,
     /// When the session was last used, to a granularity of a minute.
     pub last_seen: u64,
-    /// Identity headers and JWT, built once per session and process.
+    /// The JWT's signature, made once per session and process.
     #[serde(skip)]
     pub cache: SessionCache,
 }
 
-/// Per-process derived values of a session: never stored, built on first use, and dropped
-/// again when the session has been idle for longer than a token lives (see
-/// `MemoryStore::sweep`), since an idle session's token would be signed anew anyway.
+/// Per-process derived values of a session: never stored, made on first use.
 #[derive(Debug, Default)]
 pub struct SessionCache(Mutex<Cached>);
 
 /// What [`SessionCache`] holds.
 #[derive(Debug, Default)]
 pub struct Cached {
-    /// Injected header values other than the JWT.
-    pub headers: Option<Arc<crate::identity::HeaderSet>>,
-    /// The current JWT and its expiry.
-    pub jwt: Option<(http::HeaderValue, u64)>,
+    /// The signature of the session's current JWT (its text is built again from the
+    /// session at each request).
+    pub jwt: Option<crate::jwt::Signed>,
 }
 
 impl SessionCache {
@@ -230,10 +227,10 @@ impl Sessions {
         }
     }
 
-    /// An in-memory store on `clock` that drops the caches of sessions idle for longer than
-    /// `cache_idle_secs`, and keeps at most `bounds` counters and one-time values.
-    pub fn memory(clock: Clock, cache_idle_secs: u64, bounds: MemoryBounds) -> Sessions {
-        Sessions::Memory(MemoryStore::new(clock).with_cache_idle(cache_idle_secs).with_bounds(bounds))
+    /// An in-memory store on `clock` that keeps at most `bounds` counters and one-time
+    /// values.
+    pub fn memory(clock: Clock, bounds: MemoryBounds) -> Sessions {
+        Sessions::Memory(MemoryStore::new(clock).with_bounds(bounds))
     }
 }
 

@@ -304,6 +304,11 @@ async fn replicas_and_reloads_sharing_the_secret_open_pending_sign_ins_and_a_new
 
     let replica = deskgate::Gateway::new(config("secret")).await.unwrap();
     assert_eq!(opens(&replica), Ok(pending.clone()), "another replica with the same secret");
+    assert_eq!(
+        replica.state().signer.kid(),
+        gateway.state().signer.kid(),
+        "and signs identity tokens with the same key, without a jwt.key_file"
+    );
     gateway.reloader().reload(config("secret")).await.unwrap();
     assert_eq!(opens(&gateway), Ok(pending), "a reload keeping the secret");
     gateway.reloader().reload(config("other")).await.unwrap();

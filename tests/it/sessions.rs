@@ -7,6 +7,77 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
 use crate::support::*;
 
+/// The published key that verifies `token`, if any.
+async fn verifying_kid(base: &str, token: &str) -> Option<String> {
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{base}/.deskgate/jwks.json")).await.unwrap().json().await.unwrap();
+    let (signed_part, sig) = token.rsplit_once('.').unwrap();
+    let sig = Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
+    jwks["keys"].as_array().unwrap().iter().find_map(|key| {
+        let x = URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap();
+        let vk = VerifyingKey::from_bytes(&x.try_into().unwrap()).unwrap();
+        vk.verify(signed_part.as_bytes(), &sig).ok().map(|()| key["kid"].as_str().unwrap().to_owned())
+    })
+}
+
+async fn published_kids(base: &str) -> usize {
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{base}/.deskgate/jwks.json")).await.unwrap().json().await.unwrap();
+    jwks["keys"].as_array().unwrap().len()
+}
+
+/// A reload (no key file: the key made at start) and a new `jwt.key_file` must never leave a
+/// backend holding a token that no published key verifies: the generated key survives a
+/// reload, and a replaced key stays in the JWKS until its last token has expired.
+#[tokio::test]
+async fn a_reload_or_a_new_key_file_never_strands_tokens_backends_already_hold() {
+    let stack = start(Options::default()).await;
+    let mut b = Browser::new(&stack);
+    assert_eq!(b.sign_up("Kay", "kay@example.org", "a long enough password").await.status, 303);
+    let seen = b.whoami().await;
+    assert_eq!(seen["verified"], true);
+    let first = seen["headers"]["x-deskgate-jwt"].as_str().unwrap().to_owned();
+    let first_kid = verifying_kid(&stack.base, &first).await.expect("verifies at start");
+
+    let reload = || async {
+        let config = deskgate::config::load_file(&stack.config_path).unwrap_or_else(|d| panic!("{d:?}"));
+        stack.reloader.reload(config).await.expect("reloads");
+    };
+    reload().await;
+    assert_eq!(
+        verifying_kid(&stack.base, &first).await.as_deref(),
+        Some(first_kid.as_str()),
+        "after a reload"
+    );
+    assert_eq!(published_kids(&stack.base).await, 1, "still the one key made at start");
+    let seen = b.whoami().await;
+    assert_eq!(seen["verified"], true, "the backend still verifies: {seen}");
+    assert_eq!(seen["headers"]["x-deskgate-jwt"], first.as_str(), "and the token is reused");
+
+    // A key file appears: new tokens come from it, the old key stays published meanwhile.
+    std::fs::write(stack._dir.0.join("jwt.pem"), deskgate::jwt::generate_pem().unwrap()).unwrap();
+    let mut text = std::fs::read_to_string(&stack.config_path).unwrap();
+    text.push_str("\n[jwt]\nkey_file = \"jwt.pem\"\nttl = \"5m\"\n");
+    std::fs::write(&stack.config_path, text).unwrap();
+    reload().await;
+    assert_eq!(published_kids(&stack.base).await, 2);
+    assert_eq!(verifying_kid(&stack.base, &first).await.as_deref(), Some(first_kid.as_str()), "old token");
+    // (The example helpdesk refetches the JWKS for an unknown key at most every 10 s, so the
+    // new token is checked here against the published keys, as the first was.)
+    let seen = b.whoami().await;
+    let second = seen["headers"]["x-deskgate-jwt"].as_str().unwrap().to_owned();
+    let second_kid = verifying_kid(&stack.base, &second).await.expect("new token verifies");
+    assert_ne!(second_kid, first_kid, "signed anew with the key from the file");
+
+    // Once every token the old key signed has expired, it is withdrawn.
+    stack.clock.advance(299);
+    assert_eq!(published_kids(&stack.base).await, 2);
+    stack.clock.advance(1);
+    assert_eq!(published_kids(&stack.base).await, 1);
+    assert_eq!(verifying_kid(&stack.base, &second).await, Some(second_kid));
+    assert_eq!(verifying_kid(&stack.base, &first).await, None);
+}
+
 #[tokio::test]
 async fn sign_up_then_sign_in_gives_the_backend_identity_usergroups_and_a_verifiable_jwt() {
     let stack = start(Options::default()).await;

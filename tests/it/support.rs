@@ -93,6 +93,8 @@ pub struct Stack {
     pub _dir: TempDir,
     pub config_path: PathBuf,
     pub gateway: deskgate::app::AppState,
+    /// Reloads the running gateway's config.
+    pub reloader: deskgate::app::Reloader,
 }
 
 /// Options for [`start`].
@@ -163,8 +165,9 @@ pub async fn start(options: Options) -> Stack {
     let clock = Clock::manual(Clock::system().now());
     let gateway = Gateway::with_clock(config, clock.clone()).await.expect("gateway starts");
     let state = gateway.state().clone();
+    let reloader = gateway.reloader();
     tokio::spawn(gateway.serve_until(gate_listener, std::future::pending()));
-    Stack { addr, base, clock, _dir: dir, config_path, gateway: state }
+    Stack { addr, base, clock, _dir: dir, config_path, gateway: state, reloader }
 }
 
 /// A browser: follows no redirects by itself, keeps cookies by hand so tests can see them.
