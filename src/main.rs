@@ -44,7 +44,8 @@ enum Command {
         /// The config file (for the account store, usergroups and rules).
         #[arg(long, short)]
         config: PathBuf,
-        /// The account's email.
+        /// The account: its email, its id, a provider's subject for it (alone or as
+        /// "PROVIDER SUBJECT"), or the username a provider gave at its last sign-in.
         #[arg(long)]
         account: String,
         /// A path to decide for the account, e.g. /chat/sales.
@@ -264,11 +265,24 @@ async fn add_account(
     Ok(())
 }
 
-async fn explain_account(config_path: &Path, email: &str, path: Option<&str>) -> anyhow::Result<()> {
+async fn explain_account(config_path: &Path, reference: &str, path: Option<&str>) -> anyhow::Result<()> {
     let config = load(config_path)?;
     let accounts = deskgate::app::open_accounts(&config).await?;
-    let account =
-        accounts.by_email(email).await?.with_context(|| format!("no account has the email {email}"))?;
+    let account = match accounts.by_email(reference).await? {
+        Some(a) => a,
+        None => {
+            let ids = accounts.by_reference(reference).await?;
+            match ids.as_slice() {
+                [] => anyhow::bail!("no account has the email, id, provider subject or username {reference}"),
+                [id] => accounts.by_id(id).await?.with_context(|| format!("account {id} is gone"))?,
+                _ => anyhow::bail!(
+                    "{reference} names {} accounts ({}): give the email or the id",
+                    ids.len(),
+                    ids.join(", ")
+                ),
+            }
+        }
+    };
     let providers = accounts.providers(&account.id).await?;
     let claimed = Claimed::new(&config, &accounts.provider_claims(&account.id).await?);
     let model = config.model.with_organizations(accounts.organizations().await?);

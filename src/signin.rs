@@ -17,6 +17,13 @@ pub enum Refusal {
     NoAccount,
     /// The account is disabled.
     Disabled,
+    /// The provider vouches for an address that another account holds, verified, and this
+    /// provider may not link to it: the person signs in as before, or an administrator links
+    /// the sign-in (or allows `link_by_email`). Names how that account signs in.
+    EmailInUse {
+        /// The providers the account holding the address signs in with.
+        signs_in_with: Vec<String>,
+    },
 }
 
 /// Finds (or, where allowed, links or creates) the account for an identity.
@@ -59,7 +66,10 @@ pub async fn resolve_account(
     };
     let account = match found {
         Some(a) => a,
-        None if policy.create_accounts => create_for(state, identity).await?,
+        None if policy.create_accounts => match create_for(state, identity).await? {
+            Ok(a) => a,
+            Err(refusal) => return Ok(Err(refusal)),
+        },
         None => return Ok(Err(Refusal::NoAccount)),
     };
     // A sign-up still waiting (or rejected) must not get in through another provider that
@@ -74,7 +84,11 @@ pub async fn resolve_account(
 /// gave it. An unverified address that another account holds is left off (the session
 /// still forwards it, marked unverified): it must not be refused, and must not take the
 /// address from anyone.
-async fn create_for(state: &AppState, identity: &Identity) -> Result<Account, GatewayError> {
+///
+/// A vouched address that another account holds verified is never taken and never linked
+/// here (that is `link_by_email`'s decision): the person is told which way that account
+/// signs in.
+async fn create_for(state: &AppState, identity: &Identity) -> Result<Result<Account, Refusal>, GatewayError> {
     let name = identity
         .display_name
         .clone()
@@ -99,6 +113,20 @@ async fn create_for(state: &AppState, identity: &Identity) -> Result<Account, Ga
         Err(crate::accounts::AccountError::EmailTaken) if !identity.email_verified => {
             state.accounts.create(crate::accounts::NewAccount { email: None, ..new }).await?
         }
+        Err(crate::accounts::AccountError::EmailTaken) => {
+            let email = identity.email.as_deref().unwrap_or_default();
+            let signs_in_with = match state.accounts.by_email(email).await? {
+                Some(holder) => state.accounts.providers(&holder.id).await?,
+                None => Vec::new(),
+            };
+            tracing::info!(
+                target: "deskgate::audit",
+                provider = %identity.provider,
+                subject = %identity.subject,
+                "Sign-in refused: an account with this email exists and this provider does not link to it"
+            );
+            return Ok(Err(Refusal::EmailInUse { signs_in_with }));
+        }
         other => other?,
     };
     if let Some(holder) = holder {
@@ -111,7 +139,7 @@ async fn create_for(state: &AppState, identity: &Identity) -> Result<Account, Ga
         email_verified = a.email_verified,
         "Account created at first sign-in"
     );
-    Ok(a)
+    Ok(Ok(a))
 }
 
 /// A linked account whose address the provider now vouches for has it marked verified.
@@ -137,6 +165,31 @@ async fn adopt_email(
     Ok(Account { email_verified: true, ..account })
 }
 
+/// What a provider said of a person, as it is kept with the account for administrators.
+fn said(identity: &Identity, organizations: &[String]) -> crate::accounts::ProviderClaims {
+    let mut attributes = vec![format!("subject: {}", identity.subject)];
+    let mut add = |name: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            attributes.push(format!("{name}: {v}"));
+        }
+    };
+    add("username", &identity.username);
+    add("email", &identity.email);
+    add("name", &identity.display_name);
+    if identity.email.is_some() {
+        attributes.push(format!("email verified: {}", if identity.email_verified { "yes" } else { "no" }));
+    }
+    for (name, values) in &identity.attributes {
+        attributes.extend(values.iter().map(|v| format!("{name}: {v}")));
+    }
+    crate::accounts::ProviderClaims {
+        provider: identity.provider.clone(),
+        groups: identity.groups.clone(),
+        organizations: organizations.to_vec(),
+        attributes,
+    }
+}
+
 /// Starts a fresh session for `account`; any session the browser had is ended, so a
 /// session id planted before sign-in is never the one after it. Returns the cookie value.
 pub async fn start_session(
@@ -155,7 +208,22 @@ pub async fn start_session(
     if identity.provider != deskgate_builtin::PROVIDER_ID {
         // Kept with the account, so that administrators can see (and count) where a person's
         // provider usergroups come from when the person is not signed in.
-        state.accounts.set_provider_claims(&account.id, &identity.provider, &identity.groups, named).await?;
+        state.accounts.set_provider_claims(&account.id, &said(identity, named)).await?;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let unmapped: Vec<&String> = identity
+                .groups
+                .iter()
+                .filter(|g| map_groups(&policy.group_rules, std::slice::from_ref(*g)).is_empty())
+                .collect();
+            tracing::debug!(
+                account = %account.id,
+                provider = %identity.provider,
+                groups = ?identity.groups,
+                mapped_to = ?provider_usergroups,
+                not_mapped = ?unmapped,
+                "What the provider said, and how its groups were mapped"
+            );
+        }
     }
     let model = state.model().await?;
     let resolved = model.resolve(&Member {

@@ -65,6 +65,24 @@ pub async fn run<S: AccountStore>(store: &S) {
         Some(other.id.clone())
     );
 
+    // Links are listed per account, and removed one at a time, only from their own account.
+    store.link("oidc.corp", "sub-1", &other.id).await.expect("link");
+    assert_eq!(
+        store.links(&other.id).await.expect("links"),
+        [("ldap.corp".to_owned(), "guid-1".to_owned()), ("oidc.corp".to_owned(), "sub-1".to_owned())]
+    );
+    assert!(matches!(store.unlink("oidc.corp", "sub-1", &a.id).await, Err(AccountError::NotFound)));
+    assert_eq!(store.by_reference("sub-1").await.expect("by subject"), [other.id.clone()]);
+    assert_eq!(
+        store.by_reference("oidc.corp sub-1").await.expect("by provider and subject"),
+        [other.id.clone()]
+    );
+    assert_eq!(store.by_reference(&a.id).await.expect("by id"), [a.id.clone()]);
+    assert!(store.by_reference("nobody").await.expect("none").is_empty());
+    store.unlink("oidc.corp", "sub-1", &other.id).await.expect("unlink");
+    assert!(store.by_link("oidc.corp", "sub-1").await.expect("lookup").is_none());
+    assert_eq!(store.links(&other.id).await.expect("links").len(), 1);
+
     // An account made with its link: both or neither. A taken address refuses the account,
     // and the link is not left behind pointing nowhere.
     let linked = store
@@ -154,27 +172,30 @@ async fn provider_claims<S: AccountStore>(store: &S) {
     let a = store.create(new("claims@example.net", &[])).await.expect("create");
     let b = store.create(new("other-claims@example.net", &[])).await.expect("create");
     let strings = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    store
-        .set_provider_claims(
-            &a.id,
-            "ldap.corp",
-            &strings(&["CN=VIPs,DC=x", "CN=Agents,DC=x", "CN=VIPs,DC=x"]),
-            &[],
-        )
-        .await
-        .expect("set");
-    store.set_provider_claims(&a.id, "oidc.google", &[], &strings(&["Acme Corp"])).await.expect("set");
+    let claims =
+        |provider: &str, groups: &[&str], organizations: &[&str], attributes: &[&str]| ProviderClaims {
+            provider: provider.into(),
+            groups: strings(groups),
+            organizations: strings(organizations),
+            attributes: strings(attributes),
+        };
+    let said = claims(
+        "ldap.corp",
+        &["CN=VIPs,DC=x", "CN=Agents,DC=x", "CN=VIPs,DC=x"],
+        &[],
+        &["username: claims", "email: claims@example.net"],
+    );
+    store.set_provider_claims(&a.id, &said).await.expect("set");
+    store.set_provider_claims(&a.id, &claims("oidc.google", &[], &["Acme Corp"], &[])).await.expect("set");
+    assert_eq!(store.by_reference("CLAIMS").await.expect("by username"), [a.id.clone()]);
     let want = vec![
-        ProviderClaims {
-            provider: "ldap.corp".into(),
-            groups: strings(&["CN=Agents,DC=x", "CN=VIPs,DC=x"]),
-            organizations: vec![],
-        },
-        ProviderClaims {
-            provider: "oidc.google".into(),
-            groups: vec![],
-            organizations: strings(&["Acme Corp"]),
-        },
+        claims(
+            "ldap.corp",
+            &["CN=Agents,DC=x", "CN=VIPs,DC=x"],
+            &[],
+            &["email: claims@example.net", "username: claims"],
+        ),
+        claims("oidc.google", &[], &["Acme Corp"], &[]),
     ];
     assert_eq!(store.provider_claims(&a.id).await.expect("read"), want);
     assert!(store.provider_claims(&b.id).await.expect("read").is_empty());
@@ -206,12 +227,15 @@ async fn provider_claims<S: AccountStore>(store: &S) {
     assert_eq!(page.accounts[0].claims, want, "a listing carries the claims");
 
     // A new sign-in through a provider replaces what it said; the other provider's stays.
-    store.set_provider_claims(&a.id, "ldap.corp", &strings(&["CN=Agents,DC=x"]), &[]).await.expect("replace");
+    store
+        .set_provider_claims(&a.id, &claims("ldap.corp", &["CN=Agents,DC=x"], &[], &[]))
+        .await
+        .expect("replace");
     assert_eq!(store.provider_claims(&a.id).await.expect("read")[0].groups, ["CN=Agents,DC=x"]);
     assert_eq!(store.provider_claims(&a.id).await.expect("read").len(), 2);
     assert_eq!(store.count_by_usergroup(&[by_group]).await.expect("count"), [0]);
     assert!(matches!(
-        store.set_provider_claims("nobody", "ldap.corp", &[], &[]).await,
+        store.set_provider_claims("nobody", &claims("ldap.corp", &[], &[], &[])).await,
         Err(AccountError::NotFound)
     ));
     store.delete(&a.id).await.expect("delete");

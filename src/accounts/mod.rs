@@ -151,6 +151,9 @@ pub struct ProviderClaims {
     pub groups: Vec<String>,
     /// Organization names it gave, sorted.
     pub organizations: Vec<String>,
+    /// The attributes it gave that deskgate used (`name: value`: subject, username, email,
+    /// name, ...), sorted: for administrators debugging a mapping.
+    pub attributes: Vec<String>,
 }
 
 /// Most values of one kind kept per provider and account: enough for any directory's nesting,
@@ -168,6 +171,7 @@ fn gather_claims(rows: Vec<(String, String, String)>) -> Vec<ProviderClaims> {
         match kind.as_str() {
             "group" => claims.groups.push(value),
             "organization" => claims.organizations.push(value),
+            "attribute" => claims.attributes.push(value),
             _ => {}
         }
     }
@@ -176,9 +180,13 @@ fn gather_claims(rows: Vec<(String, String, String)>) -> Vec<ProviderClaims> {
 
 /// The `(kind, value)` rows to store for a provider's claims: deduplicated, at most
 /// [`CLAIMS_MAX`] of each kind.
-fn claim_rows<'a>(groups: &'a [String], organizations: &'a [String]) -> Vec<(&'static str, &'a str)> {
+fn claim_rows(claims: &ProviderClaims) -> Vec<(&'static str, &str)> {
     let mut rows = Vec::new();
-    for (kind, values) in [("group", groups), ("organization", organizations)] {
+    for (kind, values) in [
+        ("group", &claims.groups),
+        ("organization", &claims.organizations),
+        ("attribute", &claims.attributes),
+    ] {
         let set: std::collections::BTreeSet<&str> = values.iter().map(String::as_str).collect();
         if set.len() > CLAIMS_MAX {
             tracing::warn!(
@@ -292,6 +300,23 @@ pub trait AccountStore: Send + Sync {
     ) -> impl Future<Output = Result<Vec<u64>, AccountError>> + Send;
     /// How an account signs in: `builtin` when it has a password, then each linked provider.
     fn providers(&self, account_id: &str) -> impl Future<Output = Result<Vec<String>, AccountError>> + Send;
+    /// The ids of the accounts a reference names, for administrators: an account id, a
+    /// provider subject (alone, or as `provider subject`), or a username a provider gave at
+    /// the last sign-in (without regard to ASCII case). Sorted.
+    fn by_reference(&self, reference: &str)
+    -> impl Future<Output = Result<Vec<String>, AccountError>> + Send;
+    /// The provider sign-ins linked to an account, `(provider, subject)`, sorted.
+    fn links(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, AccountError>> + Send;
+    /// Removes a provider sign-in from an account; `NotFound` when it is not linked to it.
+    fn unlink(
+        &self,
+        provider: &str,
+        subject: &str,
+        account_id: &str,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
     /// Disables (sign-in refused) or enables an account.
     fn set_disabled(
         &self,
@@ -316,13 +341,12 @@ pub trait AccountStore: Send + Sync {
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
     /// Deletes an account with its links and usergroups.
     fn delete(&self, account_id: &str) -> impl Future<Output = Result<(), AccountError>> + Send;
-    /// Replaces what `provider` said of an account (its groups, the organizations it named).
+    /// Replaces what `claims.provider` said of an account (its groups, the organizations it
+    /// named, the attributes used).
     fn set_provider_claims(
         &self,
         account_id: &str,
-        provider: &str,
-        groups: &[String],
-        organizations: &[String],
+        claims: &ProviderClaims,
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
     /// What each provider said of an account at its last sign-in, by provider.
     fn provider_claims(
@@ -394,6 +418,15 @@ impl AccountStore for Accounts {
     async fn providers(&self, account_id: &str) -> Result<Vec<String>, AccountError> {
         delegate!(self, s => s.providers(account_id).await)
     }
+    async fn by_reference(&self, reference: &str) -> Result<Vec<String>, AccountError> {
+        delegate!(self, s => s.by_reference(reference).await)
+    }
+    async fn links(&self, account_id: &str) -> Result<Vec<(String, String)>, AccountError> {
+        delegate!(self, s => s.links(account_id).await)
+    }
+    async fn unlink(&self, provider: &str, subject: &str, account_id: &str) -> Result<(), AccountError> {
+        delegate!(self, s => s.unlink(provider, subject, account_id).await)
+    }
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
         delegate!(self, s => s.set_disabled(account_id, disabled).await)
     }
@@ -414,11 +447,9 @@ impl AccountStore for Accounts {
     async fn set_provider_claims(
         &self,
         account_id: &str,
-        provider: &str,
-        groups: &[String],
-        organizations: &[String],
+        claims: &ProviderClaims,
     ) -> Result<(), AccountError> {
-        delegate!(self, s => s.set_provider_claims(account_id, provider, groups, organizations).await)
+        delegate!(self, s => s.set_provider_claims(account_id, claims).await)
     }
     async fn provider_claims(&self, account_id: &str) -> Result<Vec<ProviderClaims>, AccountError> {
         delegate!(self, s => s.provider_claims(account_id).await)

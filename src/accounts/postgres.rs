@@ -426,6 +426,41 @@ impl AccountStore for PostgresStore {
         Ok(listing::providers(has_password, row.try_get("linked").map_err(db)?))
     }
 
+    async fn by_reference(&self, reference: &str) -> Result<Vec<String>, AccountError> {
+        sqlx::query_scalar(
+            "SELECT id FROM accounts WHERE id = $1 \
+             UNION SELECT account_id FROM account_links WHERE subject = $1 OR provider || ' ' || subject = $1 \
+             UNION SELECT account_id FROM account_provider_claims \
+             WHERE kind = 'attribute' AND lower(value) = lower('username: ' || $1) ORDER BY 1",
+        )
+        .bind(reference)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn links(&self, account_id: &str) -> Result<Vec<(String, String)>, AccountError> {
+        sqlx::query_as(
+            "SELECT provider, subject FROM account_links WHERE account_id = $1 ORDER BY provider, subject",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn unlink(&self, provider: &str, subject: &str, account_id: &str) -> Result<(), AccountError> {
+        let done =
+            sqlx::query("DELETE FROM account_links WHERE provider = $1 AND subject = $2 AND account_id = $3")
+                .bind(provider)
+                .bind(subject)
+                .bind(account_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        super::one_account(done.rows_affected())
+    }
+
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
         let done = sqlx::query("UPDATE accounts SET disabled = $1 WHERE id = $2")
             .bind(disabled)
@@ -491,10 +526,9 @@ impl AccountStore for PostgresStore {
     async fn set_provider_claims(
         &self,
         account_id: &str,
-        provider: &str,
-        groups: &[String],
-        organizations: &[String],
+        claims: &ProviderClaims,
     ) -> Result<(), AccountError> {
+        let provider = claims.provider.as_str();
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The account's row lock makes two sign-ins through one provider take turns.
         lock_account(&mut tx, account_id).await?;
@@ -504,7 +538,7 @@ impl AccountStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let (kinds, values): (Vec<&str>, Vec<&str>) = claim_rows(groups, organizations).into_iter().unzip();
+        let (kinds, values): (Vec<&str>, Vec<&str>) = claim_rows(claims).into_iter().unzip();
         sqlx::query(
             "INSERT INTO account_provider_claims (account_id, provider, kind, value) \
              SELECT $1, $2, k, v FROM unnest($3::text[], $4::text[]) AS c(k, v) ON CONFLICT DO NOTHING",

@@ -422,6 +422,41 @@ impl AccountStore for SqliteStore {
         Ok(listing::providers(has_password != 0, linked))
     }
 
+    async fn by_reference(&self, reference: &str) -> Result<Vec<String>, AccountError> {
+        sqlx::query_scalar(
+            "SELECT id FROM accounts WHERE id = ?1 \
+             UNION SELECT account_id FROM account_links WHERE subject = ?1 OR provider || ' ' || subject = ?1 \
+             UNION SELECT account_id FROM account_provider_claims \
+             WHERE kind = 'attribute' AND lower(value) = lower('username: ' || ?1) ORDER BY 1",
+        )
+        .bind(reference)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn links(&self, account_id: &str) -> Result<Vec<(String, String)>, AccountError> {
+        sqlx::query_as(
+            "SELECT provider, subject FROM account_links WHERE account_id = ? ORDER BY provider, subject",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn unlink(&self, provider: &str, subject: &str, account_id: &str) -> Result<(), AccountError> {
+        let done =
+            sqlx::query("DELETE FROM account_links WHERE provider = ? AND subject = ? AND account_id = ?")
+                .bind(provider)
+                .bind(subject)
+                .bind(account_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        super::one_account(done.rows_affected())
+    }
+
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
         let done = sqlx::query("UPDATE accounts SET disabled = ? WHERE id = ?")
             .bind(disabled)
@@ -482,10 +517,9 @@ impl AccountStore for SqliteStore {
     async fn set_provider_claims(
         &self,
         account_id: &str,
-        provider: &str,
-        groups: &[String],
-        organizations: &[String],
+        claims: &ProviderClaims,
     ) -> Result<(), AccountError> {
+        let provider = claims.provider.as_str();
         let mut tx = self.pool.begin().await.map_err(db)?;
         sqlx::query("DELETE FROM account_provider_claims WHERE account_id = ? AND provider = ?")
             .bind(account_id)
@@ -494,7 +528,7 @@ impl AccountStore for SqliteStore {
             .await
             .map_err(db)?;
         require_account(&mut tx, account_id).await?;
-        for (kind, value) in claim_rows(groups, organizations) {
+        for (kind, value) in claim_rows(claims) {
             sqlx::query(
                 "INSERT OR IGNORE INTO account_provider_claims (account_id, provider, kind, value) VALUES (?, ?, ?, ?)",
             )

@@ -136,6 +136,73 @@ pub async fn set_disabled(
     Ok(Account { disabled, ..before })
 }
 
+/// Links a provider sign-in (its subject, as the refusal page and the audit log give it) to
+/// an account: the person then signs in to it through that provider too. A sign-in linked to
+/// another account is refused rather than moved.
+pub async fn link(
+    state: &AppState,
+    admin: &Admin,
+    id: &str,
+    provider: &str,
+    subject: &str,
+) -> Result<(), AdminError> {
+    let subject = subject.trim();
+    if !state.config.account_policies().iter().any(|(p, _)| *p == provider) {
+        return Err(AdminError::Invalid("Choose one of the configured sign-in providers."));
+    }
+    if subject.is_empty() || subject.len() > 1024 || subject.chars().any(char::is_control) {
+        return Err(AdminError::Invalid("Give the sign-in's reference as the refusal page showed it."));
+    }
+    account(state, id).await?;
+    if let Some(other) = state.accounts.by_link(provider, subject).await? {
+        if other.id == id {
+            return Ok(());
+        }
+        return Err(AdminError::Conflict(format!(
+            "This sign-in is linked to another account ({}): unlink it there first.",
+            other.email.as_deref().unwrap_or(&other.name)
+        )));
+    }
+    state.accounts.link(provider, subject, id).await?;
+    tracing::info!(
+        target: "deskgate::audit",
+        actor = %admin.account_id,
+        account = %id,
+        %provider,
+        %subject,
+        "Provider sign-in linked by an administrator"
+    );
+    Ok(())
+}
+
+/// Removes a provider sign-in from an account; its sessions through that provider end at
+/// their next request.
+pub async fn unlink(
+    state: &AppState,
+    admin: &Admin,
+    id: &str,
+    provider: &str,
+    subject: &str,
+) -> Result<(), AdminError> {
+    account(state, id).await?;
+    match state.accounts.unlink(provider, subject, id).await {
+        Err(AccountError::NotFound) => {
+            return Err(AdminError::Invalid("That sign-in is not linked to this account."));
+        }
+        other => other?,
+    }
+    state.sessions.bump_account_epoch(id).await?;
+    tracing::info!(
+        target: "deskgate::audit",
+        actor = %admin.account_id,
+        account = %id,
+        %provider,
+        %subject,
+        "Provider sign-in unlinked by an administrator"
+    );
+    Ok(())
+}
+
 /// The id of another account than `except` that holds `email` unverified (and would lose it
 /// to a verified claim), so that its sessions can be told.
 async fn unverified_holder(

@@ -160,6 +160,12 @@ fn detail(e: &Explanation) -> Value {
             Withheld::Organization(id) => json!({ "kind": "organization", "organization": id, "reason": "email-not-verified", "text": w.text() }),
             Withheld::Assignment(ids) => json!({ "kind": "config-assignment", "usergroups": ids, "reason": "email-not-verified", "text": w.text() }),
         }).collect::<Vec<_>>(),
+        "said": e.said.iter().map(|s| json!({
+            "provider": s.provider,
+            "attributes": s.attributes,
+            "organizations": s.organizations,
+            "groups": s.groups.iter().map(|g| json!({ "group": g.group, "usergroups": g.usergroups, "not_mapped": g.why_not })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
     })
 }
 

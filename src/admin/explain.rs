@@ -54,6 +54,32 @@ pub struct Explanation {
     pub path: Option<PathCheck>,
     /// Grants by email that do not apply because the address is not verified.
     pub withheld: Vec<Withheld>,
+    /// What each provider said at the person's last sign-in through it.
+    pub said: Vec<Said>,
+}
+
+/// One group a provider gave, and what its rules make of it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSeen {
+    /// The group as the provider named it.
+    pub group: String,
+    /// The usergroups it maps to; empty when none.
+    pub usergroups: Vec<String>,
+    /// Why it maps to nothing.
+    pub why_not: Option<String>,
+}
+
+/// What one provider said of the person at their last sign-in through it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    /// The provider id.
+    pub provider: String,
+    /// The attributes used (`name: value`).
+    pub attributes: Vec<String>,
+    /// Every group, mapped or not.
+    pub groups: Vec<GroupSeen>,
+    /// Organization names it gave.
+    pub organizations: Vec<String>,
 }
 
 /// A provider group that a rule maps to a usergroup.
@@ -74,6 +100,8 @@ pub struct Claimed {
     pub mapped: Vec<Mapped>,
     /// Organization names the providers gave.
     pub organizations: Vec<String>,
+    /// Everything each provider said, each group with what became of it.
+    pub said: Vec<Said>,
 }
 
 impl Claimed {
@@ -81,13 +109,34 @@ impl Claimed {
     pub fn new(config: &Config, claims: &[ProviderClaims]) -> Claimed {
         let mut out = Claimed::default();
         for c in claims {
+            let configured = config.account_policies().iter().any(|(id, _)| *id == c.provider);
             let rules = config.group_rules(&c.provider);
+            let mut groups = Vec::new();
             for group in &c.groups {
-                for usergroup in crate::usergroups::map_groups(rules, std::slice::from_ref(group)) {
-                    out.mapped.push(Mapped { usergroup, provider: c.provider.clone(), group: group.clone() });
+                let usergroups = crate::usergroups::map_groups(rules, std::slice::from_ref(group));
+                for usergroup in &usergroups {
+                    out.mapped.push(Mapped {
+                        usergroup: usergroup.clone(),
+                        provider: c.provider.clone(),
+                        group: group.clone(),
+                    });
                 }
+                let why_not = usergroups.is_empty().then(|| {
+                    if configured {
+                        format!("no [[providers.{}.groups]] rule names this group", c.provider)
+                    } else {
+                        "the provider is no longer configured".to_owned()
+                    }
+                });
+                groups.push(GroupSeen { group: group.clone(), usergroups, why_not });
             }
             out.organizations.extend(c.organizations.iter().cloned());
+            out.said.push(Said {
+                provider: c.provider.clone(),
+                attributes: c.attributes.clone(),
+                groups,
+                organizations: c.organizations.clone(),
+            });
         }
         out
     }
@@ -181,7 +230,15 @@ pub fn explain(
         }
         check
     });
-    Explanation { account, providers, usergroups, permissions: resolved.permissions, path, withheld }
+    Explanation {
+        account,
+        providers,
+        usergroups,
+        permissions: resolved.permissions,
+        path,
+        withheld,
+        said: claimed.said.clone(),
+    }
 }
 
 /// A source in words.
@@ -255,6 +312,31 @@ pub fn text(e: &Explanation) -> String {
     }
     let _ = writeln!(out, "{PROVIDER_NOTE}");
     let _ = writeln!(out, "\nPermissions: {}", e.permissions.join(", "));
+    if !e.said.is_empty() {
+        let _ = writeln!(out, "\nWhat each provider said at the last sign-in through it:");
+    }
+    for said in &e.said {
+        let _ = writeln!(out, "  {}", said.provider);
+        for a in &said.attributes {
+            let _ = writeln!(out, "    {a}");
+        }
+        for o in &said.organizations {
+            let _ = writeln!(out, "    organization: {o}");
+        }
+        for g in &said.groups {
+            match &g.why_not {
+                None => {
+                    let _ = writeln!(out, "    group {} → {}", g.group, g.usergroups.join(", "));
+                }
+                Some(why) => {
+                    let _ = writeln!(out, "    group {} → not mapped: {why}", g.group);
+                }
+            }
+        }
+        if said.groups.is_empty() {
+            let _ = writeln!(out, "    no groups");
+        }
+    }
     if let Some(check) = &e.path {
         let _ = writeln!(out, "\nPath {}", check.asked);
         if let Ok(n) = &check.normalized

@@ -53,6 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/people/{id}/disable", post(person::disable))
         .route("/admin/people/{id}/enable", post(person::enable))
         .route("/admin/people/{id}/email", post(person::set_email))
+        .route("/admin/people/{id}/link", post(person::link))
+        .route("/admin/people/{id}/unlink", post(person::unlink))
         .route("/admin/organizations", get(organizations::list).post(organizations::create))
         .route("/admin/organizations/{id}", get(organizations::show).post(organizations::update))
         .route("/admin/organizations/{id}/delete", post(organizations::remove))

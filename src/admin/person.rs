@@ -1,6 +1,6 @@
 //! `/.deskgate/admin/people/<id>`: one person — their usergroups with where each comes
 //! from, the assignable usergroups to tick (Save or Cancel), an access check for a path,
-//! and disabling or enabling the account.
+//! its provider sign-ins (linked or unlinked here), and disabling or enabling the account.
 
 use axum::Form;
 use axum::extract::{Path, Query, RawForm, State};
@@ -57,14 +57,66 @@ fn done_text(done: &str) -> Option<&'static str> {
         "enabled" => Some("Account enabled. The person can sign in again."),
         "created" => Some("Account created."),
         "email" => Some("Email address set and verified. It applies from the person's next request."),
+        "linked" => Some("Sign-in linked. The person can now sign in to this account through it."),
+        "unlinked" => Some("Sign-in unlinked. Sessions through it end at their next request."),
         _ => None,
     }
+}
+
+/// The provider sign-ins linked to the account, each with Unlink, and a form to link one.
+fn links_section(state: &AppState, binding: &Binding, url: &str, links: &[(String, String)]) -> String {
+    let config = &state.config;
+    let rows: String = links
+        .iter()
+        .map(|(provider, subject)| {
+            format!(
+                "<tr><td>{}</td><td><code>{}</code></td><td><form method=\"post\" action=\"{url}/unlink\">{}\
+                 <input type=\"hidden\" name=\"provider\" value=\"{}\"><input type=\"hidden\" name=\"subject\" value=\"{}\">\
+                 <button type=\"submit\" class=\"secondary\">Unlink</button></form></td></tr>",
+                esc(&config.provider_label(provider)),
+                esc(&format!("{provider} {subject}")),
+                binding.field(state),
+                esc(provider),
+                esc(subject),
+            )
+        })
+        .collect();
+    let table = if links.is_empty() {
+        "<p class=\"muted\">No provider sign-in is linked.</p>".to_owned()
+    } else {
+        format!(
+            "<table id=\"links\"><thead><tr><th scope=\"col\">Provider</th><th scope=\"col\">Reference</th>\
+             <th scope=\"col\"></th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    };
+    let options: String = config
+        .account_policies()
+        .iter()
+        .map(|(id, _)| format!("<option value=\"{}\">{}</option>", esc(id), esc(&config.provider_label(id))))
+        .collect();
+    let form = if options.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<form method=\"post\" action=\"{url}/link\">{}\
+             <p class=\"muted\">The reference is on the page a person sees when a provider's sign-in \
+             matches this account's address but may not link to it, and in the audit log.</p>\
+             <div class=\"field\"><label for=\"link-provider\">Provider</label>\
+             <select id=\"link-provider\" name=\"provider\">{options}</select></div>\
+             <div class=\"field\"><label for=\"link-subject\">Reference (the provider's id for the person)</label>\
+             <input id=\"link-subject\" name=\"subject\" type=\"text\" required></div>\
+             <button type=\"submit\" class=\"secondary\">Link sign-in</button></form>",
+            binding.field(state)
+        )
+    };
+    format!("<h2>Provider sign-ins</h2>{table}{form}")
 }
 
 fn render(
     state: &AppState,
     binding: &Binding,
     e: &Explanation,
+    links: &[(String, String)],
     note: Option<&str>,
     alert: Option<&str>,
 ) -> String {
@@ -136,6 +188,8 @@ fn render(
         esc(a.email.as_deref().unwrap_or("")),
     ));
 
+    body.push_str(&links_section(state, binding, &url, links));
+
     let (action, label, class, help) = if a.disabled {
         ("enable", "Enable account", "", "The person can sign in again.")
     } else {
@@ -180,8 +234,9 @@ async fn answer(
         Err(AdminError::Failed(e)) => return Err(e),
         Err(_) => return Ok(not_found()),
     };
+    let links = state.accounts.links(id).await?;
     let binding = forms::binding(state, headers);
-    let body = render(state, &binding, &e, note, alert);
+    let body = render(state, &binding, &e, &links, note, alert);
     Ok(binding.attach(view::page(status, &e.account.name, &body)))
 }
 
@@ -291,6 +346,42 @@ pub async fn set_email(
     }
     match actions::set_email(&state, &admin, &id, f.one("email")).await {
         Ok(_) => Ok(done(&id, "email")),
+        Err(e) => refused(&state, &headers, &id, e).await,
+    }
+}
+
+/// Links a provider sign-in to the person.
+pub async fn link(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, GatewayError> {
+    let f = Fields::parse(&body);
+    if !form_ok(&state, &headers, f.one("csrf")) {
+        return answer(&state, &headers, &id, StatusCode::FORBIDDEN, None, None, Some(FOREIGN_FORM)).await;
+    }
+    match actions::link(&state, &admin, &id, f.one("provider"), f.one("subject")).await {
+        Ok(()) => Ok(done(&id, "linked")),
+        Err(e) => refused(&state, &headers, &id, e).await,
+    }
+}
+
+/// Unlinks a provider sign-in from the person.
+pub async fn unlink(
+    State(state): State<AppState>,
+    admin: Admin,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Result<Response, GatewayError> {
+    let f = Fields::parse(&body);
+    if !form_ok(&state, &headers, f.one("csrf")) {
+        return answer(&state, &headers, &id, StatusCode::FORBIDDEN, None, None, Some(FOREIGN_FORM)).await;
+    }
+    match actions::unlink(&state, &admin, &id, f.one("provider"), f.one("subject")).await {
+        Ok(()) => Ok(done(&id, "unlinked")),
         Err(e) => refused(&state, &headers, &id, e).await,
     }
 }

@@ -89,6 +89,7 @@ pub fn explanation(e: &Explanation) -> String {
         esc(PROVIDER_NOTE),
         e.permissions.iter().map(|p| format!("<code>{}</code>", esc(p))).collect::<Vec<_>>().join(" ")
     );
+    out.push_str(&said(e));
     if let Some(check) = &e.path {
         let rule = match (&check.rule, &check.decision) {
             (Some((pattern, permission)), _) => {
@@ -105,6 +106,49 @@ pub fn explanation(e: &Explanation) -> String {
             esc(&check.asked),
             esc(code),
             esc(&why)
+        ));
+    }
+    out
+}
+
+/// What each provider said at the person's last sign-in through it: the attributes used and
+/// every group, mapped or not (and why not).
+fn said(e: &Explanation) -> String {
+    let mut out = String::new();
+    for said in &e.said {
+        let rows: String = said
+            .groups
+            .iter()
+            .map(|g| {
+                let outcome = match &g.why_not {
+                    None => format!(
+                        "<span class=\"mapped\">mapped</span> to {}",
+                        g.usergroups
+                            .iter()
+                            .map(|u| format!("<code>{}</code>", esc(u)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some(why) => format!("<span class=\"badge unmapped\">not mapped</span> {}", esc(why)),
+                };
+                format!("<tr><td><code>{}</code></td><td>{outcome}</td></tr>", esc(&g.group))
+            })
+            .collect();
+        let rows =
+            if rows.is_empty() { "<tr><td colspan=\"2\">No groups</td></tr>".to_owned() } else { rows };
+        let organizations = said.organizations.iter().map(|o| format!("organization: {o}"));
+        let attributes: String = said
+            .attributes
+            .iter()
+            .cloned()
+            .chain(organizations)
+            .map(|a| format!("<li><code>{}</code></li>", esc(&a)))
+            .collect();
+        out.push_str(&format!(
+            "<table class=\"said\" data-provider=\"{p}\"><caption>What <code>{p}</code> said at the last sign-in through it</caption>\
+             <thead><tr><th scope=\"col\">Group</th><th scope=\"col\">Mapping</th></tr></thead><tbody>{rows}</tbody></table>\
+             <ul class=\"attributes muted\">{attributes}</ul>",
+            p = esc(&said.provider)
         ));
     }
     out

@@ -78,6 +78,26 @@ impl Config {
         out
     }
 
+    /// How sign-in pages name a provider: its label, "a password" for built-in accounts, or
+    /// the id of one no longer configured.
+    pub fn provider_label(&self, provider: &str) -> String {
+        if provider == deskgate_builtin::PROVIDER_ID {
+            return "a password".to_owned();
+        }
+        #[allow(unused_mut)]
+        let mut labels: Vec<(&str, &str)> = Vec::new();
+        #[cfg(feature = "ldap")]
+        labels.extend(self.ldap.iter().map(|p| (p.id.as_str(), p.label.as_str())));
+        #[cfg(feature = "oidc")]
+        labels.extend(self.oidc.iter().map(|p| (p.id.as_str(), p.label.as_str())));
+        #[cfg(feature = "saml")]
+        labels.extend(self.saml.iter().map(|p| (p.id.as_str(), p.label.as_str())));
+        labels
+            .into_iter()
+            .find(|(id, _)| *id == provider)
+            .map_or_else(|| provider.to_owned(), |(_, l)| l.to_owned())
+    }
+
     /// A provider's group rules; none for a provider not (or no longer) configured.
     pub fn group_rules(&self, provider: &str) -> &[(String, Vec<String>)] {
         self.account_policies()

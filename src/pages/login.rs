@@ -307,6 +307,10 @@ pub async fn submit(
             );
             return Ok(no_account());
         }
+        Err(Refusal::EmailInUse { signs_in_with }) => {
+            state.metrics.sign_in(label, SignIn::Refused);
+            return Ok(email_in_use(&state, &identity, &signs_in_with));
+        }
     };
     state.metrics.sign_in(label, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
@@ -325,6 +329,31 @@ fn busy(state: &AppState, headers: &HeaderMap, f: &LoginForm) -> Response {
 }
 
 /// The page for a person whose identity checked out but who has no account here.
+/// A provider vouched for an address another account holds and may not link to it (see
+/// [`Refusal::EmailInUse`]): what the person, and their administrator, can do.
+pub fn email_in_use(state: &AppState, identity: &Identity, signs_in_with: &[String]) -> Response {
+    let config = &state.config;
+    let this = config.provider_label(&identity.provider);
+    let before = if signs_in_with.is_empty() {
+        "another way".to_owned()
+    } else {
+        signs_in_with.iter().map(|p| config.provider_label(p)).collect::<Vec<_>>().join(" or ")
+    };
+    let text = format!(
+        "An account with this email address already exists, and it signs in with {before}: please sign in that way. \
+         To sign in to it with {this} as well, ask an administrator to link this sign-in to your account \
+         (reference: {} {}). Administrators link it on the person's page, or let {} link by email \
+         (link_by_email = true).",
+        identity.provider, identity.subject, identity.provider
+    );
+    html::message(
+        StatusCode::CONFLICT,
+        "Account already exists",
+        &text,
+        Some((&format!("{PREFIX}/login"), "Back to sign-in")),
+    )
+}
+
 pub fn no_account() -> Response {
     html::message(
         StatusCode::FORBIDDEN,

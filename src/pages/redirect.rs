@@ -244,6 +244,10 @@ pub async fn finish(
             );
             return Ok(super::login::no_account());
         }
+        Err(Refusal::EmailInUse { signs_in_with }) => {
+            state.metrics.sign_in(&identity.provider, SignIn::Refused);
+            return Ok(super::login::email_in_use(state, &identity, &signs_in_with));
+        }
     };
     state.metrics.sign_in(&identity.provider, SignIn::Success);
     let previous = web::cookie(headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);

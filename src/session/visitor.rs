@@ -86,7 +86,7 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
 
 /// Re-resolves a session made under another config generation or epoch (the account's, or
 /// the shared one that moves when an organization changes); ends it
-/// when the account is gone or disabled. `epoch` was read before the account is, so a change
+/// when the account is gone or disabled, or its provider sign-in was unlinked. `epoch` was read before the account is, so a change
 /// that lands between the two reads moves the epoch again and is picked up next time.
 async fn refresh(
     state: &AppState,
@@ -101,6 +101,14 @@ async fn refresh(
         tracing::info!(account = %old.account_id, "Session ended: the account is disabled or gone");
         return Ok(None);
     };
+    // A provider sign-in an administrator unlinked no longer leads to the account.
+    if old.provider != deskgate_builtin::PROVIDER_ID
+        && !state.accounts.providers(&account.id).await?.contains(&old.provider)
+    {
+        state.sessions.delete(key).await?;
+        tracing::info!(account = %old.account_id, provider = %old.provider, "Session ended: its sign-in was unlinked");
+        return Ok(None);
+    }
     let mut fresh = old.touched(now);
     fresh.name = account.name.clone();
     // An account with no address forwards the one its provider gave at sign-in, unverified

@@ -87,6 +87,18 @@ fn routes(id: &str) -> Vec<(&'static str, String, Option<String>, bool)> {
         ("POST", format!("/.deskgate/admin/people/{id}/disable"), form(""), true),
         ("POST", format!("/.deskgate/admin/people/{id}/enable"), form(""), true),
         ("POST", format!("/.deskgate/admin/people/{id}/email"), form("email=taken%40example.org"), true),
+        (
+            "POST",
+            format!("/.deskgate/admin/people/{id}/link"),
+            form("provider=oidc.corp&subject=alice"),
+            true,
+        ),
+        (
+            "POST",
+            format!("/.deskgate/admin/people/{id}/unlink"),
+            form("provider=oidc.corp&subject=alice"),
+            true,
+        ),
         ("GET", "/.deskgate/api/csrf".into(), None, false),
         ("GET", "/.deskgate/api/usergroups".into(), None, false),
         ("GET", "/.deskgate/api/people".into(), None, false),
@@ -518,7 +530,10 @@ async fn deskgate_explain_prints_each_usergroups_source_and_the_rule_and_reason_
         .output()
         .unwrap();
     assert!(!unknown.status.success());
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account has the email nobody@example.org"));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("no account has the email, id, provider subject or username nobody@example.org")
+    );
 
     // The same explanation on the person's page.
     let mut admin = admin(&stack).await;

@@ -135,13 +135,8 @@ usergroups = ["trial_users"]
 "#,
         crate::oidc::SECRET_FILE.0
     );
-    let stack = start(Options {
-        head,
-        port: Some(19396),
-        files: vec![crate::oidc::SECRET_FILE],
-        ..Default::default()
-    })
-    .await;
+    // Takes its turn on the port with the OIDC tests.
+    let (stack, _turn) = crate::oidc::stack_with(19396, head).await;
     let chrome = Chromium::start(&driver).await;
 
     // A guest asks for sales chat and is sent to the login page, which offers Google.

@@ -53,7 +53,7 @@ pub(crate) async fn stack_with(port: u16, head: String) -> (Stack, tokio::sync::
 }
 
 /// As [`stack_with`], with another model and rules.
-async fn stack_with_model(
+pub(crate) async fn stack_with_model(
     port: u16,
     head: String,
     model: String,
@@ -315,4 +315,109 @@ async fn an_unverified_provider_email_is_forwarded_marked_unverified_and_grants_
     assert_eq!(h["x-deskgate-usergroups"], "everyone,registered", "no organization corp, no assignment");
     assert_ne!(h["x-deskgate-user"], existing.as_str(), "not linked to Carol's account by email");
     assert_eq!(b.get("/chat/support").await.status, 403);
+}
+
+/// The same person through a second provider that may create accounts but not link by
+/// email: never a 500 (before, "an account with this email already exists" for ever), but a
+/// page that names how the account signs in and gives a reference; an administrator links
+/// that reference on the person's page, and the person gets in; unlinking ends the session.
+#[tokio::test]
+async fn a_second_provider_for_the_same_person_gets_a_clear_page_never_a_500_and_an_admin_can_link_it() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let head = format!(
+        "{}{}",
+        provider("google", "deskgate-test", "Google", &issuer, GOOGLE_RULES),
+        provider("corp", "deskgate-test-es256", "Corp SSO", &issuer, "")
+    );
+    let (stack, _turn) = stack_with_model(19396, head, crate::admin::model()).await;
+    let mut first = Browser::new(&stack);
+    assert_eq!(through(&mut first, "google", "alice@corp.example.com", |u| u).await.status, 303);
+    let id = first.whoami().await["headers"]["x-deskgate-user"].as_str().unwrap().to_owned();
+
+    let mut second = Browser::new(&stack);
+    for _ in 0..2 {
+        let refused = through(&mut second, "corp", "alice@corp.example.com", |u| u).await;
+        assert_eq!(refused.status, 409, "{}", refused.body);
+        assert!(
+            refused.body.contains("already exists") && refused.body.contains("signs in with Google"),
+            "{}",
+            refused.body
+        );
+        assert!(
+            refused.body.contains("Corp SSO") && refused.body.contains("link_by_email"),
+            "{}",
+            refused.body
+        );
+        assert!(!second.is_signed_in().await);
+    }
+    let refused = through(&mut second, "corp", "alice@corp.example.com", |u| u).await;
+    let reference =
+        refused.body.split("(reference: ").nth(1).and_then(|r| r.split(')').next()).unwrap().to_owned();
+    let (provider_id, subject) = reference.split_once(' ').unwrap();
+    assert_eq!(provider_id, "oidc.corp");
+
+    // An administrator sees the linked sign-in and what Google said (every group, mapped or
+    // not), links the new one, and the person gets in.
+    let mut admin = crate::admin::admin(&stack).await;
+    let page = admin.get(&format!("/.deskgate/admin/people/{id}")).await;
+    assert!(page.body.contains("Provider sign-ins") && page.body.contains("oidc.google "), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<code>vips</code></td><td><span class=\"mapped\">mapped</span> to <code>vips</code>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<code>helpdesk-agents</code></td><td><span class=\"badge unmapped\">not mapped</span> no [[providers.oidc.google.groups]] rule names this group"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<code>email: alice@corp.example.com</code>"), "{}", page.body);
+    let google_subject =
+        page.body.split("oidc.google ").nth(1).and_then(|r| r.split('<').next()).unwrap().to_owned();
+    let explained = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["explain", "--config"])
+        .arg(&stack.config_path)
+        .args(["--account", &format!("oidc.google {google_subject}")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(explained.status.success(), "{text}{}", String::from_utf8_lossy(&explained.stderr));
+    assert!(text.contains("Account:    Alice") || text.contains("<alice@corp.example.com>"), "{text}");
+    assert!(text.contains("group vips → vips"), "{text}");
+    assert!(
+        text.contains("group helpdesk-agents → not mapped: no [[providers.oidc.google.groups]] rule"),
+        "{text}"
+    );
+    let csrf = admin.csrf().await;
+    let path = format!("/.deskgate/admin/people/{id}/link");
+    let bad = admin.post(&path, &[("csrf", &csrf), ("provider", "oidc.nope"), ("subject", subject)]).await;
+    assert_eq!(bad.status, 422, "an unknown provider is refused: {}", bad.body);
+    let linked = admin.post(&path, &[("csrf", &csrf), ("provider", provider_id), ("subject", subject)]).await;
+    assert_eq!(linked.status, 303, "{}", linked.body);
+    let page = admin.get(&format!("/.deskgate/admin/people/{id}")).await;
+    assert!(page.body.contains(&format!("oidc.corp {subject}")), "{}", page.body);
+    let other = crate::admin::person(&stack, "other@example.org", &[]).await.0;
+    let taken = admin
+        .post(
+            &format!("/.deskgate/admin/people/{other}/link"),
+            &[("csrf", &csrf), ("provider", provider_id), ("subject", subject)],
+        )
+        .await;
+    assert_eq!(taken.status, 409, "a sign-in linked elsewhere is not moved: {}", taken.body);
+
+    assert_eq!(through(&mut second, "corp", "alice@corp.example.com", |u| u).await.status, 303);
+    let seen = second.whoami().await;
+    assert_eq!(seen["headers"]["x-deskgate-user"], id.as_str(), "the same account");
+    assert_eq!(seen["headers"]["x-deskgate-provider"], "oidc.corp");
+
+    let unlinked = admin
+        .post(
+            &format!("/.deskgate/admin/people/{id}/unlink"),
+            &[("csrf", &csrf), ("provider", provider_id), ("subject", subject)],
+        )
+        .await;
+    assert_eq!(unlinked.status, 303, "{}", unlinked.body);
+    assert!(!second.is_signed_in().await, "the session through the unlinked sign-in ended");
+    assert!(first.is_signed_in().await, "the other provider's session goes on");
 }
