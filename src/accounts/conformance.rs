@@ -72,12 +72,12 @@ pub async fn run<S: AccountStore>(store: &S) {
         [("ldap.corp".to_owned(), "guid-1".to_owned()), ("oidc.corp".to_owned(), "sub-1".to_owned())]
     );
     assert!(matches!(store.unlink("oidc.corp", "sub-1", &a.id).await, Err(AccountError::NotFound)));
-    assert_eq!(store.by_reference("sub-1").await.expect("by subject"), [other.id.clone()]);
+    assert_eq!(store.by_reference("sub-1").await.expect("by subject"), vec![other.id.clone()]);
     assert_eq!(
         store.by_reference("oidc.corp sub-1").await.expect("by provider and subject"),
-        [other.id.clone()]
+        vec![other.id.clone()]
     );
-    assert_eq!(store.by_reference(&a.id).await.expect("by id"), [a.id.clone()]);
+    assert_eq!(store.by_reference(&a.id).await.expect("by id"), vec![a.id.clone()]);
     assert!(store.by_reference("nobody").await.expect("none").is_empty());
     store.unlink("oidc.corp", "sub-1", &other.id).await.expect("unlink");
     assert!(store.by_link("oidc.corp", "sub-1").await.expect("lookup").is_none());
@@ -187,7 +187,7 @@ async fn provider_claims<S: AccountStore>(store: &S) {
     );
     store.set_provider_claims(&a.id, &said).await.expect("set");
     store.set_provider_claims(&a.id, &claims("oidc.google", &[], &["Acme Corp"], &[])).await.expect("set");
-    assert_eq!(store.by_reference("CLAIMS").await.expect("by username"), [a.id.clone()]);
+    assert_eq!(store.by_reference("CLAIMS").await.expect("by username"), vec![a.id.clone()]);
     let want = vec![
         claims(
             "ldap.corp",
