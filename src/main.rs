@@ -25,8 +25,13 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Check config files without starting; prints one line per problem.
+    /// Check config files without starting; prints one line per problem. A secret that is
+    /// absent here (a `*_file` that does not exist, a `*_env` that is not set) is a warning,
+    /// so that a config can be checked away from the machine that holds its secrets.
     Check {
+        /// Absent secrets are errors too.
+        #[arg(long)]
+        strict: bool,
         /// Config files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -76,7 +81,7 @@ enum AccountsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { files } => return check(&files),
+        Command::Check { files, strict } => return check(&files, strict),
         Command::Keygen => deskgate::jwt::generate_pem().map(|pem| print!("{pem}")).map_err(Into::into),
         Command::Serve { config } => runtime().and_then(|rt| rt.block_on(serve(&config))),
         Command::Accounts { command: AccountsCommand::Add { config, email, name, usergroups } } => {
@@ -99,11 +104,17 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")
 }
 
-fn check(files: &[PathBuf]) -> ExitCode {
+fn check(files: &[PathBuf], strict: bool) -> ExitCode {
     let mut failed = false;
     for file in files {
-        match load_file(file) {
-            Ok(config) => {
+        match deskgate::config::check_file(file, strict) {
+            Ok((config, absent)) => {
+                for d in &absent {
+                    println!(
+                        "{}:{}:{}: warning: {}: {} (an absent secret)",
+                        d.file, d.line, d.col, d.path, d.message
+                    );
+                }
                 println!("{}: ok", file.display());
                 for note in deskgate::config::notes(&config) {
                     println!("{}: note: {note}", file.display());

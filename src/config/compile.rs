@@ -25,6 +25,11 @@ impl Ctx<'_> {
         self.problems.push(Problem::new(path, message));
     }
 
+    /// A file the config names could not be read: an absent secret when it does not exist.
+    fn unreadable(&mut self, path: &str, file: &Path, error: &std::io::Error) {
+        self.problems.push(Problem::reading(path, file, error));
+    }
+
     fn duration(&mut self, path: &str, value: Option<&String>, default: Duration) -> Duration {
         match value.map(|v| parse_duration(v)) {
             None => default,
@@ -49,14 +54,14 @@ impl Ctx<'_> {
             (Some(f), None) => match std::fs::read(self.base.join(f)) {
                 Ok(bytes) => bytes.trim_ascii().to_vec(),
                 Err(e) => {
-                    self.problem(format!("{path}_file"), format!("cannot read `{f}`: {e}"));
+                    self.unreadable(&format!("{path}_file"), &self.base.join(f), &e);
                     return None;
                 }
             },
             (None, Some(var)) => match std::env::var(var) {
                 Ok(v) => v.trim().as_bytes().to_vec(),
-                Err(_) => {
-                    self.problem(format!("{path}_env"), format!("environment variable `{var}` is not set"));
+                Err(e) => {
+                    self.problems.push(Problem::variable(format!("{path}_env"), var, &e));
                     return None;
                 }
             },
@@ -94,11 +99,12 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let upstream = upstream(&mut cx, file.upstream.take());
     let session = session(&mut cx, file.session.take().unwrap_or_default());
     let storage = storage(&mut cx, file.storage.take().unwrap_or_default());
-    let registration = registration(&mut cx, file.registration.take(), file.smtp.take());
+    let builtin_enabled =
+        file.providers.as_ref().and_then(|p| p.builtin.as_ref()).and_then(|b| b.enabled).unwrap_or(true);
+    let registration = registration(&mut cx, file.registration.take(), file.smtp.take(), builtin_enabled);
     let model = model(&mut cx, &file);
     let policy = policy(&mut cx, file.rules.take().unwrap_or_default(), &model);
     let providers = file.providers.take().unwrap_or_default();
-    let builtin_enabled = providers.builtin.and_then(|b| b.enabled).unwrap_or(true);
     #[cfg(feature = "ldap")]
     let ldap = ldap(&mut cx, providers.ldap.unwrap_or_default(), &model);
     #[cfg(feature = "oidc")]
@@ -196,9 +202,17 @@ fn metrics(cx: &mut Ctx<'_>, f: MetricsFile, public: SocketAddr) -> MetricsListe
     MetricsListener { listen, path }
 }
 
-fn registration(cx: &mut Ctx<'_>, f: Option<RegistrationFile>, smtp: Option<SmtpFile>) -> Registration {
+/// `[registration]`; without a mode, sign-up is open, or off when there are no built-in
+/// accounts to sign up for.
+fn registration(
+    cx: &mut Ctx<'_>,
+    f: Option<RegistrationFile>,
+    smtp: Option<SmtpFile>,
+    builtin_enabled: bool,
+) -> Registration {
     let mode = f.and_then(|r| r.mode);
     let registration = match mode.as_deref() {
+        None if !builtin_enabled => Registration::Disabled,
         None | Some("open") => Registration::Open,
         Some("approval") => Registration::Approval,
         Some("disabled") => Registration::Disabled,
@@ -248,7 +262,7 @@ fn smtp(cx: &mut Ctx<'_>, f: &SmtpFile) -> Smtp {
         (Some(user), Some(file)) => match std::fs::read_to_string(cx.base.join(file)) {
             Ok(p) => Some((user.clone(), SmtpPassword(p.trim().to_owned()))),
             Err(e) => {
-                cx.problem("smtp.password_file", format!("cannot read `{file}`: {e}"));
+                cx.unreadable("smtp.password_file", &cx.base.join(file), &e);
                 None
             }
         },
@@ -403,7 +417,11 @@ fn tls(cx: &mut Ctx<'_>, f: TlsFile) -> Option<crate::config::Tls> {
                 crate::tls::TlsError::NoCertificate(_) => "server.tls.cert_file",
                 _ => "server.tls.key_file",
             };
-            cx.problem(at, deskgate_provider::error_chain(&e));
+            match &e {
+                // The key is a secret, and its certificate goes with it.
+                crate::tls::TlsError::Read { path, source } => cx.unreadable(at, path, source),
+                _ => cx.problem(at, deskgate_provider::error_chain(&e)),
+            }
             None
         }
     }
@@ -712,13 +730,16 @@ fn ldap(
             link_by_email: file.link_by_email,
             group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
         };
-        match file.build(&id) {
-            Ok(ldap) => out.push(LdapProvider {
-                id: format!("ldap.{id}"),
-                label: file.display_name.clone().unwrap_or_else(|| format!("Directory account ({id})")),
-                ldap,
-                policy,
-            }),
+        match file.build_allowing_absent_secrets(&id) {
+            Ok((ldap, absent)) => {
+                cx.problems.extend(absent.into_iter().map(|p| p.under(&path)));
+                out.push(LdapProvider {
+                    id: format!("ldap.{id}"),
+                    label: file.display_name.clone().unwrap_or_else(|| format!("Directory account ({id})")),
+                    ldap,
+                    policy,
+                });
+            }
             Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
         }
     }
@@ -743,15 +764,18 @@ fn oidc(
             link_by_email: file.link_by_email,
             group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
         };
-        match file.build(&key) {
-            Ok(oidc) => out.push(OidcProvider {
-                id: oidc.provider_id().to_owned(),
-                label: oidc.display_name().to_owned(),
-                key,
-                oidc,
-                policy,
-                end_session: file.end_session,
-            }),
+        match file.build_allowing_absent_secrets(&key) {
+            Ok((oidc, absent)) => {
+                cx.problems.extend(absent.into_iter().map(|p| p.under(&path)));
+                out.push(OidcProvider {
+                    id: oidc.provider_id().to_owned(),
+                    label: oidc.display_name().to_owned(),
+                    key,
+                    oidc,
+                    policy,
+                    end_session: file.end_session,
+                });
+            }
             Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
         }
     }
@@ -779,14 +803,17 @@ fn saml(
             link_by_email: file.link_by_email,
             group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
         };
-        match file.build(&key, public_url) {
-            Ok(saml) => out.push(SamlProvider {
-                id: saml.provider_id().to_owned(),
-                label: saml.display_name().to_owned(),
-                key,
-                saml,
-                policy,
-            }),
+        match file.build_allowing_absent_secrets(&key, public_url) {
+            Ok((saml, absent)) => {
+                cx.problems.extend(absent.into_iter().map(|p| p.under(&path)));
+                out.push(SamlProvider {
+                    id: saml.provider_id().to_owned(),
+                    label: saml.display_name().to_owned(),
+                    key,
+                    saml,
+                    policy,
+                });
+            }
             Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
         }
     }

@@ -34,6 +34,18 @@ impl fmt::Display for Diagnostic {
 
 /// Reads and compiles a config file.
 pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
+    read_and_load(path, false).map(|(config, _)| config)
+}
+
+/// Reads and compiles a config file as `deskgate check` does on a machine that may not hold
+/// the deployment's secrets: an absent secret (a `*_file` that does not exist, a `*_env`
+/// that is not set) is returned as a warning, once, and the rest is checked as if it were
+/// there. With `strict`, absent secrets are problems like any other.
+pub fn check_file(path: &Path, strict: bool) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
+    read_and_load(path, !strict)
+}
+
+fn read_and_load(path: &Path, absent_ok: bool) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Diagnostic {
@@ -45,11 +57,20 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<Diagnostic>> {
         }]
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    load_str(&name, &text, base)
+    load_with(&name, &text, base, absent_ok)
 }
 
 /// Compiles config text; `base` is the folder relative paths in it are read from.
 pub fn load_str(name: &str, text: &str, base: &Path) -> Result<Config, Vec<Diagnostic>> {
+    load_with(name, text, base, false).map(|(config, _)| config)
+}
+
+fn load_with(
+    name: &str,
+    text: &str,
+    base: &Path,
+    absent_ok: bool,
+) -> Result<(Config, Vec<Diagnostic>), Vec<Diagnostic>> {
     let at = |span: Option<Range<usize>>, path: String, message: String| {
         let (line, col) = line_col(text, span.map_or(0, |s| s.start));
         Diagnostic { file: name.to_owned(), line, col, path, message }
@@ -72,14 +93,20 @@ pub fn load_str(name: &str, text: &str, base: &Path) -> Result<Config, Vec<Diagn
 
     let mut problems: Vec<Problem> = unknown.into_iter().map(|p| Problem::new(p, "unknown key")).collect();
     let mut compiled = compile::compile(file, base, &mut problems);
+    let (absent, problems): (Vec<Problem>, Vec<Problem>) =
+        problems.into_iter().partition(|p| absent_ok && p.absent);
+    let located = |problems: Vec<Problem>| {
+        let mut out: Vec<Diagnostic> =
+            problems.into_iter().map(|p| at(span_of(doc.as_table(), &p.path), p.path, p.message)).collect();
+        out.sort_by_key(|d| (d.line, d.col));
+        out.dedup();
+        out
+    };
     if problems.is_empty() {
         compiled.fingerprint = fingerprint(text);
-        return Ok(compiled);
+        return Ok((compiled, located(absent)));
     }
-    let mut out: Vec<Diagnostic> =
-        problems.into_iter().map(|p| at(span_of(doc.as_table(), &p.path), p.path, p.message)).collect();
-    out.sort_by_key(|d| (d.line, d.col));
-    Err(out)
+    Err(located(problems))
 }
 
 /// The first 64 bits of the text's SHA-256, never 0 (the generation of no config).

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use load::{Diagnostic, load_file, load_str};
+pub use load::{Diagnostic, check_file, load_file, load_str};
 pub use net::IpRange;
 pub use notes::notes;
 

@@ -67,6 +67,75 @@ fn check_names_the_line_of_a_syntax_or_type_error_and_passes_the_shipped_configs
     }
 }
 
+/// A config checked away from the machine that holds its secrets: each absent `*_file` or
+/// `*_env` secret is one warning line and the check passes (it used to fail, and a provider
+/// left out for want of its secret also made "no identity provider is enabled" appear);
+/// with `--strict` each is one error. Serving still refuses a config whose secret is absent.
+#[test]
+fn check_passes_every_example_without_its_secrets_and_strict_names_each_absent_secret_once() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    assert!(files.len() >= 6, "{files:?}");
+    let check = |strict: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"));
+        cmd.arg("check");
+        if strict {
+            cmd.arg("--strict");
+        }
+        let out = cmd.args(&files).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (ok, text) = check(false);
+    assert!(ok, "{text}");
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains(": warning: ")).collect();
+    for key in [
+        "providers.ldap.corp.bind_password_file",
+        "providers.oidc.google.client_secret_file",
+        "providers.oidc.sso.client_secret_file",
+    ] {
+        assert_eq!(warnings.iter().filter(|l| l.contains(key)).count(), 1, "{key} once: {text}");
+    }
+    assert!(warnings.iter().all(|l| l.ends_with("(an absent secret)")), "{text}");
+    assert_eq!(text.lines().filter(|l| l.ends_with(": ok")).count(), files.len(), "{text}");
+
+    let (ok, strict) = check(true);
+    assert!(!ok);
+    let errors: Vec<&str> =
+        strict.lines().filter(|l| !l.ends_with(": ok") && !l.contains(": note: ")).collect();
+    assert_eq!(errors.len(), warnings.len(), "each absent secret once, and nothing else: {strict}");
+
+    // Serving needs the secret: refused, naming the key.
+    let google = examples.join("google.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .args(["serve", "--config"])
+        .arg(&google)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("providers.oidc.google.client_secret_file"));
+}
+
+/// Without built-in accounts and without `[registration]`, sign-up is simply off: not the
+/// error "sign-up is allowed but built-in accounts are disabled".
+#[test]
+fn a_config_without_built_in_accounts_or_registration_is_valid_and_offers_no_sign_up() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("secret"), "deskgate-test-secret\n").unwrap();
+    let text = format!(
+        "[upstream]\nurl = \"http://127.0.0.1:9\"\n[providers.builtin]\nenabled = false\n\
+         [providers.oidc.corp]\nissuer = \"https://sso.example.com\"\nclient_id = \"x\"\nclient_secret_file = \"secret\"\n{HELPDESK}"
+    );
+    let config = deskgate::config::load_str("c.toml", &text, &dir.0).unwrap_or_else(|d| panic!("{d:?}"));
+    assert_eq!(config.registration, deskgate::config::Registration::Disabled);
+    let open = text.replace("[providers.builtin]", "[registration]\nmode = \"open\"\n[providers.builtin]");
+    let problems = deskgate::config::load_str("c.toml", &open, &dir.0).expect_err("sign-up to nothing");
+    assert!(problems.iter().any(|d| d.path == "registration.mode"), "{problems:?}");
+}
+
 /// README command 1 is `bash examples/demo.sh` (build libraries, then `cargo run --example
 /// demo`); this runs the same example binary (built by `cargo test`) on free ports and
 /// follows the URL it prints to the login page.

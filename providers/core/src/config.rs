@@ -12,12 +12,41 @@ pub struct Problem {
     pub path: String,
     /// What is wrong, in words an admin understands.
     pub message: String,
+    /// A secret (a `*_file` that does not exist, a `*_env` that is not set) that is absent
+    /// here: where the config is only checked, as on a machine without the deployment's
+    /// secrets, this is a warning, and the config is compiled as if the secret were there.
+    pub absent: bool,
 }
 
 impl Problem {
     /// A problem at `path`.
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { path: path.into(), message: message.into() }
+        Problem { path: path.into(), message: message.into(), absent: false }
+    }
+
+    /// An absent secret at `path` (see [`Problem::absent`]).
+    pub fn absent(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem { absent: true, ..Problem::new(path, message) }
+    }
+
+    /// The problem of reading a secret file: an absent secret when the file does not exist.
+    pub fn reading(path: impl Into<String>, file: &std::path::Path, error: &std::io::Error) -> Self {
+        let message = format!("cannot read {}: {error}", file.display());
+        if error.kind() == std::io::ErrorKind::NotFound {
+            Problem::absent(path, message)
+        } else {
+            Problem::new(path, message)
+        }
+    }
+
+    /// The problem of an environment variable holding a secret: an absent secret when the
+    /// variable is not set.
+    pub fn variable(path: impl Into<String>, var: &str, error: &std::env::VarError) -> Self {
+        let message = format!("environment variable `{var}`: {error}");
+        match error {
+            std::env::VarError::NotPresent => Problem::absent(path, message),
+            std::env::VarError::NotUnicode(_) => Problem::new(path, message),
+        }
     }
 
     /// The same problem seen from a parent table: `prefix.path`.

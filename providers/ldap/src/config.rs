@@ -122,6 +122,22 @@ impl LdapConfig {
 
     /// [`build`](Self::build) with a chosen clock for skipping down servers.
     pub fn build_with_clock(&self, id: &str, clock: Arc<dyn Clock>) -> Result<Ldap, Vec<Problem>> {
+        self.assemble(id, clock, false).map(|(built, _)| built)
+    }
+
+    /// As [`build`](Self::build), but a secret absent here (see [`Problem::absent`]) does not
+    /// stop it: the provider is built as if the secret were there, and the absent secrets are
+    /// returned with it, for a config check away from the machine that holds them.
+    pub fn build_allowing_absent_secrets(&self, id: &str) -> Result<(Ldap, Vec<Problem>), Vec<Problem>> {
+        self.assemble(id, Arc::new(SystemClock), true)
+    }
+
+    fn assemble(
+        &self,
+        id: &str,
+        clock: Arc<dyn Clock>,
+        absent_ok: bool,
+    ) -> Result<(Ldap, Vec<Problem>), Vec<Problem>> {
         let mut problems = Vec::new();
         let ad = self.kind == Kind::ActiveDirectory;
 
@@ -170,6 +186,11 @@ impl LdapConfig {
         }
         let bind_password = match self.bind_password() {
             Ok(password) => Some(password),
+            // Compiled as if it were there: a check elsewhere reports it once, and nothing else.
+            Err(problem) if problem.absent => {
+                problems.push(problem);
+                Some(Secret("(absent)".into()))
+            }
             Err(problem) => {
                 problems.push(problem);
                 None
@@ -235,7 +256,8 @@ impl LdapConfig {
             }
         }
 
-        let Some(bind_password) = bind_password.filter(|_| problems.is_empty()) else {
+        let Some(bind_password) = bind_password.filter(|_| problems.iter().all(|p| absent_ok && p.absent))
+        else {
             return Err(problems);
         };
         let settings = Settings {
@@ -261,7 +283,7 @@ impl LdapConfig {
             link_by_email: self.link_by_email,
             groups: self.groups.clone(),
         };
-        Ok(Ldap::from_settings(settings, clock))
+        Ok((Ldap::from_settings(settings, clock), problems))
     }
 
     fn bind_password(&self) -> Result<Secret, Problem> {
@@ -280,17 +302,14 @@ impl LdapConfig {
                 ));
             }
             (Some(file), None) => {
-                let text = std::fs::read_to_string(file).map_err(|e| {
-                    Problem::new("bind_password_file", format!("cannot read {}: {e}", file.display()))
-                })?;
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| Problem::reading("bind_password_file", file, &e))?;
                 let text = text.strip_suffix('\n').unwrap_or(&text);
                 let text = text.strip_suffix('\r').unwrap_or(text);
                 (text.to_owned(), "bind_password_file")
             }
             (None, Some(var)) => {
-                let text = std::env::var(var).map_err(|e| {
-                    Problem::new("bind_password_env", format!("environment variable `{var}`: {e}"))
-                })?;
+                let text = std::env::var(var).map_err(|e| Problem::variable("bind_password_env", var, &e))?;
                 (text, "bind_password_env")
             }
         };

@@ -102,6 +102,22 @@ impl OidcConfig {
 
     /// [`build`](Self::build) with a chosen clock for token expiry and key refetching.
     pub fn build_with_clock(&self, id: &str, clock: Arc<dyn Clock>) -> Result<Oidc, Vec<Problem>> {
+        self.assemble(id, clock, false).map(|(built, _)| built)
+    }
+
+    /// As [`build`](Self::build), but a secret absent here (see [`Problem::absent`]) does not
+    /// stop it: the provider is built as if the secret were there, and the absent secrets are
+    /// returned with it, for a config check away from the machine that holds them.
+    pub fn build_allowing_absent_secrets(&self, id: &str) -> Result<(Oidc, Vec<Problem>), Vec<Problem>> {
+        self.assemble(id, Arc::new(SystemClock), true)
+    }
+
+    fn assemble(
+        &self,
+        id: &str,
+        clock: Arc<dyn Clock>,
+        absent_ok: bool,
+    ) -> Result<(Oidc, Vec<Problem>), Vec<Problem>> {
         let mut problems = Vec::new();
         let google = self.preset == Some(Preset::Google);
 
@@ -136,6 +152,11 @@ impl OidcConfig {
         }
         let client_secret = match self.client_secret() {
             Ok(secret) => Some(secret),
+            // Compiled as if it were there: a check elsewhere reports it once, and nothing else.
+            Err(problem) if problem.absent => {
+                problems.push(problem);
+                Some(Secret("(absent)".into()))
+            }
             Err(problem) => {
                 problems.push(problem);
                 None
@@ -236,7 +257,7 @@ impl OidcConfig {
         };
 
         let (Some(issuer), Some(client_secret), Some(http), true) =
-            (issuer, client_secret, http, problems.is_empty())
+            (issuer, client_secret, http, problems.iter().all(|p| absent_ok && p.absent))
         else {
             return Err(problems);
         };
@@ -271,7 +292,7 @@ impl OidcConfig {
             link_by_email: self.link_by_email,
             groups: self.groups.clone(),
         };
-        Ok(Oidc::from_settings(settings, http, clock))
+        Ok((Oidc::from_settings(settings, http, clock), problems))
     }
 
     fn algorithms(&self, problems: &mut Vec<Problem>) -> Vec<Algorithm> {
@@ -324,17 +345,14 @@ impl OidcConfig {
                 ));
             }
             (Some(file), None) => {
-                let text = std::fs::read_to_string(file).map_err(|e| {
-                    Problem::new("client_secret_file", format!("cannot read {}: {e}", file.display()))
-                })?;
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| Problem::reading("client_secret_file", file, &e))?;
                 let text = text.strip_suffix('\n').unwrap_or(&text);
                 let text = text.strip_suffix('\r').unwrap_or(text);
                 (text.to_owned(), "client_secret_file")
             }
             (None, Some(var)) => {
-                let text = std::env::var(var).map_err(|e| {
-                    Problem::new("client_secret_env", format!("environment variable `{var}`: {e}"))
-                })?;
+                let text = std::env::var(var).map_err(|e| Problem::variable("client_secret_env", var, &e))?;
                 (text, "client_secret_env")
             }
         };

@@ -108,6 +108,27 @@ impl SamlConfig {
         public_url: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Saml, Vec<Problem>> {
+        self.assemble(id, public_url, clock, false).map(|(built, _)| built)
+    }
+
+    /// As [`build`](Self::build), but a secret absent here (see [`Problem::absent`]) does not
+    /// stop it: the provider is built without it, and the absent secrets are returned with
+    /// it, for a config check away from the machine that holds them.
+    pub fn build_allowing_absent_secrets(
+        &self,
+        id: &str,
+        public_url: &str,
+    ) -> Result<(Saml, Vec<Problem>), Vec<Problem>> {
+        self.assemble(id, public_url, Arc::new(SystemClock), true)
+    }
+
+    fn assemble(
+        &self,
+        id: &str,
+        public_url: &str,
+        clock: Arc<dyn Clock>,
+        absent_ok: bool,
+    ) -> Result<(Saml, Vec<Problem>), Vec<Problem>> {
         let mut problems = Vec::new();
         let onelogin = self.preset == Some(Preset::Onelogin);
 
@@ -197,7 +218,8 @@ impl SamlConfig {
             }
         };
 
-        let (Some(source), Some(http), true) = (source, http, problems.is_empty()) else {
+        let (Some(source), Some(http), true) = (source, http, problems.iter().all(|p| absent_ok && p.absent))
+        else {
             return Err(problems);
         };
         let (sp_key, sp_cert_der) = match sp_key {
@@ -239,7 +261,7 @@ impl SamlConfig {
             link_by_email: self.link_by_email,
             groups: self.groups.clone(),
         };
-        Ok(Saml::from_parts(settings, http, clock, initial))
+        Ok((Saml::from_parts(settings, http, clock, initial), problems))
     }
 
     fn source(&self, problems: &mut Vec<Problem>, onelogin: bool) -> Option<Source> {
@@ -280,12 +302,12 @@ impl SamlConfig {
                 return None;
             }
         };
-        let key = read_file(problems, "sp_key_file", key_file).and_then(|pem| {
+        let key = read_file(problems, "sp_key_file", key_file, true).and_then(|pem| {
             PKey::private_key_from_pem(&pem)
                 .map_err(|_| problems.push(Problem::new("sp_key_file", "is not a PEM private key")))
                 .ok()
         });
-        let cert = read_file(problems, "sp_cert_file", cert_file).and_then(|pem| {
+        let cert = read_file(problems, "sp_cert_file", cert_file, true).and_then(|pem| {
             openssl::x509::X509::from_pem(&pem)
                 .map_err(|_| problems.push(Problem::new("sp_cert_file", "is not a PEM certificate")))
                 .ok()
@@ -312,14 +334,19 @@ impl SamlConfig {
     }
 }
 
-fn read_file(problems: &mut Vec<Problem>, key: &str, path: &Path) -> Option<Vec<u8>> {
+/// Reads a file the config names; a secret one (the SP key and its certificate) that does
+/// not exist is an absent secret.
+fn read_file(problems: &mut Vec<Problem>, key: &str, path: &Path, secret: bool) -> Option<Vec<u8>> {
     std::fs::read(path)
-        .map_err(|error| problems.push(Problem::new(key, format!("cannot read {}: {error}", path.display()))))
+        .map_err(|error| {
+            let problem = Problem::reading(key, path, &error);
+            problems.push(if secret { problem } else { Problem { absent: false, ..problem } })
+        })
         .ok()
 }
 
 fn read_metadata_file(problems: &mut Vec<Problem>, path: &Path, clock: &dyn Clock) -> Option<IdpMetadata> {
-    let bytes = read_file(problems, "idp_metadata_file", path)?;
+    let bytes = read_file(problems, "idp_metadata_file", path, false)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| problems.push(Problem::new("idp_metadata_file", "is not UTF-8")))
         .ok()?;
