@@ -54,7 +54,7 @@ pub async fn start(
     let next = forms::next_or_root(q.next.as_deref());
     match p.oidc.begin(&callback_url(&state, &key)).await {
         Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), &headers, started, next)),
-        Err(e) => redirect::refused(&p.id, e),
+        Err(e) => redirect::refused(&p.id, &p.label, e),
     }
 }
 
@@ -78,7 +78,7 @@ pub async fn callback(
         Ok(identity) => redirect::finish(&state, &headers, identity, &p.policy, &pending.next).await?,
         Err(e) => {
             state.metrics.sign_in(&p.id, crate::metrics::SignIn::Failure);
-            redirect::refused(&p.id, e)?
+            redirect::refused(&p.id, &p.label, e)?
         }
     };
     Ok(claim.answer(resp))

@@ -190,7 +190,9 @@ pub fn start_again(status: StatusCode) -> Response {
 }
 
 /// The page for a provider's refusal; the detail goes to the log only.
-pub fn refused(provider: &str, error: AuthError) -> Result<Response, GatewayError> {
+/// A refusal by deskgate's own rules for the provider (an allowed domain, a verified
+/// address) is said in plain words, naming the provider by its label.
+pub fn refused(provider: &str, label: &str, error: AuthError) -> Result<Response, GatewayError> {
     tracing::info!(
         target: "deskgate::audit",
         %provider,
@@ -200,13 +202,15 @@ pub fn refused(provider: &str, error: AuthError) -> Result<Response, GatewayErro
     );
     let (status, text) = match error {
         AuthError::Unavailable(e) => return Err(GatewayError::IdentitySource(AuthError::Unavailable(e))),
-        AuthError::NotAllowed(_) => (StatusCode::FORBIDDEN, "This account may not sign in here."),
-        AuthError::AccountDisabled => {
-            (StatusCode::FORBIDDEN, "This account is disabled. Please contact an administrator.")
+        AuthError::NotAllowed(why) => {
+            (StatusCode::FORBIDDEN, format!("Signing in with {label} was refused: {why}."))
         }
-        _ => (StatusCode::BAD_REQUEST, "The sign-in could not be completed. Please start again."),
+        AuthError::AccountDisabled => {
+            (StatusCode::FORBIDDEN, "This account is disabled. Please contact an administrator.".to_owned())
+        }
+        _ => (StatusCode::BAD_REQUEST, "The sign-in could not be completed. Please start again.".to_owned()),
     };
-    Ok(html::message(status, "Sign-in failed", text, Some((&format!("{PREFIX}/login"), "Sign in"))))
+    Ok(html::message(status, "Sign-in failed", &text, Some((&format!("{PREFIX}/login"), "Sign in"))))
 }
 
 /// Resolves the account for a provider's identity and starts the session.

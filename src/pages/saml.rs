@@ -54,7 +54,7 @@ pub async fn start(
     let next = forms::next_or_root(q.next.as_deref());
     match p.saml.begin(p.saml.acs_url()).await {
         Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), &headers, started, next)),
-        Err(e) => redirect::refused(&p.id, e),
+        Err(e) => redirect::refused(&p.id, &p.label, e),
     }
 }
 
@@ -95,7 +95,7 @@ async fn accept(
         Ok(identity) => identity,
         Err(e) => {
             state.metrics.sign_in(&p.id, crate::metrics::SignIn::Failure);
-            return redirect::refused(&p.id, e);
+            return redirect::refused(&p.id, &p.label, e);
         }
     };
     // Each assertion is accepted once, until it expires: the replay cache lives in the

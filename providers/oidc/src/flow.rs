@@ -147,10 +147,10 @@ fn callback_error(error: &str, description: Option<&str>, provider: &str) -> Aut
     tracing::info!(provider, error = code, description = %description.escape_debug(), "The identity provider returned an error");
     match code {
         "access_denied" => {
-            AuthError::NotAllowed("the sign-in was cancelled or refused at the identity provider".into())
+            AuthError::NotAllowed("the sign-in was cancelled or refused at the provider".into())
         }
         "login_required" | "consent_required" | "interaction_required" | "account_selection_required" => {
-            AuthError::NotAllowed(format!("the identity provider did not complete the sign-in ({code})"))
+            AuthError::NotAllowed(format!("the provider did not complete the sign-in ({code})"))
         }
         "server_error" | "temporarily_unavailable" => {
             OidcError::ProviderFailed { error: code.to_owned() }.into()

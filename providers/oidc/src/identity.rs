@@ -26,7 +26,7 @@ pub(crate) fn identity(settings: &Settings, claims: &Map<String, Value>) -> Resu
     };
     if email.is_some() && !email_verified && !settings.allow_unverified_email {
         return Err(AuthError::NotAllowed(
-            "the identity provider has not verified this account's email address".into(),
+            "the provider has not verified this account's email address".into(),
         ));
     }
 
@@ -35,11 +35,14 @@ pub(crate) fn identity(settings: &Settings, claims: &Map<String, Value>) -> Resu
         match &hd {
             None => {
                 return Err(AuthError::NotAllowed(
-                    "only accounts of an allowed organization may sign in here, not personal accounts".into(),
+                    "this is a personal account, and only accounts of an allowed domain may sign in here"
+                        .into(),
                 ));
             }
             Some(domain) if !settings.allowed_domains.contains(domain) => {
-                return Err(AuthError::NotAllowed(format!("accounts of {domain} may not sign in here")));
+                return Err(AuthError::NotAllowed(format!(
+                    "this account is in the domain {domain}, which is not an allowed domain here"
+                )));
             }
             Some(_) => {}
         }
