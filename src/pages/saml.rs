@@ -73,6 +73,24 @@ pub async fn acs(
     Ok(claim.answer(resp))
 }
 
+/// A response that answers no sign-in this browser started, while `allow_idp_initiated` is
+/// off: sign-ins must start at deskgate.
+fn start_here(p: &SamlProvider) -> Response {
+    tracing::info!(provider = %p.id, "A SAML response that answers no sign-in of this browser (IdP-initiated?); refused");
+    let text = format!(
+        "Sign-ins with {label} must start here: this one was started somewhere else (for example from \
+         the {label} portal) or in another browser. Please choose \"Sign in with {label}\" on the sign-in page. \
+         (Administrators can accept sign-ins started at {label} with allow_idp_initiated = true.)",
+        label = p.label
+    );
+    html::message(
+        StatusCode::BAD_REQUEST,
+        "Please start signing in here",
+        &text,
+        Some((&format!("{PREFIX}/login"), "Sign in")),
+    )
+}
+
 /// The ACS answer for what the browser's cookie held.
 async fn accept(
     state: &AppState,
@@ -89,6 +107,8 @@ async fn accept(
         Err(redirect::NoPending::NotThisBrowser) if p.saml.allows_idp_initiated() => {
             (p.saml.complete_idp_initiated(acs, callback).await, "/".to_owned())
         }
+        // Most often a sign-in started at the IdP's portal: say where sign-ins start.
+        Err(redirect::NoPending::NotThisBrowser) => return Ok(start_here(p)),
         Err(why) => return Ok(redirect::no_pending(&p.id, *why)),
     };
     let identity = match result {

@@ -163,6 +163,31 @@ async fn an_idp_initiated_response_is_accepted_once_when_allowed() {
     assert!(replay.session_cookie().is_none());
 }
 
+/// With `allow_idp_initiated` off (the default), a sign-in started at the IdP's portal is
+/// refused with a page that says sign-ins start here and names the setting, rather than
+/// "this sign-in has expired".
+#[tokio::test]
+async fn an_idp_initiated_response_when_not_allowed_says_sign_ins_start_here() {
+    let Some(idp) = peer("DESKGATE_TEST_SAML_IDP") else { return };
+    let (stack, _turn) = stack(&idp, false).await;
+    let entity = format!("http://127.0.0.1:{PORT}/.deskgate/saml/onelogin/metadata");
+    let url = format!(
+        "{idp}/saml2/idp/SSOService.php?spentityid={}",
+        url::form_urlencoded::byte_serialize(entity.as_bytes()).collect::<String>()
+    );
+    let fields = at_idp(&url, "bob@corp.example.com").await;
+    let mut b = Browser::new(&stack);
+    let done = post_acs(&mut b, &fields).await;
+    assert_eq!(done.status, 400, "{}", done.body);
+    assert!(
+        done.body.contains("must start here") && done.body.contains("allow_idp_initiated = true"),
+        "{}",
+        done.body
+    );
+    assert!(!done.body.contains("expired or was already used"), "{}", done.body);
+    assert!(b.session_cookie().is_none());
+}
+
 #[tokio::test]
 async fn the_service_provider_metadata_names_our_entity_and_acs() {
     let Some(idp) = peer("DESKGATE_TEST_SAML_IDP") else { return };

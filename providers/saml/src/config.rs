@@ -50,6 +50,11 @@ pub struct SamlConfig {
     /// Accept responses the IdP sends without a request from deskgate (default false).
     #[serde(default)]
     pub allow_idp_initiated: bool,
+    /// Require the Assertion itself to be signed, as the SP metadata then declares
+    /// (`WantAssertionsSigned`); default true. With false, a signed Response around an
+    /// unsigned Assertion is accepted too, and the metadata says so.
+    #[serde(default)]
+    pub want_assertions_signed: Option<bool>,
     /// How far the IdP's clock may be off, default `2m`, at most `5m`.
     #[serde(default)]
     pub clock_skew: Option<String>,
@@ -226,16 +231,18 @@ impl SamlConfig {
             Some((key, cert)) => (Some(key), Some(cert)),
             None => (None, None),
         };
-        let sp_metadata =
-            match crate::sp::metadata(&entity_id, &acs, name_id_format.as_deref(), sp_cert_der.as_deref()) {
-                Ok(xml) => xml,
-                Err(message) => {
-                    return Err(vec![Problem::new(
-                        "entity_id",
-                        format!("cannot write SP metadata: {message}"),
-                    )]);
-                }
-            };
+        let sp_metadata = match crate::sp::metadata(
+            &entity_id,
+            &acs,
+            name_id_format.as_deref(),
+            sp_cert_der.as_deref(),
+            self.want_assertions_signed.unwrap_or(true),
+        ) {
+            Ok(xml) => xml,
+            Err(message) => {
+                return Err(vec![Problem::new("entity_id", format!("cannot write SP metadata: {message}"))]);
+            }
+        };
         let display_name =
             self.display_name.clone().unwrap_or_else(|| if onelogin { "OneLogin" } else { "SAML" }.into());
         let settings = Settings {
@@ -249,6 +256,7 @@ impl SamlConfig {
             sp_metadata,
             name_id_format,
             allow_idp_initiated: self.allow_idp_initiated,
+            want_assertions_signed: self.want_assertions_signed.unwrap_or(true),
             max_response_bytes,
             mapping: Mapping {
                 provider: format!("saml.{id}"),

@@ -107,6 +107,10 @@ pub enum ResponseError {
     /// Neither the Response nor the Assertion carries a signature.
     #[error("neither the Response nor the Assertion is signed")]
     Unsigned,
+    /// Only the Response is signed, and the Assertion must be signed itself
+    /// (`want_assertions_signed`, what the SP metadata declares).
+    #[error("the Assertion is not signed itself (only the Response is), and want_assertions_signed is on")]
+    AssertionUnsigned,
     /// A `Signature` element sits anywhere but directly in the Response or the Assertion,
     /// or one of them has two.
     #[error("a signature is where no signature belongs")]
@@ -207,6 +211,7 @@ impl ResponseError {
             ResponseError::AssertionMisplaced => "assertion-misplaced",
             ResponseError::Encrypted => "encrypted",
             ResponseError::Unsigned => "unsigned",
+            ResponseError::AssertionUnsigned => "assertion-unsigned",
             ResponseError::SignatureMisplaced => "signature-misplaced",
             ResponseError::SignatureReference(_) => "signature-reference",
             ResponseError::AlgorithmRefused(_) => "algorithm",

@@ -63,6 +63,7 @@ pub(crate) struct Settings {
     pub(crate) sp_metadata: String,
     pub(crate) name_id_format: Option<String>,
     pub(crate) allow_idp_initiated: bool,
+    pub(crate) want_assertions_signed: bool,
     pub(crate) max_response_bytes: usize,
     pub(crate) mapping: Mapping,
     pub(crate) display_name: String,
@@ -330,7 +331,8 @@ impl Saml {
         let (encoded, limit) = ((*encoded).to_owned(), settings.max_response_bytes);
         let (sp_entity_id, acs, request_id) =
             (settings.entity_id.clone(), acs.to_owned(), request_id.map(str::to_owned));
-        let (now, skew) = (self.inner.clock.now(), settings.skew);
+        let (now, skew, want_assertions_signed) =
+            (self.inner.clock.now(), settings.skew, settings.want_assertions_signed);
         let assertion = tokio::task::spawn_blocking(move || {
             let expected = Expected {
                 sp_entity_id: &sp_entity_id,
@@ -339,6 +341,7 @@ impl Saml {
                 request_id: request_id.as_deref(),
                 now,
                 skew,
+                want_assertions_signed,
             };
             response::verify(&encoded, limit, &metadata.certificates, &expected)
         })

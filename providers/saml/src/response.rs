@@ -37,6 +37,9 @@ pub(crate) struct Expected<'a> {
     pub(crate) now: SystemTime,
     /// How far the IdP's clock may be off.
     pub(crate) skew: Duration,
+    /// Whether the Assertion itself must be signed (a signed Response around an unsigned
+    /// Assertion is refused), as the SP metadata's `WantAssertionsSigned` says.
+    pub(crate) want_assertions_signed: bool,
 }
 
 /// A verified assertion: what deskgate read from signed content after every check passed.
@@ -79,6 +82,9 @@ pub(crate) fn verify(
     let text = decode(encoded, limit)?;
     let document = xml::parse(&text).map_err(ResponseError::Malformed)?;
     let shape = shape::check(&document)?;
+    if expected.want_assertions_signed && !shape.assertion_signed {
+        return Err(ResponseError::AssertionUnsigned);
+    }
     let reduced = signature::verified_content(&text, certificates)?;
     let signed = xml::parse(&reduced).map_err(|_| ResponseError::SignedContentMismatch)?;
 

@@ -11,12 +11,13 @@ const PROTOCOL_SUPPORT: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 
 /// The SP metadata document: entity id, one HTTP-POST assertion consumer service, the
 /// NameID format asked for, and the signing certificate when AuthnRequests are signed.
-/// Assertions are declared wanted signed; deskgate accepts a signed Response instead.
+/// `WantAssertionsSigned` says what deskgate enforces (`want_assertions_signed`).
 pub(crate) fn metadata(
     entity_id: &str,
     acs: &str,
     name_id_format: Option<&str>,
     signing_cert_der: Option<&[u8]>,
+    want_assertions_signed: bool,
 ) -> Result<String, String> {
     let key_descriptors = signing_cert_der.map(|der| {
         vec![KeyDescriptor {
@@ -33,7 +34,7 @@ pub(crate) fn metadata(
         key_descriptors,
         name_id_formats: name_id_format.map(|format| vec![format.to_owned()]),
         authn_requests_signed: Some(signing_cert_der.is_some()),
-        want_assertions_signed: Some(true),
+        want_assertions_signed: Some(want_assertions_signed),
         assertion_consumer_services: vec![IndexedEndpoint {
             binding: POST_BINDING.to_owned(),
             location: acs.to_owned(),

@@ -21,6 +21,7 @@ fn expected() -> Expected<'static> {
         request_id: Some(REQUEST),
         now: now(),
         skew: Duration::from_secs(120),
+        want_assertions_signed: true,
     }
 }
 

@@ -87,6 +87,12 @@ fn config(idp: &Idp) -> SamlConfig {
     }
 }
 
+/// [`config`] for the IdP entry `variant`: one that signs only the Response needs
+/// `want_assertions_signed = false`.
+fn config_for(idp: &Idp, variant: &str) -> SamlConfig {
+    SamlConfig { want_assertions_signed: Some(variant != "response-signed"), ..config(idp) }
+}
+
 fn build(config: &SamlConfig, id: &str) -> Saml {
     match config.build(id, PUBLIC_URL) {
         Ok(saml) => saml,

@@ -25,7 +25,7 @@ async fn a_response_stripped_of_its_signatures_is_refused() {
 async fn an_altered_assertion_in_a_signed_response_is_refused() {
     let idp = require_idp!();
     for variant in ["test", "response-signed", "assertion-signed"] {
-        let saml = build(&config(&idp), variant);
+        let saml = build(&config_for(&idp, variant), variant);
         let (started, posted) = login(&saml, "bob@corp.example.com").await;
         let altered = posted.edited(|xml| {
             let name_id = element(&xml, "<saml:NameID", "</saml:NameID>").to_owned();
@@ -46,7 +46,7 @@ async fn an_altered_assertion_in_a_signed_response_is_refused() {
 #[tokio::test]
 async fn an_altered_signed_response_envelope_is_refused() {
     let idp = require_idp!();
-    let saml = build(&config(&idp), "response-signed");
+    let saml = build(&config_for(&idp, "response-signed"), "response-signed");
     let (started, posted) = login(&saml, "alice@corp.example.com").await;
     let altered = posted.edited(|xml| xml.replacen("IssueInstant=\"", "IssueInstant=\"1", 1));
     refused(finish(&saml, &started, &altered).await, "signature-invalid");

@@ -57,10 +57,26 @@ async fn the_assertion_id_and_expiry_are_given_for_the_replay_cache() {
     );
 }
 
+/// The SP metadata says `WantAssertionsSigned="true"` by default, and that is what is
+/// enforced: a Response signed around an unsigned Assertion is refused (it used to be
+/// accepted while the metadata said otherwise). With `want_assertions_signed = false` both
+/// agree the other way.
+#[tokio::test]
+async fn a_response_signed_around_an_unsigned_assertion_is_refused_while_the_metadata_wants_assertions_signed()
+ {
+    let idp = require_idp!();
+    let strict = build(&config(&idp), "response-signed");
+    assert!(strict.sp_metadata().contains("WantAssertionsSigned=\"true\""), "{}", strict.sp_metadata());
+    let (started, posted) = login(&strict, "alice@corp.example.com").await;
+    refused(finish(&strict, &started, &posted).await, "assertion-unsigned");
+    let lenient = build(&config_for(&idp, "response-signed"), "response-signed");
+    assert!(lenient.sp_metadata().contains("WantAssertionsSigned=\"false\""), "{}", lenient.sp_metadata());
+}
+
 #[tokio::test]
 async fn a_signed_response_with_an_unsigned_assertion_is_accepted() {
     let idp = require_idp!();
-    let saml = build(&config(&idp), "response-signed");
+    let saml = build(&config_for(&idp, "response-signed"), "response-signed");
     let (started, posted) = login(&saml, "alice@corp.example.com").await;
     assert_eq!(posted.xml().matches("<ds:Signature ").count(), 1);
     let identity = finish(&saml, &started, &posted).await.expect("signed in");

@@ -98,7 +98,7 @@ async fn a_forged_assertion_sharing_the_signed_id_is_refused() {
 #[tokio::test]
 async fn a_signed_response_wrapped_in_a_forged_one_is_refused() {
     let idp = require_idp!();
-    let saml = build(&config(&idp), "response-signed");
+    let saml = build(&config_for(&idp, "response-signed"), "response-signed");
     let (started, posted) = login(&saml, "alice@corp.example.com").await;
     let xml = posted.xml();
     let genuine = element(&xml, "<samlp:Response ", "</samlp:Response>").to_owned();
