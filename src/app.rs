@@ -113,7 +113,7 @@ pub enum StartError {
 pub async fn open_accounts(config: &Config) -> Result<Accounts, AccountError> {
     match &config.storage.accounts {
         AccountsBackend::Sqlite(path) => Ok(Accounts::Sqlite(SqliteStore::open(path).await?)),
-        AccountsBackend::Postgres(url) => Ok(Accounts::Postgres(PostgresStore::open(url.expose()).await?)),
+        AccountsBackend::Postgres(pg) => Ok(Accounts::Postgres(PostgresStore::connect(pg).await?)),
     }
 }
 

@@ -52,14 +52,20 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source })
 }
 
-/// Reads and checks the certificate chain and key.
-pub fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
-    let pem = read(&files.cert_file)?;
+/// Reads the PEM certificates of a file; a file without one is an error.
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok).collect();
     if chain.is_empty() {
-        return Err(TlsError::NoCertificate(files.cert_file.clone()));
+        return Err(TlsError::NoCertificate(path.to_owned()));
     }
+    Ok(chain)
+}
+
+/// Reads and checks the certificate chain and key.
+pub fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain = certificates(&files.cert_file)?;
     let key_pem = read(&files.key_file)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey(files.key_file.clone()))?;
     let provider = tokio_rustls::rustls::crypto::ring::default_provider();

@@ -25,6 +25,7 @@ pub async fn run<S: AccountStore>(store: &S) {
     provider_claims(store).await;
     listing_counting_and_disabling(store).await;
     sign_up_status(store).await;
+    confirming_an_address(store).await;
     an_unverified_address_grants_nothing_and_cannot_keep_the_address_from_a_verified_claim(store).await;
     let a = store.create(new("Ann@Example.com", &["vips", "power_users"])).await.expect("create");
     assert_eq!(a.usergroups, ["power_users", "vips"]);
@@ -381,6 +382,42 @@ async fn sign_up_status<S: AccountStore>(store: &S) {
     store.delete(&again.id).await.expect("delete again");
 }
 
+/// Following a validation link: the address, verified, and the activation come together or
+/// not at all.
+async fn confirming_an_address<S: AccountStore>(store: &S) {
+    let waiting = |email: Option<&str>| NewAccount {
+        email: email.map(Into::into),
+        status: AccountStatus::PendingValidation,
+        ..unverified("unused@example.com")
+    };
+    let holder = store.create(unverified("confirm@example.com")).await.expect("holder");
+    let signup = store.create(waiting(None)).await.expect("sign-up without an address");
+    store.confirm_email(&signup.id, "Confirm@example.com").await.expect("confirm");
+    let confirmed = store.by_id(&signup.id).await.expect("by id").expect("found");
+    assert_eq!(
+        (confirmed.status, confirmed.email.as_deref(), confirmed.email_verified),
+        (AccountStatus::Active, Some("Confirm@example.com"), true)
+    );
+    assert_eq!(store.by_id(&holder.id).await.expect("by id").expect("found").email, None, "released");
+    assert!(
+        matches!(store.confirm_email(&signup.id, "again@example.com").await, Err(AccountError::NotFound)),
+        "only a waiting sign-up is confirmed"
+    );
+    assert_eq!(store.by_id(&signup.id).await.expect("by id").expect("found").email, confirmed.email);
+
+    // A verified holder keeps the address: the sign-up stays waiting, its address unset.
+    let late = store.create(waiting(None)).await.expect("second sign-up");
+    assert!(matches!(
+        store.confirm_email(&late.id, "confirm@EXAMPLE.com").await,
+        Err(AccountError::EmailTaken)
+    ));
+    let still = store.by_id(&late.id).await.expect("by id").expect("found");
+    assert_eq!((still.status, still.email), (AccountStatus::PendingValidation, None));
+    for a in [&holder, &signup, &late] {
+        store.delete(&a.id).await.expect("delete");
+    }
+}
+
 async fn listing_counting_and_disabling<S: AccountStore>(store: &S) {
     let ann = store.create(new("ann@acme.example", &["vips"])).await.expect("create");
     let bob = store
@@ -516,6 +553,27 @@ async fn sqlite_store_passes_the_conformance_suite() {
     let again = SqliteStore::open(&dir.join("a.db")).await.expect("reopen");
     assert!(again.by_email("ann@example.com").await.expect("lookup").is_some());
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An account made with its link is one transaction in SQLite too: a link that cannot be
+/// written leaves no account. (PostgreSQL's connection cut at the link is in the
+/// integration tests' faults.)
+#[tokio::test]
+async fn sqlite_account_is_not_left_without_its_link_when_writing_the_link_fails() {
+    let store = SqliteStore::open(std::path::Path::new(":memory:")).await.expect("open");
+    let refuse = "CREATE TRIGGER refuse_links BEFORE INSERT ON account_links BEGIN SELECT RAISE(ABORT, 'refused'); END";
+    sqlx::raw_sql(refuse).execute(&store.pool).await.expect("trigger");
+    let linked = || NewAccount {
+        link: Some(("oidc.corp".into(), "sub-1".into())),
+        ..new("cut@example.com", &["vips"])
+    };
+    assert!(matches!(store.create(linked()).await, Err(AccountError::Database(_))));
+    assert!(store.by_email("cut@example.com").await.expect("lookup").is_none());
+    assert_eq!(store.list(&AccountQuery::default(), 0, 10).await.expect("list").total, 0);
+
+    sqlx::raw_sql("DROP TRIGGER refuse_links").execute(&store.pool).await.expect("drop trigger");
+    let made = store.create(linked()).await.expect("the next attempt");
+    assert_eq!(store.by_link("oidc.corp", "sub-1").await.expect("lookup").map(|a| a.id), Some(made.id));
 }
 
 /// Where a test finds PostgreSQL: `DESKGATE_TEST_POSTGRES`, else the local default. The

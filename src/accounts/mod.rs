@@ -339,6 +339,16 @@ pub trait AccountStore: Send + Sync {
         email: Option<&str>,
         verified: bool,
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Activates a sign-up waiting for its validation link, with the address the link
+    /// proved, verified (taken from an account that holds it unverified, as by
+    /// [`AccountStore::set_email`]): all in one transaction, so that a failure leaves the
+    /// sign-up waiting and every address as it was. [`AccountError::NotFound`] when no
+    /// account with this id is waiting for its link.
+    fn confirm_email(
+        &self,
+        account_id: &str,
+        email: &str,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
     /// Deletes an account with its links and usergroups.
     fn delete(&self, account_id: &str) -> impl Future<Output = Result<(), AccountError>> + Send;
     /// Replaces what `claims.provider` said of an account (its groups, the organizations it
@@ -440,6 +450,9 @@ impl AccountStore for Accounts {
         verified: bool,
     ) -> Result<(), AccountError> {
         delegate!(self, s => s.set_email(account_id, email, verified).await)
+    }
+    async fn confirm_email(&self, account_id: &str, email: &str) -> Result<(), AccountError> {
+        delegate!(self, s => s.confirm_email(account_id, email).await)
     }
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {
         delegate!(self, s => s.delete(account_id).await)

@@ -1,11 +1,8 @@
 //! The shared account store: PostgreSQL, for several replicas of the gateway.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use deskgate_builtin::StoredCredential;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Connection, Postgres, QueryBuilder, Row};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::listing::{self, push_where};
 use super::{
@@ -14,6 +11,8 @@ use super::{
     new_account_id,
 };
 
+mod open;
+
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_accounts.sql")),
     (2, include_str!("../../migrations/postgres/0002_account_status.sql")),
@@ -21,18 +20,8 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/postgres/0004_email_verified.sql")),
 ];
 
-/// Advisory lock key held while migrating, so that replicas starting together apply each
-/// migration once: the bytes of "deskgate".
-const MIGRATION_LOCK: i64 = 0x6465_736b_6761_7465;
-
 /// Name of the unique constraint on `email_lower`, told apart from other unique violations.
 const EMAIL_UNIQUE: &str = "accounts_email_lower_unique";
-
-/// Time allowed for the first connection at start.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Time a request may wait for a pooled connection before failing.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Selects accounts with their usergroups in one round trip. The usergroups come in byte
 /// order (collation "C"), the order a Rust sort gives and the SQLite store returns.
@@ -46,21 +35,6 @@ macro_rules! select_account {
             " GROUP BY a.id"
         )
     };
-}
-
-/// Why the store could not be opened.
-#[derive(Debug, thiserror::Error)]
-enum OpenError {
-    #[error("cannot connect to PostgreSQL at {at}")]
-    Connect {
-        at: String,
-        #[source]
-        source: sqlx::Error,
-    },
-    #[error("PostgreSQL at {at} did not answer within {} s", CONNECT_TIMEOUT.as_secs())]
-    NoAnswer { at: String },
-    #[error("cannot bring the PostgreSQL schema up to date")]
-    Migrate(#[source] sqlx::Error),
 }
 
 fn db(e: impl std::error::Error + Send + Sync + 'static) -> AccountError {
@@ -78,76 +52,6 @@ impl PostgresStore {
     pub async fn ping(&self) -> Result<(), AccountError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(db)
     }
-}
-
-impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://…`) and brings its schema up to date.
-    /// A database that cannot be reached is an error here, not at the first sign-in.
-    pub async fn open(url: &str) -> Result<PostgresStore, AccountError> {
-        PostgresStore::open_with(PgConnectOptions::from_str(url).map_err(db)?).await
-    }
-
-    /// As [`PostgresStore::open`], with options already parsed.
-    pub async fn open_with(options: PgConnectOptions) -> Result<PostgresStore, AccountError> {
-        let options = match options.get_application_name() {
-            Some(_) => options,
-            None => options.application_name("deskgate"),
-        };
-        let at = match options.get_database() {
-            Some(name) => format!("{}:{}/{name}", options.get_host(), options.get_port()),
-            None => format!("{}:{}", options.get_host(), options.get_port()),
-        };
-        let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await
-        {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(source)) => return Err(db(OpenError::Connect { at, source })),
-            Err(_) => return Err(db(OpenError::NoAnswer { at })),
-        };
-        migrate(&mut conn).await.map_err(|e| db(OpenError::Migrate(e)))?;
-        // Closing politely only spares the server a log line; the schema is committed.
-        let _ = conn.close().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_lazy_with(options);
-        Ok(PostgresStore { pool })
-    }
-
-    /// Closes every pooled connection.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-}
-
-/// Applies the migrations not yet recorded, all in one transaction under a transaction-level
-/// advisory lock: a replica starting alongside waits, then finds them recorded, and a failure
-/// leaves neither a half-applied migration nor a lock behind.
-async fn migrate(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS deskgate_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    for (version, sql) in MIGRATIONS {
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM deskgate_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if done.is_some() {
-            continue;
-        }
-        sqlx::raw_sql(sql).execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO deskgate_migrations (version, applied_at) VALUES ($1, EXTRACT(EPOCH FROM now())::BIGINT)",
-        )
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
 }
 
 fn account(row: &PgRow) -> Result<Account, AccountError> {
@@ -175,6 +79,35 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
+    /// Runs `sql` (binding email, its lower case, verified, id) in one transaction with the
+    /// release of the address from an account that holds it unverified.
+    async fn write_email(
+        &self,
+        sql: &'static str,
+        account_id: &str,
+        email: Option<&str>,
+        verified: bool,
+    ) -> Result<(), AccountError> {
+        let lower = email.map(str::to_lowercase);
+        let verified = email.is_some() && verified;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(lower) = lower.as_deref().filter(|_| verified) {
+            release_unverified(&mut tx, lower, account_id).await?;
+        }
+        let done =
+            sqlx::query(sql).bind(email).bind(&lower).bind(verified).bind(account_id).execute(&mut *tx).await;
+        let done = match done {
+            Err(sqlx::Error::Database(e))
+                if e.is_unique_violation() && e.constraint() == Some(EMAIL_UNIQUE) =>
+            {
+                return Err(AccountError::EmailTaken);
+            }
+            other => other.map_err(db)?,
+        };
+        super::one_account(done.rows_affected())?;
+        tx.commit().await.map_err(db)
+    }
+
     async fn count(&self, query: &AccountQuery) -> Result<u64, AccountError> {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM accounts a");
         push_where(&mut qb, query);
@@ -487,31 +420,14 @@ impl AccountStore for PostgresStore {
         email: Option<&str>,
         verified: bool,
     ) -> Result<(), AccountError> {
-        let lower = email.map(str::to_lowercase);
-        let verified = email.is_some() && verified;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        if let Some(lower) = lower.as_deref().filter(|_| verified) {
-            release_unverified(&mut tx, lower, account_id).await?;
-        }
-        let done = sqlx::query(
-            "UPDATE accounts SET email = $1, email_lower = $2, email_verified = $3 WHERE id = $4",
-        )
-        .bind(email)
-        .bind(&lower)
-        .bind(verified)
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await;
-        let done = match done {
-            Err(sqlx::Error::Database(e))
-                if e.is_unique_violation() && e.constraint() == Some(EMAIL_UNIQUE) =>
-            {
-                return Err(AccountError::EmailTaken);
-            }
-            other => other.map_err(db)?,
-        };
-        super::one_account(done.rows_affected())?;
-        tx.commit().await.map_err(db)
+        let sql = "UPDATE accounts SET email = $1, email_lower = $2, email_verified = $3 WHERE id = $4";
+        self.write_email(sql, account_id, email, verified).await
+    }
+
+    async fn confirm_email(&self, account_id: &str, email: &str) -> Result<(), AccountError> {
+        let sql = "UPDATE accounts SET email = $1, email_lower = $2, email_verified = $3, status = 'active' \
+                   WHERE id = $4 AND status = 'pending-validation'";
+        self.write_email(sql, account_id, Some(email), true).await
     }
 
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {

@@ -28,7 +28,7 @@ fn db(e: sqlx::Error) -> AccountError {
 /// Accounts in a SQLite database.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
 impl SqliteStore {
@@ -200,6 +200,33 @@ impl SqliteStore {
         qb.push(") ORDER BY 2");
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db)?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+impl SqliteStore {
+    /// Runs `sql` (binding email, its lower case, verified, id) in one transaction with the
+    /// release of the address from an account that holds it unverified.
+    async fn write_email(
+        &self,
+        sql: &'static str,
+        account_id: &str,
+        email: Option<&str>,
+        verified: bool,
+    ) -> Result<(), AccountError> {
+        let lower = email.map(str::to_lowercase);
+        let verified = email.is_some() && verified;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some(lower) = lower.as_deref().filter(|_| verified) {
+            release_unverified(&mut tx, lower, account_id).await?;
+        }
+        let done =
+            sqlx::query(sql).bind(email).bind(&lower).bind(verified).bind(account_id).execute(&mut *tx).await;
+        let done = match done {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(AccountError::EmailTaken),
+            other => other.map_err(db)?,
+        };
+        super::one_account(done.rows_affected())?;
+        tx.commit().await.map_err(db)
     }
 }
 
@@ -483,26 +510,14 @@ impl AccountStore for SqliteStore {
         email: Option<&str>,
         verified: bool,
     ) -> Result<(), AccountError> {
-        let lower = email.map(str::to_lowercase);
-        let verified = email.is_some() && verified;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        if let Some(lower) = lower.as_deref().filter(|_| verified) {
-            release_unverified(&mut tx, lower, account_id).await?;
-        }
-        let done =
-            sqlx::query("UPDATE accounts SET email = ?, email_lower = ?, email_verified = ? WHERE id = ?")
-                .bind(email)
-                .bind(&lower)
-                .bind(verified)
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await;
-        let done = match done {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(AccountError::EmailTaken),
-            other => other.map_err(db)?,
-        };
-        super::one_account(done.rows_affected())?;
-        tx.commit().await.map_err(db)
+        let sql = "UPDATE accounts SET email = ?, email_lower = ?, email_verified = ? WHERE id = ?";
+        self.write_email(sql, account_id, email, verified).await
+    }
+
+    async fn confirm_email(&self, account_id: &str, email: &str) -> Result<(), AccountError> {
+        let sql = "UPDATE accounts SET email = ?, email_lower = ?, email_verified = ?, status = 'active' \
+                   WHERE id = ? AND status = 'pending-validation'";
+        self.write_email(sql, account_id, Some(email), true).await
     }
 
     async fn delete(&self, account_id: &str) -> Result<(), AccountError> {

@@ -14,6 +14,7 @@ use crate::policy::{Policy, Rule};
 use crate::usergroups::{EVERYONE, Model, Organization, REGISTERED, Usergroup};
 
 mod limits;
+mod storage;
 
 struct Ctx<'a> {
     problems: &'a mut Vec<Problem>,
@@ -76,6 +77,27 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    /// Reports why a certificate and key could not be loaded, at the key naming the file.
+    fn tls_problem(&mut self, files: &crate::tls::TlsFiles, e: &crate::tls::TlsError, cert: &str, key: &str) {
+        let at = match e {
+            crate::tls::TlsError::Read { path, .. } if *path == files.cert_file => cert,
+            crate::tls::TlsError::NoCertificate(_) => cert,
+            _ => key,
+        };
+        self.file_problem(at, e);
+    }
+
+    /// A problem with a PEM file the config names; one that does not exist is an absent
+    /// secret (keys and certificates are the deployment's own).
+    fn file_problem(&mut self, at: &str, e: &crate::tls::TlsError) {
+        match e {
+            crate::tls::TlsError::Read { path, source } => self.unreadable(at, path, source),
+            _ => self.problem(at, deskgate_provider::error_chain(e)),
+        }
+    }
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -98,7 +120,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let server = server(&mut cx, file.server.take().unwrap_or_default());
     let upstream = upstream(&mut cx, file.upstream.take());
     let session = session(&mut cx, file.session.take().unwrap_or_default());
-    let storage = storage(&mut cx, file.storage.take().unwrap_or_default());
+    let storage = storage::storage(&mut cx, file.storage.take().unwrap_or_default());
     let builtin_enabled =
         file.providers.as_ref().and_then(|p| p.builtin.as_ref()).and_then(|b| b.enabled).unwrap_or(true);
     let registration = registration(&mut cx, file.registration.take(), file.smtp.take(), builtin_enabled);
@@ -260,7 +282,7 @@ fn smtp(cx: &mut Ctx<'_>, f: &SmtpFile) -> Smtp {
     }
     let credentials = match (&f.username, &f.password_file) {
         (Some(user), Some(file)) => match std::fs::read_to_string(cx.base.join(file)) {
-            Ok(p) => Some((user.clone(), SmtpPassword(p.trim().to_owned()))),
+            Ok(p) => Some((user.clone(), Password(p.trim().to_owned()))),
             Err(e) => {
                 cx.unreadable("smtp.password_file", &cx.base.join(file), &e);
                 None
@@ -412,16 +434,7 @@ fn tls(cx: &mut Ctx<'_>, f: TlsFile) -> Option<crate::config::Tls> {
     match crate::tls::load(&files) {
         Ok(key) => Some(crate::config::Tls { files, key, redirect_listen, hsts }),
         Err(e) => {
-            let at = match &e {
-                crate::tls::TlsError::Read { path, .. } if *path == files.cert_file => "server.tls.cert_file",
-                crate::tls::TlsError::NoCertificate(_) => "server.tls.cert_file",
-                _ => "server.tls.key_file",
-            };
-            match &e {
-                // The key is a secret, and its certificate goes with it.
-                crate::tls::TlsError::Read { path, source } => cx.unreadable(at, path, source),
-                _ => cx.problem(at, deskgate_provider::error_chain(&e)),
-            }
+            cx.tls_problem(&files, &e, "server.tls.cert_file", "server.tls.key_file");
             None
         }
     }
@@ -482,122 +495,6 @@ fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
     }
     let secret = cx.secret("session.secret", f.secret_file.as_ref(), f.secret_env.as_ref());
     Session { cookie_name, idle_timeout, absolute_timeout, secret }
-}
-
-fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
-    let accounts = match f.accounts.as_deref().unwrap_or("sqlite://deskgate.db") {
-        "sqlite::memory:" => AccountsBackend::Sqlite(":memory:".into()),
-        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let url = StoreUrl::new(url);
-            if let Some(problem) = postgres_url_problem(&url) {
-                cx.problem("storage.accounts", problem);
-            }
-            AccountsBackend::Postgres(url)
-        }
-        url => match url.strip_prefix("sqlite://") {
-            Some(p) if !p.is_empty() => AccountsBackend::Sqlite(cx.base.join(p)),
-            _ => {
-                let url = StoreUrl::new(url);
-                cx.problem(
-                    "storage.accounts",
-                    format!("`{url}` is not `sqlite://PATH`, `sqlite::memory:` or `postgres://…`"),
-                );
-                AccountsBackend::Sqlite(":memory:".into())
-            }
-        },
-    };
-    let prefix_set = f.redis_prefix.is_some();
-    let prefix = f.redis_prefix.unwrap_or_else(|| "deskgate:".into());
-    if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        cx.problem("storage.redis_prefix", "must be non-empty, without spaces or control characters");
-    }
-    let sessions = match f.sessions.as_deref().unwrap_or("memory") {
-        "memory" => SessionsBackend::Memory,
-        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            let url = StoreUrl::new(url);
-            if let Some(problem) = redis_url_problem(&url) {
-                cx.problem("storage.sessions", problem);
-            }
-            let local_cache = match f.redis_local_cache.as_deref().map(parse_duration) {
-                None => Duration::from_secs(1),
-                Some(Ok(d)) if d <= Duration::from_secs(60) => d,
-                Some(Ok(_)) => {
-                    cx.problem(
-                        "storage.redis_local_cache",
-                        "at most 60s: sign-outs must reach every replica soon",
-                    );
-                    Duration::from_secs(1)
-                }
-                Some(Err(e)) => {
-                    cx.problem("storage.redis_local_cache", e);
-                    Duration::from_secs(1)
-                }
-            };
-            SessionsBackend::Redis { url, prefix, local_cache }
-        }
-        other => {
-            let other = StoreUrl::new(other);
-            cx.problem("storage.sessions", format!("`{other}` is not `memory` or `redis://HOST:PORT[/DB]`"));
-            SessionsBackend::Memory
-        }
-    };
-    if f.redis_local_cache.is_some() && !matches!(sessions, SessionsBackend::Redis { .. }) {
-        cx.problem("storage.redis_local_cache", "applies only when storage.sessions is a `redis://` URL");
-    }
-    if prefix_set && !matches!(sessions, SessionsBackend::Redis { .. }) {
-        cx.problem("storage.redis_prefix", "applies only when storage.sessions is a `redis://` URL");
-    }
-    Storage { accounts, sessions }
-}
-
-/// What is wrong with a Redis URL, if anything; the checks the client would make, with
-/// messages that say which part is wrong.
-fn redis_url_problem(url: &StoreUrl) -> Option<String> {
-    let Some(rest) = url.expose().strip_prefix("redis://") else {
-        return Some(format!("`{url}`: TLS to Redis is not supported; use `redis://` on a private network"));
-    };
-    let (authority, path) = rest.find(['/', '?']).map_or((rest, ""), |i| rest.split_at(i));
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !hostport.ends_with(']') => (h, Some(p)),
-        _ => (hostport, None),
-    };
-    if host.is_empty() {
-        return Some(format!("`{url}` names no host: write `redis://HOST:PORT[/DB]`"));
-    }
-    if let Some(p) = port {
-        if p.parse::<u16>().map_or(true, |p| p == 0) {
-            return Some(format!("`{url}`: `{p}` is not a port"));
-        }
-    }
-    if path.contains('?') {
-        return Some(format!("`{url}`: a query is not supported: write `redis://HOST:PORT[/DB]`"));
-    }
-    let db = path.trim_start_matches('/');
-    if !db.is_empty() && db.parse::<u32>().is_err() {
-        return Some(format!("`{url}`: `{db}` is not a database number"));
-    }
-    redis::Client::open(url.expose()).err().map(|e| format!("`{url}` is not a Redis URL: {e}"))
-}
-
-/// What is wrong with a PostgreSQL URL, if anything, by the parser that will connect with it.
-fn postgres_url_problem(url: &StoreUrl) -> Option<String> {
-    use std::str::FromStr;
-
-    use sqlx::postgres::{PgConnectOptions, PgSslMode};
-    match PgConnectOptions::from_str(url.expose()) {
-        Err(e) => Some(format!("`{url}` is not a PostgreSQL URL: {e}")),
-        // Caught here rather than at the first connection, which would refuse it.
-        Ok(o)
-            if matches!(
-                o.get_ssl_mode(),
-                PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
-            ) =>
-        {
-            Some(format!("`{url}`: TLS to PostgreSQL is not supported; use a private network"))
-        }
-        Ok(_) => None,
-    }
 }
 
 fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTreeSet<String> {
@@ -856,85 +753,6 @@ fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
         }
     }
     Policy::new(compiled)
-}
-
-#[cfg(test)]
-mod storage_tests {
-    use std::time::Duration;
-
-    use crate::config::{AccountsBackend, SessionsBackend, StoreUrl, load_str};
-
-    fn storage(lines: &str) -> Result<crate::config::Storage, Vec<String>> {
-        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n[storage]\n{lines}\n");
-        load_str("t.toml", &text, std::path::Path::new("/srv"))
-            .map(|c| c.storage)
-            .map_err(|ds| ds.into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect())
-    }
-
-    #[test]
-    fn shared_stores_compile() {
-        let s = storage(
-            "accounts = \"postgresql://deskgate:pw@db.internal/deskgate\"\nsessions = \"redis://10.0.0.5:6380/2\"",
-        )
-        .expect("valid");
-        assert_eq!(
-            s.accounts,
-            AccountsBackend::Postgres(StoreUrl::new("postgresql://deskgate:pw@db.internal/deskgate"))
-        );
-        assert_eq!(
-            s.sessions,
-            SessionsBackend::Redis {
-                url: StoreUrl::new("redis://10.0.0.5:6380/2"),
-                prefix: "deskgate:".into(),
-                local_cache: Duration::from_secs(1),
-            }
-        );
-        let s = storage("sessions = \"redis://[::1]\"\nredis_prefix = \"gw2:\"").expect("valid");
-        assert!(matches!(s.sessions, SessionsBackend::Redis { prefix, .. } if prefix == "gw2:"));
-    }
-
-    #[test]
-    fn malformed_store_urls_are_problems_at_their_keys() {
-        for (lines, expected) in [
-            ("sessions = \"redis://\"", "storage.sessions: `redis://` names no host"),
-            ("sessions = \"redis://h:port\"", "storage.sessions: `redis://h:port`: `port` is not a port"),
-            ("sessions = \"redis://h/x\"", "storage.sessions: `redis://h/x`: `x` is not a database number"),
-            ("sessions = \"rediss://h\"", "storage.sessions: `rediss://h`: TLS to Redis is not supported"),
-            (
-                "sessions = \"memcached://h\"",
-                "storage.sessions: `memcached://h` is not `memory` or `redis://",
-            ),
-            (
-                "accounts = \"postgres://h:99999999/d\"",
-                "storage.accounts: `postgres://h:99999999/d` is not a PostgreSQL URL",
-            ),
-            ("accounts = \"mysql://h/d\"", "storage.accounts: `mysql://h/d` is not `sqlite://PATH`"),
-            (
-                "accounts = \"postgres://h/d?sslmode=require\"",
-                "storage.accounts: `postgres://h/d?sslmode=require`: TLS to PostgreSQL is not supported",
-            ),
-            (
-                "redis_prefix = \"x:\"",
-                "storage.redis_prefix: applies only when storage.sessions is a `redis://` URL",
-            ),
-            ("sessions = \"redis://h\"\nredis_prefix = \"a b\"", "storage.redis_prefix: must be non-empty"),
-        ] {
-            let problems = storage(lines).expect_err(lines);
-            assert!(problems.iter().any(|p| p.starts_with(expected)), "{lines}: {problems:?}");
-        }
-    }
-
-    /// A password in a store URL shows neither in problems nor in the compiled config's Debug.
-    #[test]
-    fn store_url_passwords_never_print() {
-        let problems = storage("sessions = \"redis://:hunter2@h:bad\"").expect_err("bad port");
-        assert!(problems.iter().all(|p| !p.contains("hunter2")), "{problems:?}");
-        let s = storage("accounts = \"postgres://u:hunter2@h/d?sslmode=prefer&password=hunter2\"")
-            .expect("valid");
-        let printed = format!("{s:?}");
-        assert!(!printed.contains("hunter2"), "{printed}");
-        assert!(printed.contains("postgres://u:***@h/d?sslmode=prefer&password=***"), "{printed}");
-    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,17 @@ pub struct StorageFile {
     /// (default `1s`; `0s` reads Redis on every request). A sign-out on another replica
     /// takes effect here within this time.
     pub redis_local_cache: Option<String>,
+    /// TLS to PostgreSQL: `disable`, `prefer` (the default), `require` or `verify-full`
+    /// (also accepted as `sslmode` in the URL, but not in both places).
+    pub postgres_sslmode: Option<String>,
+    /// PEM file of the CA that signed the PostgreSQL server's certificate (`verify-full`).
+    pub postgres_ca_file: Option<String>,
+    /// PEM certificate deskgate shows PostgreSQL, for `cert` authentication.
+    pub postgres_client_cert_file: Option<String>,
+    /// PEM private key of `postgres_client_cert_file`.
+    pub postgres_client_key_file: Option<String>,
+    /// File holding the PostgreSQL password (one final newline is dropped).
+    pub postgres_password_file: Option<String>,
 }
 
 /// `[registration]`

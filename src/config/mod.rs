@@ -208,7 +208,75 @@ pub enum AccountsBackend {
     /// A SQLite file (created when missing), or `:memory:`.
     Sqlite(PathBuf),
     /// A PostgreSQL database, shared by replicas.
-    Postgres(StoreUrl),
+    Postgres(Postgres),
+}
+
+/// How deskgate reaches a PostgreSQL account store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Postgres {
+    /// `postgres://…`.
+    pub url: StoreUrl,
+    /// TLS, from `storage.postgres_sslmode` or the URL's `sslmode`.
+    pub ssl_mode: PgSslMode,
+    /// Whether `ssl_mode` came from the URL, so that a refusal names the setting written.
+    pub ssl_mode_in_url: bool,
+    /// The CA trusted for the server's certificate, beside the public web CAs.
+    pub ca_file: Option<PathBuf>,
+    /// The certificate and key deskgate shows the server.
+    pub client_cert: Option<crate::tls::TlsFiles>,
+    /// The password from `storage.postgres_password_file`.
+    pub password: Option<Password>,
+}
+
+impl Postgres {
+    /// The setting that chose the TLS mode, as an administrator would look for it.
+    pub fn ssl_mode_setting(&self) -> String {
+        if self.ssl_mode_in_url {
+            format!("sslmode={} in storage.accounts", self.ssl_mode.as_str())
+        } else {
+            format!("storage.postgres_sslmode = \"{}\"", self.ssl_mode.as_str())
+        }
+    }
+}
+
+/// TLS to PostgreSQL, named as libpq names it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PgSslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, its certificate unchecked; plain TCP otherwise.
+    #[default]
+    Prefer,
+    /// TLS or no connection; the certificate is not checked (eavesdroppers only).
+    Require,
+    /// TLS with a certificate signed by a trusted CA and naming the host connected to.
+    VerifyFull,
+}
+
+impl PgSslMode {
+    /// The modes, as written.
+    pub const NAMES: &'static str = "`disable`, `prefer`, `require` or `verify-full`";
+
+    /// Reads a written mode.
+    pub fn parse(s: &str) -> Option<PgSslMode> {
+        match s {
+            "disable" => Some(PgSslMode::Disable),
+            "prefer" => Some(PgSslMode::Prefer),
+            "require" => Some(PgSslMode::Require),
+            "verify-full" => Some(PgSslMode::VerifyFull),
+            _ => None,
+        }
+    }
+
+    /// As written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PgSslMode::Disable => "disable",
+            PgSslMode::Prefer => "prefer",
+            PgSslMode::Require => "require",
+            PgSslMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// Where sessions live.
@@ -240,6 +308,11 @@ impl StoreUrl {
     /// The URL, password included, for connecting.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the URL holds a password: printing masks exactly the passwords.
+    pub fn has_password(&self) -> bool {
+        self.to_string() != self.0
     }
 }
 
@@ -312,7 +385,7 @@ pub struct Smtp {
     /// Sender mailbox.
     pub from: String,
     /// SMTP AUTH user and password.
-    pub credentials: Option<(String, SmtpPassword)>,
+    pub credentials: Option<(String, Password)>,
     /// How long a validation link works.
     pub validation_ttl: Duration,
     /// Subject template (`{name}`).
@@ -321,13 +394,13 @@ pub struct Smtp {
     pub body: String,
 }
 
-/// An SMTP password that never prints.
+/// A password read from a file (SMTP, PostgreSQL), that never prints.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SmtpPassword(pub String);
+pub struct Password(pub String);
 
-impl std::fmt::Debug for SmtpPassword {
+impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SmtpPassword(..)")
+        f.write_str("Password(..)")
     }
 }
 

@@ -237,7 +237,9 @@ pub async fn confirm(
     // The link proves the address: it becomes verified, and an account that held it
     // unverified loses it.
     let holder = state.accounts.by_email(&address).await?.filter(|h| h.id != id && !h.email_verified);
-    match state.accounts.set_email(&id, Some(&address), true).await {
+    // The address and the activation in one transaction: a failure between them would leave
+    // a used link and an account still waiting.
+    match state.accounts.confirm_email(&id, &address).await {
         Ok(()) => {
             // The holder's sessions stop forwarding the address at their next request.
             if let Some(holder) = holder {
@@ -253,9 +255,10 @@ pub async fn confirm(
                 Some((&format!("{PREFIX}/login"), "Go to sign-in")),
             ));
         }
+        // An administrator decided on the sign-up in the meantime.
+        Err(AccountError::NotFound) => return Ok(unusable()),
         Err(e) => return Err(e.into()),
     }
-    state.accounts.set_status(&id, AccountStatus::Active).await?;
     tracing::info!(target: "deskgate::audit", account = %id, "Email address confirmed");
     Ok(html::message(
         StatusCode::OK,

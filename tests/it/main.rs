@@ -17,6 +17,7 @@ mod oidc;
 mod organizations;
 mod paths;
 mod pending;
+mod postgres_tls;
 mod proxying;
 mod redirects;
 mod registration;

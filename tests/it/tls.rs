@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use crate::support::{Browser, HELPDESK, TempDir};
 
 /// A test CA and a way to issue server certificates for 127.0.0.1 under it.
-struct Ca {
+pub(crate) struct Ca {
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl Ca {
-    fn new() -> Ca {
+    pub(crate) fn new() -> Ca {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -24,9 +24,15 @@ impl Ca {
 
     /// Writes a certificate for 127.0.0.1 named `name` and its key to `cert` and `key`.
     fn issue(&self, name: &str, cert: &Path, key: &Path) {
+        self.issue_for(name, &["127.0.0.1", "localhost"], cert, key);
+    }
+
+    /// Writes a certificate named `name` (its common name) for the host names and addresses
+    /// `hosts`, and its key, to `cert` and `key`.
+    pub(crate) fn issue_for(&self, name: &str, hosts: &[&str], cert: &Path, key: &Path) {
         let leaf_key = rcgen::KeyPair::generate().unwrap();
         let mut params =
-            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+            rcgen::CertificateParams::new(hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>()).unwrap();
         params.distinguished_name.push(rcgen::DnType::CommonName, name);
         let leaf = params.signed_by(&leaf_key, &self.issuer).unwrap();
         std::fs::write(cert, format!("{}{}", leaf.pem(), self.pem)).unwrap();
@@ -34,7 +40,7 @@ impl Ca {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
