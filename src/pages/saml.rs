@@ -107,6 +107,12 @@ async fn accept(
         Err(redirect::NoPending::NotThisBrowser) if p.saml.allows_idp_initiated() => {
             (p.saml.complete_idp_initiated(acs, callback).await, "/".to_owned())
         }
+        // A RelayState of ours: started here, finished in another browser.
+        Err(why @ redirect::NoPending::NotThisBrowser)
+            if deskgate_saml::Saml::started_here(callback.get("RelayState")) =>
+        {
+            return Ok(redirect::no_pending(&p.id, *why));
+        }
         // Most often a sign-in started at the IdP's portal: say where sign-ins start.
         Err(redirect::NoPending::NotThisBrowser) => return Ok(start_here(p)),
         Err(why) => return Ok(redirect::no_pending(&p.id, *why)),

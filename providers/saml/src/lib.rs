@@ -257,6 +257,14 @@ impl Saml {
         Ok(Started { location, key: relay_state, pending })
     }
 
+    /// Whether a posted `RelayState` has the shape of one this provider gives the sign-ins it
+    /// starts: a response carrying one was started here, most likely in another browser,
+    /// rather than at the IdP's portal. It proves nothing; it only picks the page that
+    /// explains a refusal.
+    pub fn started_here(relay_state: Option<&str>) -> bool {
+        relay_state.is_some_and(request::looks_like_our_relay_state)
+    }
+
     /// [`RedirectProvider::complete`] with this crate's error: checks the posted response
     /// against the request `pending` names.
     pub async fn finish(
