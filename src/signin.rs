@@ -8,7 +8,7 @@ use crate::app::AppState;
 pub use crate::config::AccountPolicy;
 use crate::error::GatewayError;
 use crate::session::{Session, SessionKey, SessionStore, deadline, new_cookie_value};
-use crate::usergroups::{Member, map_groups};
+use crate::usergroups::Member;
 
 /// Why an identity does not get a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,7 +203,7 @@ pub async fn start_session(
         state.sessions.delete(&old).await?;
     }
     let now = state.clock.now();
-    let provider_usergroups = map_groups(&policy.group_rules, &identity.groups);
+    let provider_usergroups = policy.map_groups(&identity.groups);
     let named = identity.attributes.get("organization").map(Vec::as_slice).unwrap_or_default();
     if identity.provider != deskgate_builtin::PROVIDER_ID {
         // Kept with the account, so that administrators can see (and count) where a person's
@@ -213,7 +213,7 @@ pub async fn start_session(
             let unmapped: Vec<&String> = identity
                 .groups
                 .iter()
-                .filter(|g| map_groups(&policy.group_rules, std::slice::from_ref(*g)).is_empty())
+                .filter(|g| policy.map_groups(std::slice::from_ref(*g)).is_empty())
                 .collect();
             tracing::debug!(
                 account = %account.id,

@@ -275,12 +275,38 @@ impl Interner {
     }
 }
 
-/// Maps a provider's groups to usergroup ids with case-insensitive rules.
-pub fn map_groups(rules: &[(String, Vec<String>)], groups: &[String]) -> Vec<String> {
+/// How a provider's group names compare with the groups its rules name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupNames {
+    /// As text, without regard to ASCII case: SAML attribute values, OIDC claim values.
+    #[default]
+    Text,
+    /// As LDAP distinguished names (RFC 4514): escapes, spaces around separators, attribute
+    /// type case and the order within multi-valued RDNs do not matter, nor does the case of
+    /// values. A rule that is not a DN compares as text.
+    #[cfg(feature = "ldap")]
+    Dn,
+}
+
+impl GroupNames {
+    /// The form in which `group` is compared.
+    pub fn key(self, group: &str) -> String {
+        match self {
+            GroupNames::Text => group.to_ascii_lowercase(),
+            #[cfg(feature = "ldap")]
+            GroupNames::Dn => deskgate_ldap::dn::group_key(group),
+        }
+    }
+}
+
+/// Maps a provider's groups to usergroup ids, comparing groups as `names` says.
+pub fn map_groups(rules: &[(String, Vec<String>)], groups: &[String], names: GroupNames) -> Vec<String> {
+    let rules: Vec<(String, &Vec<String>)> = rules.iter().map(|(from, to)| (names.key(from), to)).collect();
     let mut out = BTreeSet::new();
     for group in groups {
-        for (from, to) in rules {
-            if from.eq_ignore_ascii_case(group) {
+        let group = names.key(group);
+        for (from, to) in &rules {
+            if *from == group {
                 out.extend(to.iter().cloned());
             }
         }

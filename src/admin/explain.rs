@@ -109,11 +109,12 @@ impl Claimed {
     pub fn new(config: &Config, claims: &[ProviderClaims]) -> Claimed {
         let mut out = Claimed::default();
         for c in claims {
-            let configured = config.account_policies().iter().any(|(id, _)| *id == c.provider);
-            let rules = config.group_rules(&c.provider);
+            let policy = config.account_policy(&c.provider);
+            let configured = policy.is_some();
             let mut groups = Vec::new();
             for group in &c.groups {
-                let usergroups = crate::usergroups::map_groups(rules, std::slice::from_ref(group));
+                let usergroups =
+                    policy.map(|p| p.map_groups(std::slice::from_ref(group))).unwrap_or_default();
                 for usergroup in &usergroups {
                     out.mapped.push(Mapped {
                         usergroup: usergroup.clone(),

@@ -54,6 +54,7 @@ fn membership_gathers_config_assignments_and_organization_domains() {
             ("CN=VIPs,DC=corp".into(), vec!["vips".into()]),
             ("Sales".into(), vec!["trial_users".into()]),
         ],
+        ..Default::default()
     };
     let vips = membership(&model, &[("ldap.corp", &policy)], "vips");
     assert_eq!(vips.provider_groups, [("ldap.corp".to_owned(), "cn=vips,dc=corp".to_owned())]);

@@ -626,6 +626,7 @@ fn ldap(
             create_accounts: file.create_accounts,
             link_by_email: file.link_by_email,
             group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
+            group_names: crate::usergroups::GroupNames::Dn,
         };
         match file.build_allowing_absent_secrets(&id) {
             Ok((ldap, absent)) => {
@@ -660,6 +661,7 @@ fn oidc(
             create_accounts: file.create_accounts,
             link_by_email: file.link_by_email,
             group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
+            group_names: crate::usergroups::GroupNames::Text,
         };
         match file.build_allowing_absent_secrets(&key) {
             Ok((oidc, absent)) => {
@@ -699,6 +701,7 @@ fn saml(
             create_accounts: file.create_accounts,
             link_by_email: file.link_by_email,
             group_rules: group_rules(cx, &format!("{path}.groups"), &file.groups, model),
+            group_names: crate::usergroups::GroupNames::Text,
         };
         match file.build_allowing_absent_secrets(&key, public_url) {
             Ok((saml, absent)) => {

@@ -98,12 +98,9 @@ impl Config {
             .map_or_else(|| provider.to_owned(), |(_, l)| l.to_owned())
     }
 
-    /// A provider's group rules; none for a provider not (or no longer) configured.
-    pub fn group_rules(&self, provider: &str) -> &[(String, Vec<String>)] {
-        self.account_policies()
-            .into_iter()
-            .find(|(id, _)| *id == provider)
-            .map_or(&[], |(_, p)| p.group_rules.as_slice())
+    /// A provider's account policy; `None` for a provider not (or no longer) configured.
+    pub fn account_policy(&self, provider: &str) -> Option<&AccountPolicy> {
+        self.account_policies().into_iter().find(|(id, _)| *id == provider).map(|(_, p)| p)
     }
 }
 
@@ -467,8 +464,17 @@ pub struct AccountPolicy {
     pub create_accounts: bool,
     /// Link to an existing account with the same verified email.
     pub link_by_email: bool,
-    /// Provider group → usergroups rules (groups compared case-insensitively).
+    /// Provider group → usergroups rules, compared as `group_names` says.
     pub group_rules: Vec<(String, Vec<String>)>,
+    /// How the provider's groups compare with the rules: as DNs for LDAP, else as text.
+    pub group_names: crate::usergroups::GroupNames,
+}
+
+impl AccountPolicy {
+    /// The usergroups the rules map `groups` to.
+    pub fn map_groups(&self, groups: &[String]) -> Vec<String> {
+        crate::usergroups::map_groups(&self.group_rules, groups, self.group_names)
+    }
 }
 
 /// A configured LDAP or Active Directory directory.

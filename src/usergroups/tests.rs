@@ -90,8 +90,27 @@ fn unknown_usergroup_ids_grant_nothing() {
 #[test]
 fn provider_groups_map_case_insensitively() {
     let rules = vec![("CN=VIPs,OU=Groups,DC=corp".to_owned(), vec!["vips".to_owned()])];
-    let got = map_groups(&rules, &["cn=vips,ou=groups,dc=CORP".to_owned(), "cn=other".to_owned()]);
+    let got = map_groups(
+        &rules,
+        &["cn=vips,ou=groups,dc=CORP".to_owned(), "cn=other".to_owned()],
+        GroupNames::Text,
+    );
     assert_eq!(got, ["vips"]);
+}
+
+#[cfg(feature = "ldap")]
+#[test]
+fn directory_groups_map_as_dns_whatever_their_spelling() {
+    let rules = vec![
+        (r#"CN=Leads\, Ost \+ Süd\; \"Nacht\",CN=Users,DC=corp"#.to_owned(), vec!["vips".to_owned()]),
+        ("Plain Name".to_owned(), vec!["trial_users".to_owned()]),
+    ];
+    let samba = r"CN=LEADS\2C OST \2B SÜD\3B \22NACHT\22, CN=Users, DC=corp".to_owned();
+    assert_eq!(map_groups(&rules, std::slice::from_ref(&samba), GroupNames::Dn), ["vips"]);
+    assert!(map_groups(&rules, &[samba], GroupNames::Text).is_empty(), "as text, the spellings differ");
+    assert_eq!(map_groups(&rules, &["plain name".to_owned()], GroupNames::Dn), ["trial_users"]);
+    let other = r"CN=Leads\2C Ost,CN=Users,DC=corp".to_owned();
+    assert!(map_groups(&rules, &[other], GroupNames::Dn).is_empty());
 }
 
 #[test]

@@ -165,7 +165,7 @@ async fn email_validation_by_mail_brings_the_organization_of_the_domain() {
 async fn an_unverified_email_never_links_to_an_account_nor_takes_its_address() {
     let stack = start(Options { model: model(), ..Default::default() }).await;
     let existing = account(&stack, "carol@acme.example", "Carol", PASSWORD, &[]).await;
-    let policy = AccountPolicy { create_accounts: true, link_by_email: true, group_rules: Vec::new() };
+    let policy = AccountPolicy { create_accounts: true, link_by_email: true, ..Default::default() };
     let mut unverified = Identity::new("oidc.entra", "entra-sub-1");
     unverified.email = Some("CAROL@acme.example".into());
     unverified.email_verified = false;

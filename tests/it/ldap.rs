@@ -1,6 +1,7 @@
 //! Signing in with directory accounts: Samba as a real Active Directory domain controller
 //! and OpenLDAP, started by `bash tests/run` (tests/peers/samba.sh, tests/peers/openldap.sh).
 
+use crate::browser::Chromium;
 use crate::support::*;
 
 const AD_BASE: &str = "DC=corp,DC=example,DC=com";
@@ -12,8 +13,21 @@ const PASSWORD_FILE: (&str, &str) = ("ldap-service.pw", "Svc-Passw0rd!\n");
 
 /// `[providers.ldap.corp]` for Samba, with the given URLs and account creation rule.
 fn ad(urls: &[String], create_accounts: bool) -> Option<String> {
+    let vips = VIPS.to_lowercase();
+    ad_with(urls, create_accounts, "", &[(HELPDESK_AGENTS, "power_users"), (&vips, "vips")])
+}
+
+/// `[providers.ldap.corp]` for Samba with more keys and the given group → usergroup rules.
+fn ad_with(urls: &[String], create_accounts: bool, keys: &str, rules: &[(&str, &str)]) -> Option<String> {
     let ca = peer("DESKGATE_TEST_SAMBA_CA")?;
     let urls: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    // Literal TOML strings: the DNs hold backslashes and quotes, never an apostrophe.
+    let rules: String = rules
+        .iter()
+        .map(|(group, usergroup)| {
+            format!("\n[[providers.ldap.corp.groups]]\ngroup = '{group}'\nusergroups = [\"{usergroup}\"]\n")
+        })
+        .collect();
     Some(format!(
         r#"
 [registration]
@@ -30,16 +44,8 @@ base_dn = "{AD_BASE}"
 connect_timeout = "2s"
 timeout = "5s"
 create_accounts = {create_accounts}
-
-[[providers.ldap.corp.groups]]
-group = "{HELPDESK_AGENTS}"
-usergroups = ["power_users"]
-
-[[providers.ldap.corp.groups]]
-group = "{}"
-usergroups = ["vips"]
-"#,
-        VIPS.to_lowercase(),
+{keys}
+{rules}"#,
         urls = urls.join(", "),
         pw = PASSWORD_FILE.0,
     ))
@@ -225,4 +231,246 @@ usergroups = ["vips"]
     let page = b.sign_in_with("ldap.dir", "alice", "Passw0rd-alice").await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(b.whoami().await["headers"]["x-deskgate-usergroups"], "everyone,registered,vips");
+}
+
+// Nina's groups in the Samba peer: she is in TEAM (under OU=Teams), which is in LEADS (under
+// CN=Users); her primary group is Domain Users. Each DN is written here in another of its
+// valid RFC 4514 spellings than the one Samba answers with.
+const LEADS_ESCAPED: &str = r#"CN=Leads\, Ost \+ Süd\; \"Nacht\",CN=Users,DC=corp,DC=example,DC=com"#;
+const LEADS_HEX: &str = r"CN=Leads\2C Ost \2B S\C3\BCd\3B \22Nacht\22,CN=Users,DC=corp,DC=example,DC=com";
+const LEADS_OTHER_CASE: &str = r#"cn=LEADS\, OST \+ SÜD\; \"NACHT\",cn=users,dc=CORP,dc=Example,dc=com"#;
+const LEADS_SPACED: &str = r#"CN = Leads\, Ost \+ Süd\; \"Nacht\", CN=Users, DC=corp, DC=example, DC=com"#;
+const TEAM_ESCAPED: &str = r"CN=\#Ω Team (Nord) *,OU=Teams,DC=corp,DC=example,DC=com";
+const TEAM_HEX_LOWER: &str = r"cn=\23ω team \28nord\29 \2a,ou=teams,dc=corp,dc=example,dc=com";
+const DOMAIN_USERS: &str = "CN=Domain Users,CN=Users,DC=corp,DC=example,DC=com";
+const BUILTIN_USERS: &str = "CN=Users,CN=Builtin,DC=corp,DC=example,DC=com";
+const TEAMS_BASE: &str = "OU=Teams,DC=corp,DC=example,DC=com";
+
+/// The helpdesk model with one usergroup per spelling, so each rule shows on its own.
+fn spelled_model() -> String {
+    let mut model = HELPDESK.to_owned();
+    for id in [
+        "leads_escaped",
+        "leads_hex",
+        "leads_case",
+        "leads_spaced",
+        "team_escaped",
+        "team_hex",
+        "domain_users",
+    ] {
+        model.push_str(&format!("\n[usergroups.{id}]\nname = \"{id}\"\npermissions = [\"x.{id}\"]\n"));
+    }
+    model
+}
+
+const SPELLED_RULES: &[(&str, &str)] = &[
+    (LEADS_ESCAPED, "leads_escaped"),
+    (LEADS_HEX, "leads_hex"),
+    (LEADS_OTHER_CASE, "leads_case"),
+    (LEADS_SPACED, "leads_spaced"),
+    (TEAM_ESCAPED, "team_escaped"),
+    (TEAM_HEX_LOWER, "team_hex"),
+    (DOMAIN_USERS, "domain_users"),
+];
+
+async fn nina_stack(port: u16, keys: &str, rules: &[(&str, &str)]) -> Option<Stack> {
+    let ip = peer("DESKGATE_TEST_SAMBA1")?;
+    let head = ad_with(&[format!("ldaps://{ip}")], true, keys, rules)?;
+    let options = Options {
+        head,
+        model: spelled_model(),
+        port: Some(port),
+        files: vec![PASSWORD_FILE],
+        ..Default::default()
+    };
+    Some(start(options).await)
+}
+
+async fn usergroups_of(stack: &Stack, username: &str, password: &str) -> String {
+    let mut b = Browser::new(stack);
+    let page = b.sign_in_with("ldap.corp", username, password).await;
+    assert_eq!(page.status, 303, "{username}: {}", page.body);
+    b.whoami().await["headers"]["x-deskgate-usergroups"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A mapping written with backslash escapes, hex escapes, another case (non-ASCII letters
+/// too), or spaces after commas names the same group as Samba's own spelling (`\3B`, `\#`).
+#[tokio::test]
+async fn a_group_mapping_matches_the_directorys_dn_in_every_valid_spelling() {
+    let Some(stack) = nina_stack(19650, "", SPELLED_RULES).await else { return };
+    let groups = usergroups_of(&stack, "nina", "Passw0rd-nina").await;
+    assert_eq!(
+        groups,
+        "everyone,registered,domain_users,leads_case,leads_escaped,leads_hex,leads_spaced,team_escaped,team_hex",
+        "every spelling of the direct group, the nested group and the primary group maps"
+    );
+    // Someone in none of those groups gets only the primary group's usergroup.
+    assert_eq!(usergroups_of(&stack, "bob", "Passw0rd-bob").await, "everyone,registered,domain_users");
+}
+
+/// Domain Users is nobody's `member`; it counts through primaryGroupID, and only when it
+/// lies under `group_base_dn`, like every other group.
+#[tokio::test]
+async fn the_primary_group_maps_only_when_it_lies_under_the_group_base() {
+    let keys = format!("group_base_dn = \"{TEAMS_BASE}\"");
+    let Some(stack) = nina_stack(19651, &keys, SPELLED_RULES).await else { return };
+    assert_eq!(
+        usergroups_of(&stack, "nina", "Passw0rd-nina").await,
+        "everyone,registered,team_escaped,team_hex",
+        "Domain Users and Leads lie outside OU=Teams"
+    );
+    assert_eq!(usergroups_of(&stack, "bob", "Passw0rd-bob").await, "everyone,registered");
+}
+
+/// `OTHERDOMAIN\alice` used to sign in as CORP's alice. A domain or UPN suffix the provider
+/// does not serve is refused with the usual message; by default the provider serves the
+/// domain's own NetBIOS and DNS names, read from the directory, and `domains` replaces them.
+#[tokio::test]
+async fn a_down_level_domain_or_upn_suffix_that_is_not_ours_signs_nobody_in() {
+    let Some(stack) = nina_stack(19652, "", &[(DOMAIN_USERS, "domain_users")]).await else { return };
+    for spelling in
+        ["OTHERDOMAIN\\alice", "alice@other.example.com", "alice@corp.example.com.evil", "EXAMPLE\\alice"]
+    {
+        let mut b = Browser::new(&stack);
+        let page = b.sign_in_with("ldap.corp", spelling, "Passw0rd-alice").await;
+        assert_eq!(page.status, 401, "{spelling}: {}", page.body);
+        assert!(page.body.contains("The username or password is not correct."), "{spelling}: {}", page.body);
+        assert!(b.session_cookie().is_none(), "{spelling} got a session");
+    }
+    for spelling in
+        ["CORP\\alice", "corp\\alice", "corp.example.com\\alice", "alice@CORP.EXAMPLE.COM", "alice"]
+    {
+        assert!(
+            usergroups_of(&stack, spelling, "Passw0rd-alice").await.contains("domain_users"),
+            "{spelling}"
+        );
+    }
+
+    let keys = "domains = [\"LEGACY\", \"corp.example.com\"]";
+    let Some(listed) = nina_stack(19653, keys, &[(DOMAIN_USERS, "domain_users")]).await else { return };
+    for (spelling, signs_in) in
+        [("LEGACY\\alice", true), ("alice@corp.example.com", true), ("CORP\\alice", false), ("alice", true)]
+    {
+        let mut b = Browser::new(&listed);
+        let page = b.sign_in_with("ldap.corp", spelling, "Passw0rd-alice").await;
+        assert_eq!(page.status, if signs_in { 303 } else { 401 }, "{spelling}: {}", page.body);
+    }
+}
+
+/// `deskgate check` refuses a group mapping that is not a DN, naming the key and its line.
+#[test]
+fn an_ldap_group_mapping_that_is_not_a_dn_fails_the_check_at_its_line() {
+    let dir = TempDir::new();
+    let path = dir.0.join("deskgate.toml");
+    let text = format!(
+        "[server]\npublic_url = \"http://127.0.0.1:19654\"\n\n[upstream]\nurl = \"http://127.0.0.1:9\"\n\n\
+         [providers.ldap.corp]\nkind = \"active-directory\"\nurls = [\"ldaps://dc1.corp.example.com\"]\n\
+         bind_dn = \"svc@corp.example.com\"\nbind_password_env = \"DESKGATE_TEST_UNSET_LDAP_PASSWORD\"\n\
+         base_dn = \"{AD_BASE}\"\n\n[[providers.ldap.corp.groups]]\ngroup = '{LEADS_HEX}'\nusergroups = [\"vips\"]\n\n\
+         [[providers.ldap.corp.groups]]\ngroup = 'CN=Leads; Ost,CN=Users,{AD_BASE}'\nusergroups = [\"vips\"]\n{HELPDESK}"
+    );
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_deskgate"))
+        .arg("check")
+        .arg(&path)
+        .env_remove("DESKGATE_TEST_UNSET_LDAP_PASSWORD")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let errors: Vec<&str> = stdout.lines().filter(|l| l.contains(".group:")).collect();
+    assert_eq!(errors.len(), 1, "only the malformed DN is refused: {stdout}");
+    assert!(
+        errors[0].starts_with(&format!("{}:19:", path.display()))
+            && errors[0].contains("providers.ldap.corp.groups[1].group:")
+            && errors[0].contains("must be escaped"),
+        "{stdout}"
+    );
+}
+
+/// Markup between `<` and `>` dropped and the entities deskgate writes undone.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// An administrator's browser shows, on the page of a person who signed in through AD, every
+/// group the directory returned (nested and primary ones too), each marked mapped or not.
+#[tokio::test]
+async fn chromium_admin_sees_every_directory_group_of_a_person_marked_mapped_or_not() {
+    use deskgate_ldap::dn::Dn;
+    let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
+    let mut model = spelled_model();
+    model.push_str("\n[usergroups.admins]\nname = \"Administrators\"\npermissions = [\"deskgate.admin\"]\n");
+    let Some(ip) = peer("DESKGATE_TEST_SAMBA1") else { return };
+    let rules = [(TEAM_HEX_LOWER, "team_hex"), (DOMAIN_USERS, "domain_users")];
+    let Some(head) = ad_with(&[format!("ldaps://{ip}")], true, "", &rules) else { return };
+    let options =
+        Options { head, model, port: Some(19655), files: vec![PASSWORD_FILE], ..Default::default() };
+    let stack = start(options).await;
+    account(&stack, "admin@example.org", "Ada Admin", "correct horse battery", &["admins"]).await;
+
+    let mut nina = Browser::new(&stack);
+    assert_eq!(nina.sign_in_with("ldap.corp", "nina", "Passw0rd-nina").await.status, 303);
+    let id = nina.whoami().await["headers"]["x-deskgate-user"].as_str().unwrap().to_owned();
+    // What the directory returns for her, asked directly.
+    let said = stack.gateway.config.ldap[0].ldap.sign_in("nina", "Passw0rd-nina").await.expect("nina");
+    let returned: Vec<Dn> = said.identity.groups.iter().map(|g| Dn::parse(g).expect("a DN")).collect();
+    // Builtin\Users holds Domain Users, so it comes with the primary group.
+    let expected: Vec<Dn> =
+        [LEADS_ESCAPED, TEAM_ESCAPED, DOMAIN_USERS, BUILTIN_USERS].map(|g| Dn::parse(g).unwrap()).to_vec();
+    assert_eq!(returned.len(), expected.len(), "{:?}", said.identity.groups);
+    assert!(expected.iter().all(|e| returned.contains(e)), "{:?}", said.identity.groups);
+
+    let chrome = Chromium::start(&driver).await;
+    let page_url = format!("{}/.deskgate/admin/people/{id}", stack.base);
+    chrome.go(&page_url).await;
+    chrome.wait_for_url("the login page", |u| u.contains("/.deskgate/login")).await;
+    chrome.click("input[name=provider][value=builtin]").await;
+    chrome.type_into("input[name=username]", "admin@example.org").await;
+    chrome.type_into("input[name=password]", "correct horse battery").await;
+    chrome.click("form[action$='/login'] button").await;
+    chrome.wait_for_url("the person's page", |u| u == page_url).await;
+    let page = chrome.source().await;
+
+    let table = page
+        .split("<table class=\"said\" data-provider=\"ldap.corp\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no table of what ldap.corp said: {page}"));
+    let rows: Vec<(Dn, String)> = table
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            let cells: Vec<String> = row.split("</td>").map(text_of).collect();
+            let dn = Dn::parse(cells[0].trim()).unwrap_or_else(|e| panic!("{e}: {row}"));
+            (dn, cells[1].trim().to_owned())
+        })
+        .collect();
+    assert_eq!(rows.len(), returned.len(), "one row per group the directory returned: {table}");
+    for (dn, outcome) in &rows {
+        assert!(returned.contains(dn), "{dn:?} was not returned: {table}");
+        if *dn == expected[0] || *dn == expected[3] {
+            assert!(outcome.starts_with("not mapped"), "{outcome}");
+        } else {
+            assert!(outcome.starts_with("mapped to"), "{outcome}");
+        }
+    }
+    assert!(rows.iter().any(|(_, o)| o == "mapped to team_hex"), "{table}");
+    assert!(rows.iter().any(|(_, o)| o == "mapped to domain_users"), "{table}");
+    assert!(page.contains("Ω Team"), "the name as the directory has it: {table}");
+    chrome.quit().await;
 }

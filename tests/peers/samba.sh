@@ -19,6 +19,10 @@
 #   erin          account expired                 -> data 701
 #   frank         locked out (one bad password at each start) -> data 775
 #   henry         password expired                -> data 532
+#   nina          in "#Ω Team (Nord) *" (in OU=Teams), which is itself in
+#                 'Leads, Ost + Süd; "Nacht"' (in CN=Users): group names that need escaping
+#                 in a DN, with non-ASCII letters
+# Everyone's primary group is Domain Users (primaryGroupID 513).
 # Every address is served with LDAP on 389 and LDAPS on 636 (StartTLS on 389 works too),
 # with a certificate for the IP address from the test CA in .peers/samba-ca/ca.pem.
 # Must run as root (Samba as a DC needs it). Installs Debian's Samba packages if missing.
@@ -36,6 +40,8 @@ ADMIN_PASSWORD='Adm1n-Passw0rd!'
 SERVICE_PASSWORD='Svc-Passw0rd!'
 # A template older than this is rebuilt: seeded passwords are dated at provisioning.
 TEMPLATE_MAX_AGE_DAYS=30
+# A template seeded by an older version of this script is rebuilt: bump on seed changes.
+SEED_VERSION=2
 
 say() { echo "samba.sh: $*"; }
 die() { echo "samba.sh: error: $*" >&2; exit 1; }
@@ -104,6 +110,7 @@ EOF
 
 template_fresh() {
     [ -f "$TEMPLATE/.ready" ] || return 1
+    [ "$(cat "$TEMPLATE/.seed" 2>/dev/null)" = "$SEED_VERSION" ] || return 1
     local made now
     made=$(cat "$TEMPLATE/.ready")
     now=$(date +%s)
@@ -134,14 +141,14 @@ make_template() {
     run domain passwordsettings set --complexity=off --history-length=0 --min-pwd-age=0 \
         --max-pwd-age=42 --account-lockout-threshold=0
     local name
-    for name in alice bob carol erin frank henry; do
+    for name in alice bob carol erin frank henry nina; do
         run user add "$name" "Passw0rd-$name" --given-name="${name^}" --surname=Example \
             --mail-address="$name@corp.example.com" --company="Example Corp"
     done
     run user add dave "Passw0rd-dave" --given-name=Dave --surname=Example \
         --mail-address=dave@corp.example.com --company="Example Corp" --must-change-at-next-login
     run user add svc-deskgate "$SERVICE_PASSWORD" --description="deskgate service account"
-    for name in svc-deskgate alice bob carol frank; do
+    for name in svc-deskgate alice bob carol frank nina; do
         run user setexpiry "$name" --noexpiry
     done
     run domain passwordsettings pso create lock-after-one 1 --account-lockout-threshold=1 \
@@ -172,7 +179,35 @@ m.dn = dn
 m["pwdLastSet"] = ldb.MessageElement("132223104000000000", ldb.FLAG_MOD_REPLACE, "pwdLastSet")
 db.modify(m, controls=["local_oid:1.3.6.1.4.1.7165.4.3.12:0"])
 PY
+    # samba-tool writes group names into DNs unescaped; these are made with escaped DNs.
+    /usr/bin/python3 - "$new" >>"$PEERS/samba-provision.log" 2>&1 <<'PY' || die "could not add the groups with special names"
+import sys, ldb
+from samba.samdb import SamDB
+from samba.auth import system_session
+from samba.param import LoadParm
+target = sys.argv[1]
+lp = LoadParm()
+lp.load(target + "/etc/smb.conf")
+db = SamDB(url=target + "/private/sam.ldb", session_info=system_session(), lp=lp)
+base = str(db.domain_dn())
+db.add({"dn": "OU=Teams," + base, "objectClass": "organizationalUnit"})
+def group(name, parent, account):
+    dn = ldb.Dn(db, "CN=x," + parent)
+    dn.set_component(0, "CN", name)
+    db.add({"dn": dn, "objectClass": "group", "sAMAccountName": account})
+    return dn
+leads = group('Leads, Ost + Süd; "Nacht"', "CN=Users," + base, "leads-ost-sued")
+team = group("#Ω Team (Nord) *", "OU=Teams," + base, "team-nord")
+nina = db.search(base=base, expression="(sAMAccountName=nina)", attrs=["dn"])[0].dn
+for holder, member in [(team, nina), (leads, team)]:
+    m = ldb.Message()
+    m.dn = holder
+    m["member"] = ldb.MessageElement(str(member), ldb.FLAG_MOD_ADD, "member")
+    db.modify(m)
+print("special groups:", leads, team)
+PY
     rm -f "$new/etc/smb.conf"
+    echo "$SEED_VERSION" >"$new/.seed"
     date +%s >"$new/.ready"
     mv "$new" "$TEMPLATE"
     say "template ready"

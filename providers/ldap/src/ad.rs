@@ -1,9 +1,13 @@
-//! Active Directory specifics: reading why a bind was refused, and the text form of
-//! `objectGUID`.
+//! Active Directory specifics: reading why a bind was refused, the text form of
+//! `objectGUID`, the SID of a person's primary group, and the domain's own names.
 
 use std::fmt::Write;
 
 use deskgate_provider::AuthError;
+use ldap3::Scope;
+
+use crate::error::DirectoryError;
+use crate::escape::filter_value;
 
 /// LDAP result code `invalidCredentials`.
 pub(crate) const INVALID_CREDENTIALS: u32 = 49;
@@ -69,6 +73,95 @@ fn push_byte(out: &mut String, byte: u8) {
     let _ = write!(out, "{byte:02x}");
 }
 
+/// The SID of the primary group of the account whose SID is `user_sid`: the domain's SID
+/// (the account's without its last sub-authority, the account's RID) followed by
+/// `primaryGroupID`. `None` when `user_sid` is not a binary SID.
+pub(crate) fn primary_group_sid(user_sid: &[u8], primary_group_id: u32) -> Option<Vec<u8>> {
+    // Revision 1, a sub-authority count, a 6-byte authority, then 4-byte little-endian
+    // sub-authorities; an account SID ends in its RID.
+    let (&revision, rest) = user_sid.split_first()?;
+    let (&count, _) = rest.split_first()?;
+    if revision != 1 || count == 0 || user_sid.len() != 8 + 4 * usize::from(count) {
+        return None;
+    }
+    let mut sid = user_sid.to_vec();
+    let rid = sid.len() - 4;
+    sid[rid..].copy_from_slice(&primary_group_id.to_le_bytes());
+    Some(sid)
+}
+
+/// A binary value for a filter: every byte as `\xx` (RFC 4515).
+pub(crate) fn filter_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for b in bytes {
+        out.push('\\');
+        push_byte(&mut out, *b);
+    }
+    out
+}
+
+/// The domain's own names, in lower case: its NetBIOS name and its DNS name, from the
+/// `crossRef` object that names the domain in the configuration partition.
+pub(crate) async fn own_domains(
+    ldap: &mut ldap3::Ldap,
+    timeout: std::time::Duration,
+    server: &str,
+) -> Result<Vec<String>, DirectoryError> {
+    let failed = |source: ldap3::LdapError| DirectoryError::Operation {
+        operation: "domain name lookup",
+        server: server.to_owned(),
+        source: Box::new(source),
+    };
+    let root = ldap
+        .with_timeout(timeout)
+        .search(
+            "",
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["defaultNamingContext", "configurationNamingContext"],
+        )
+        .await
+        .and_then(|r| r.success())
+        .map_err(failed)?;
+    let root = crate::entries(root.0, server)?;
+    let context =
+        |name: &str| root.first().and_then(|e| crate::groups::attr_values(e, name)?.first().cloned());
+    let (Some(domain), Some(configuration)) =
+        (context("defaultNamingContext"), context("configurationNamingContext"))
+    else {
+        return Err(malformed(server, "the root DSE names no default or configuration naming context"));
+    };
+    let filter = format!("(&(objectClass=crossRef)(nCName={})(nETBIOSName=*))", filter_value(&domain));
+    let found = ldap
+        .with_timeout(timeout)
+        .search(
+            &format!("CN=Partitions,{configuration}"),
+            Scope::OneLevel,
+            &filter,
+            vec!["nETBIOSName", "dnsRoot"],
+        )
+        .await
+        .and_then(|r| r.success())
+        .map_err(failed)?;
+    let found = crate::entries(found.0, server)?;
+    let names: Vec<String> = found
+        .iter()
+        .flat_map(|e| {
+            ["nETBIOSName", "dnsRoot"].map(|a| crate::groups::attr_values(e, a).and_then(|v| v.first()))
+        })
+        .flatten()
+        .map(|name| name.to_lowercase())
+        .collect();
+    if names.is_empty() {
+        return Err(malformed(server, "no crossRef names the domain's NetBIOS name; set `domains`"));
+    }
+    Ok(names)
+}
+
+fn malformed(server: &str, detail: &str) -> DirectoryError {
+    DirectoryError::MalformedEntry { server: server.to_owned(), detail: detail.to_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +202,23 @@ mod tests {
         assert_eq!(data_code("x data 52e").as_deref(), Some("52e"));
         assert_eq!(data_code("data ,"), None);
         assert_eq!(data_code("nothing here"), None);
+    }
+
+    #[test]
+    fn the_primary_group_sid_is_the_domain_sid_and_the_primary_group_id() {
+        // S-1-5-21-1-2-3-1104 (an account) with primaryGroupID 513 (Domain Users).
+        let mut user = vec![1, 5, 0, 0, 0, 0, 0, 5];
+        for sub in [21u32, 1, 2, 3, 1104] {
+            user.extend(sub.to_le_bytes());
+        }
+        let mut users = user.clone();
+        users.truncate(user.len() - 4);
+        users.extend(513u32.to_le_bytes());
+        assert_eq!(primary_group_sid(&user, 513), Some(users));
+        assert_eq!(primary_group_sid(&user[..user.len() - 1], 513), None, "cut short");
+        assert_eq!(primary_group_sid(&[1, 0, 0, 0, 0, 0, 0, 5], 513), None, "no RID to replace");
+        assert_eq!(primary_group_sid(&[], 513), None);
+        assert_eq!(filter_bytes(&[0x01, 0x2a, 0xff]), "\\01\\2a\\ff");
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub struct LdapConfig {
     /// Attribute holding the organization (AD default `company`, LDAP default `o`).
     #[serde(default)]
     pub organization_attribute: Option<String>,
+    /// Active Directory: the domains a person may name when signing in, as the NetBIOS
+    /// name in `DOMAIN\name` or the suffix in `name@suffix` (compared without regard to
+    /// case). Default: the domain's own NetBIOS and DNS names, read from the directory.
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
     /// Where groups are searched for; `base_dn` when unset.
     #[serde(default)]
     pub group_base_dn: Option<String>,
@@ -227,6 +232,18 @@ impl LdapConfig {
             if ad { "company" } else { "o" },
         );
 
+        let domains = match (&self.domains, ad) {
+            (Some(_), false) => {
+                problems.push(Problem::new(
+                    "domains",
+                    "applies to kind = \"active-directory\" only (an LDAP login name has no domain part)",
+                ));
+                None
+            }
+            (Some(list), true) => Some(check_domains(&mut problems, list)),
+            (None, _) => None,
+        };
+
         if self.max_group_depth == 0 || self.max_group_depth > DEPTH_LIMIT {
             problems.push(Problem::new("max_group_depth", format!("must be between 1 and {DEPTH_LIMIT}")));
         }
@@ -274,6 +291,7 @@ impl LdapConfig {
             email_attribute,
             display_name_attribute,
             organization_attribute,
+            domains,
             nested_groups: self.nested_groups,
             max_group_depth: self.max_group_depth,
             connect_timeout,
@@ -405,36 +423,44 @@ fn load_ca(file: &Path) -> Result<rustls::ClientConfig, String> {
         .with_no_client_auth())
 }
 
-/// A light check that catches a missing or mistyped DN; the server has the last word.
+/// Refuses a missing DN, or one that RFC 4514 does not read, saying where it stops.
 fn check_dn(problems: &mut Vec<Problem>, key: &str, dn: &str) {
     if dn.trim().is_empty() {
         problems.push(Problem::new(key, "a DN is required"));
-    } else if !looks_like_dn(dn) {
-        problems.push(Problem::new(key, format!("`{dn}` is not a DN such as `DC=corp,DC=example,DC=com`")));
+    } else if let Err(error) = crate::dn::Dn::parse(dn) {
+        problems.push(Problem::new(
+            key,
+            format!("`{dn}` is not a DN such as `CN=VIPs,CN=Users,DC=corp,DC=example,DC=com`: {error}"),
+        ));
     }
 }
 
-/// Every RDN (split at commas that are not escaped) is `type=value` with a non-empty type.
-fn looks_like_dn(dn: &str) -> bool {
-    let mut rdns = Vec::new();
-    let mut current = String::new();
-    let mut escaped = false;
-    for c in dn.chars() {
-        match c {
-            _ if escaped => {
-                escaped = false;
-                current.push(c);
-            }
-            '\\' => {
-                escaped = true;
-                current.push(c);
-            }
-            ',' => rdns.push(std::mem::take(&mut current)),
-            _ => current.push(c),
+/// The configured domains in lower case; each must be a NetBIOS or DNS domain name.
+fn check_domains(problems: &mut Vec<Problem>, list: &[String]) -> Vec<String> {
+    if list.is_empty() {
+        problems.push(Problem::new(
+            "domains",
+            "name at least one domain, or leave the key out for the directory's own",
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, domain) in list.iter().enumerate() {
+        let name = domain.trim().to_lowercase();
+        let valid = !name.is_empty()
+            && name.len() <= 255
+            && name.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+            });
+        if valid {
+            out.push(name);
+        } else {
+            problems.push(Problem::new(
+                format!("domains[{i}]"),
+                format!("`{domain}` is not a domain name such as `CORP` or `corp.example.com`"),
+            ));
         }
     }
-    rdns.push(current);
-    rdns.iter().all(|rdn| rdn.split_once('=').is_some_and(|(ty, _)| is_attribute_name(ty.trim())))
+    out
 }
 
 fn check_filter_template(filter: &str) -> Result<(), String> {

@@ -1,6 +1,8 @@
 //! Which groups a person is in, including through other groups.
 //!
-//! Active Directory resolves nesting itself with the in-chain matching rule. Other
+//! Active Directory resolves nesting itself with the in-chain matching rule, which does not
+//! cover the primary group (Domain Users by default): `member` never lists it, the user's
+//! `primaryGroupID` names it by RID, so it is looked up by SID and added. Other
 //! directories (OpenLDAP has no in-chain rule) are walked level by level here: each level
 //! is one search for groups that list any group of the level before as a member, with a
 //! seen-set so that a cycle ends, and a depth limit so that a pathological tree does.
@@ -9,6 +11,7 @@ use std::collections::HashSet;
 
 use ldap3::{Scope, SearchEntry};
 
+use crate::ad;
 use crate::config::Kind;
 use crate::error::DirectoryError;
 use crate::escape::filter_value;
@@ -33,20 +36,47 @@ pub(crate) async fn of_user(
 ) -> Result<Vec<String>, DirectoryError> {
     let at = At { settings, server };
     match (settings.kind, settings.nested_groups) {
-        (Kind::ActiveDirectory, true) => {
-            let filter = format!("(&(objectClass=group)(member:{IN_CHAIN}:={}))", filter_value(&user.dn));
-            let found = search_dns(ldap, &at, &filter).await?;
+        (Kind::ActiveDirectory, nested) => {
+            let mut found = if nested {
+                search_dns(ldap, &at, &in_chain(&user.dn)).await?
+            } else {
+                attr_values(user, "memberOf").cloned().unwrap_or_default()
+            };
+            found.extend(primary_group(ldap, &at, user).await?);
             Ok(dedup(found))
-        }
-        (Kind::ActiveDirectory, false) => {
-            let direct = attr_values(user, "memberOf").cloned().unwrap_or_default();
-            Ok(dedup(direct))
         }
         (Kind::Ldap, nested) => {
             let depth = if nested { settings.max_group_depth } else { 1 };
             expand(ldap, &at, &user.dn, depth).await
         }
     }
+}
+
+/// Groups that hold `dn` as a member, directly or through other groups (AD only).
+fn in_chain(dn: &str) -> String {
+    format!("(&(objectClass=group)(member:{IN_CHAIN}:={}))", filter_value(dn))
+}
+
+/// The user's primary group, found by SID under the group base (so nothing when it lies
+/// outside it), and with nesting on the groups it is in.
+async fn primary_group(
+    ldap: &mut ldap3::Ldap,
+    at: &At<'_>,
+    user: &SearchEntry,
+) -> Result<Vec<String>, DirectoryError> {
+    let rid = attr_values(user, "primaryGroupID").and_then(|v| v.first()).and_then(|v| v.parse::<u32>().ok());
+    let sid = crate::binary_value(user, "objectSid");
+    let Some(sid) = rid.zip(sid).and_then(|(rid, sid)| ad::primary_group_sid(&sid, rid)) else {
+        return Ok(Vec::new());
+    };
+    let filter = format!("(&(objectClass=group)(objectSid={}))", ad::filter_bytes(&sid));
+    let mut found = search_dns(ldap, at, &filter).await?;
+    if at.settings.nested_groups {
+        for dn in found.clone() {
+            found.extend(search_dns(ldap, at, &in_chain(&dn)).await?);
+        }
+    }
+    Ok(found)
 }
 
 /// Walks up from `member_dn`: level 1 is the groups that list it, level 2 the groups that

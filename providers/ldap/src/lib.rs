@@ -9,6 +9,7 @@
 mod ad;
 pub mod config;
 mod connections;
+pub mod dn;
 mod error;
 pub mod escape;
 mod groups;
@@ -47,6 +48,8 @@ pub(crate) struct Settings {
     pub(crate) email_attribute: String,
     pub(crate) display_name_attribute: String,
     pub(crate) organization_attribute: String,
+    /// The domains a login may name (lower case); the directory's own when `None`.
+    pub(crate) domains: Option<Vec<String>>,
     pub(crate) nested_groups: bool,
     pub(crate) max_group_depth: u32,
     pub(crate) connect_timeout: Duration,
@@ -71,6 +74,8 @@ struct Inner {
     health: Mutex<Health>,
     clock: Arc<dyn Clock>,
     service: tokio::sync::Mutex<Option<Service>>,
+    /// The directory's own domain names, once read.
+    own_domains: tokio::sync::OnceCell<Vec<String>>,
 }
 
 /// The shared service connection and the index of the server it is open to.
@@ -119,6 +124,7 @@ impl Ldap {
                 health,
                 clock,
                 service: tokio::sync::Mutex::new(None),
+                own_domains: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -167,6 +173,18 @@ impl Ldap {
                 return Err(AuthError::InvalidCredentials);
             }
         };
+        if login.domain.is_some() {
+            let allowed = self.domains().await.map_err(|e| self.unavailable(e))?;
+            if !login::domain_allowed(&login, &allowed) {
+                tracing::info!(
+                    provider = %settings.provider,
+                    user = %username.trim(),
+                    "Sign-in names a domain this provider does not serve (see domains)"
+                );
+                return Err(AuthError::InvalidCredentials);
+            }
+        }
+        let login = login.name;
         let filter = settings.user_filter.replace("{username}", &escape::filter_value(&login));
 
         let (service, found) = self.find_user(&filter).await.map_err(|e| self.unavailable(e))?;
@@ -217,6 +235,33 @@ impl Ldap {
             "Directory accepted the sign-in"
         );
         Ok(SignIn { identity, server })
+    }
+
+    /// The domains a login may name: the configured ones, else the directory's own names,
+    /// read once.
+    async fn domains(&self) -> Result<Vec<String>, DirectoryError> {
+        let settings = &self.inner.settings;
+        if let Some(domains) = &settings.domains {
+            return Ok(domains.clone());
+        }
+        self.inner
+            .own_domains
+            .get_or_try_init(|| async {
+                let service = self.service().await?;
+                let mut ldap = service.ldap.clone();
+                let url = self.url(service.server).to_owned();
+                let found = ad::own_domains(&mut ldap, settings.timeout, &url).await;
+                if let Err(DirectoryError::Operation { source, .. }) = &found {
+                    if is_server_failure(source) {
+                        self.service_failed(&service, source).await;
+                    }
+                }
+                let found = found?;
+                tracing::info!(provider = %settings.provider, domains = ?found, "The directory's own domain names");
+                Ok(found)
+            })
+            .await
+            .cloned()
     }
 
     /// Searches for the user on the service connection; a server that fails mid-search is
@@ -282,14 +327,19 @@ impl Ldap {
             Kind::ActiveDirectory => ("objectGUID", "sAMAccountName"),
             Kind::Ldap => ("entryUUID", "uid"),
         };
-        vec![
+        let mut attributes = vec![
             subject.to_owned(),
             login.to_owned(),
             "memberOf".to_owned(),
             s.email_attribute.clone(),
             s.display_name_attribute.clone(),
             s.organization_attribute.clone(),
-        ]
+        ];
+        if s.kind == Kind::ActiveDirectory {
+            // What names the primary group, which memberOf leaves out.
+            attributes.extend(["objectSid".to_owned(), "primaryGroupID".to_owned()]);
+        }
+        attributes
     }
 
     fn identity(
@@ -357,7 +407,7 @@ fn first(entry: &SearchEntry, name: &str) -> Option<String> {
 
 /// A binary attribute's first value; ldap3 files values that happen to be valid UTF-8
 /// under the text attributes.
-fn binary_value(entry: &SearchEntry, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn binary_value(entry: &SearchEntry, name: &str) -> Option<Vec<u8>> {
     let binary = entry.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
     match binary {
         Some((_, values)) => values.first().cloned(),

@@ -36,6 +36,7 @@ fn ad_config(password_file: &Path) -> LdapConfig {
         display_name_attribute: None,
         organization_attribute: None,
         group_base_dn: None,
+        domains: None,
         nested_groups: true,
         max_group_depth: 8,
         connect_timeout: None,
@@ -270,13 +271,20 @@ fn filter_templates_must_be_balanced_and_use_the_placeholder() {
 }
 
 #[test]
-fn dns_and_attribute_names_get_a_light_check() {
-    assert!(looks_like_dn("DC=corp,DC=example,DC=com"));
-    assert!(looks_like_dn("CN=Smith\\, John,OU=People,DC=x"));
-    assert!(looks_like_dn("cn=x"));
-    assert!(!looks_like_dn("corp.example.com"));
-    assert!(!looks_like_dn("CN=x,,DC=y"));
-    assert!(!looks_like_dn("=x"));
+fn dns_are_read_as_rfc_4514_and_attribute_names_checked() {
+    let dn_problem = |dn: &str| {
+        let mut problems = Vec::new();
+        check_dn(&mut problems, "groups[0].group", dn);
+        problems.into_iter().next().map(|p| p.message)
+    };
+    assert_eq!(dn_problem("DC=corp,DC=example,DC=com"), None);
+    assert_eq!(dn_problem("CN=Smith\\, John,OU=People,DC=x"), None);
+    assert_eq!(dn_problem("cn=x"), None);
+    assert!(dn_problem("corp.example.com").is_some());
+    assert!(dn_problem("CN=x,,DC=y").is_some());
+    assert!(dn_problem("=x").is_some());
+    let unescaped = dn_problem("CN=Leads; Ost,DC=x").expect("an unescaped `;` is refused");
+    assert!(unescaped.contains("must be escaped") && unescaped.contains("at byte 8"), "{unescaped}");
     assert!(is_attribute_name("mail"));
     assert!(is_attribute_name("msDS-PrincipalName"));
     assert!(is_attribute_name("2.5.4.3"));

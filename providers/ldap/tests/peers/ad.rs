@@ -52,7 +52,11 @@ async fn ad_without_nesting_reports_only_direct_groups() {
     assert!(has_group(&alice, HELPDESK));
     assert!(!has_group(&alice, VIPS), "{:?}", alice.identity.groups);
     let bob = ldap.sign_in("bob", "Passw0rd-bob").await.expect("bob");
-    assert_eq!(sorted_lower(&bob.identity.groups), vec![POWER_USERS.to_lowercase()]);
+    // Domain Users is his primary group; without nesting, not the Builtin group it is in.
+    assert_eq!(
+        sorted_lower(&bob.identity.groups),
+        vec![DOMAIN_USERS.to_lowercase(), POWER_USERS.to_lowercase()]
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ const SERVICE_PASSWORD: &str = "Svc-Passw0rd!";
 const AD_BASE: &str = "DC=corp,DC=example,DC=com";
 const HELPDESK: &str = "CN=Helpdesk Agents,CN=Users,DC=corp,DC=example,DC=com";
 const VIPS: &str = "CN=VIPs,CN=Users,DC=corp,DC=example,DC=com";
+const DOMAIN_USERS: &str = "CN=Domain Users,CN=Users,DC=corp,DC=example,DC=com";
 const POWER_USERS: &str = "CN=Power Users,CN=Users,DC=corp,DC=example,DC=com";
 const LDAP_BASE: &str = "dc=deskgate,dc=test";
 
@@ -77,6 +78,7 @@ fn ad_config(urls: &[String]) -> LdapConfig {
         display_name_attribute: None,
         organization_attribute: None,
         group_base_dn: None,
+        domains: None,
         nested_groups: true,
         max_group_depth: 8,
         connect_timeout: Some("3s".into()),
