@@ -109,7 +109,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct GroupRule {
     /// The provider's group: an LDAP DN, a SAML attribute value, an OIDC claim value or a
-    /// Google hosted domain. Compared case-insensitively.
+    /// Google hosted domain. Compared case-insensitively; LDAP DNs compare as DNs.
     pub group: String,
     /// The usergroup ids this group grants.
     pub usergroups: Vec<String>,

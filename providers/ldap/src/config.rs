@@ -94,7 +94,7 @@ pub struct LdapConfig {
     /// Link to an existing account with the same email address.
     #[serde(default)]
     pub link_by_email: bool,
-    /// Group DN → usergroups rules, applied by the gateway (DNs compared case-insensitively).
+    /// Group DN → usergroups rules, applied by the gateway (compared as RFC 4514 DNs).
     #[serde(default)]
     pub groups: Vec<GroupRule>,
     /// How the login page names this directory, e.g. "Corporate account".

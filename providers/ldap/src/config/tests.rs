@@ -293,3 +293,27 @@ fn dns_are_read_as_rfc_4514_and_attribute_names_checked() {
     assert!(!is_attribute_name("2..5"));
     assert!(!is_attribute_name("-x"));
 }
+
+#[test]
+fn domains_must_be_domain_names_and_apply_to_active_directory_only() {
+    let password = TempFile::new("domains", "s3cret\n");
+    let mut config = ad_config(&password.0);
+    config.domains = Some(vec!["CORP".into(), " Corp.Example.com ".into()]);
+    let ldap = config.build("corp").expect("valid domains");
+    assert_eq!(
+        ldap.inner.settings.domains,
+        Some(vec!["corp".to_owned(), "corp.example.com".to_owned()]),
+        "kept in lower case"
+    );
+
+    config.domains = Some(vec!["CORP".into(), "corp\\x".into(), "a..b".into(), "x@y".into()]);
+    let problems = config.build("corp").expect_err("bad domains");
+    assert_eq!(paths(&problems), vec!["domains[1]", "domains[2]", "domains[3]"]);
+
+    config.domains = Some(Vec::new());
+    assert_eq!(paths(&config.build("corp").expect_err("empty list")), vec!["domains"]);
+
+    let generic =
+        LdapConfig { kind: Kind::Ldap, domains: Some(vec!["CORP".into()]), ..ad_config(&password.0) };
+    assert_eq!(paths(&generic.build("dir").expect_err("ldap kind")), vec!["domains"]);
+}
