@@ -443,3 +443,163 @@ async fn sentinel_failover_under_load_never_shows_a_guest_or_another_identity_an
     );
     assert_eq!(lost, 0, "sessions handed out were lost in the failover");
 }
+
+/// Ports of the TLS Sentinel set-up.
+const TLS_MASTER_PORT: u16 = 19626;
+const TLS_REPLICA_PORT: u16 = 19627;
+const TLS_SENTINEL_PORT: u16 = 19628;
+const SENTINEL_PASSWORD: &str = "the sentinel's own password";
+
+/// A client of the test's TLS servers, as `redis-cli --tls` would be.
+async fn tls_conn(ca: &Ca, port: u16, password: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::build_with_tls(
+        format!("rediss://:{password}@127.0.0.1:{port}"),
+        redis::TlsCertificates { client_tls: None, root_cert: Some(ca.pem.clone().into_bytes()) },
+    )
+    .unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn sentinel_over_tls_with_passwords_finds_the_master_and_follows_a_switch_without_a_guest_page() {
+    let ca = Ca::new();
+    let scratch = TempDir::new();
+    let file = |name: &str| scratch.0.join(name);
+    ca.issue_for("redis test server", &["127.0.0.1"], &file("server.crt"), &file("server.key"));
+    std::fs::write(file("ca.pem"), &ca.pem).unwrap();
+    let path = |name: &str| file(name).to_str().unwrap().to_owned();
+    let (cert, key, ca_file, dir) = (path("server.crt"), path("server.key"), path("ca.pem"), path(""));
+    let tls: Vec<String> = [
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        &dir,
+        "--repl-diskless-sync-delay",
+        "0",
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca_file,
+        "--tls-auth-clients",
+        "no",
+        "--tls-replication",
+        "yes",
+        "--requirepass",
+        PASSWORD,
+        "--masterauth",
+        PASSWORD,
+    ]
+    .map(String::from)
+    .to_vec();
+    let start = |port: u16, extra: Vec<String>| {
+        let mut args = tls.clone();
+        args.extend(["--tls-port".to_owned(), port.to_string()]);
+        args.extend(extra);
+        let log = file(&format!("{port}.log"));
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Server::start(&args, port, &log).await
+        }
+    };
+    let Some(_master) = start(TLS_MASTER_PORT, vec![]).await else { return };
+    let replica_of = vec!["--replicaof".to_owned(), "127.0.0.1".to_owned(), TLS_MASTER_PORT.to_string()];
+    let Some(_replica) = start(TLS_REPLICA_PORT, replica_of).await else { return };
+    let conf = file("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port 0\ntls-port {TLS_SENTINEL_PORT}\nbind 127.0.0.1\ndir {dir}\ntls-cert-file {cert}\n\
+             tls-key-file {key}\ntls-ca-cert-file {ca_file}\ntls-auth-clients no\ntls-replication yes\n\
+             requirepass \"{SENTINEL_PASSWORD}\"\nsentinel monitor sessions 127.0.0.1 {TLS_MASTER_PORT} 1\n\
+             sentinel auth-pass sessions \"{PASSWORD}\"\nsentinel down-after-milliseconds sessions 1000\n"
+        ),
+    )
+    .unwrap();
+    let Some(_sentinel) =
+        Server::start(&[conf.to_str().unwrap(), "--sentinel"], TLS_SENTINEL_PORT, &file("sentinel.log"))
+            .await
+    else {
+        return;
+    };
+    let mut sentinel = tls_conn(&ca, TLS_SENTINEL_PORT, SENTINEL_PASSWORD).await;
+    let began = Instant::now();
+    loop {
+        let info: std::collections::HashMap<String, String> =
+            redis::cmd("SENTINEL").arg("MASTER").arg("sessions").query_async(&mut sentinel).await.unwrap();
+        let mut replica = tls_conn(&ca, TLS_REPLICA_PORT, PASSWORD).await;
+        let repl: String = redis::cmd("INFO").arg("replication").query_async(&mut replica).await.unwrap();
+        if info.get("num-slaves").map(String::as_str) == Some("1") && repl.contains("master_link_status:up") {
+            break;
+        }
+        assert!(began.elapsed() < Duration::from_secs(30), "the sentinel did not find the replica");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("ca.pem"), &ca.pem).unwrap();
+    std::fs::write(dir.0.join("redis-password"), PASSWORD).unwrap();
+    std::fs::write(dir.0.join("sentinel-password"), format!("{SENTINEL_PASSWORD}\n")).unwrap();
+    let storage = format!(
+        "sessions = \"rediss://\"\nredis_sentinel_master = \"sessions\"\n\
+         redis_sentinels = [\"127.0.0.1:{TLS_SENTINEL_PORT}\"]\nredis_ca_file = \"ca.pem\"\n\
+         redis_password_file = \"redis-password\"\nredis_sentinel_password_file = \"sentinel-password\"\n\
+         redis_wait_replicas = 1\nredis_local_cache = \"0s\"\nredis_prefix = \"tls-sentinel:\""
+    );
+    let gate = replica(&dir.0, "gate", &config(&dir.0, &storage).await).await;
+    let mut person = browser_at(gate);
+    let page = person.sign_up("Sen Tinel", "sentinel@example.org", "long enough password").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let id = person.whoami().await["headers"]["x-deskgate-user"].as_str().unwrap().to_owned();
+    let mut master = tls_conn(&ca, TLS_MASTER_PORT, PASSWORD).await;
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg("tls-sentinel:session:*").query_async(&mut master).await.unwrap();
+    assert_eq!(keys.len(), 1, "the session is on the master the sentinel named");
+
+    // A switch ordered at the sentinel: the old master becomes a replica (it answers
+    // READONLY to writes); deskgate must follow to the new one.
+    let _: () =
+        redis::cmd("SENTINEL").arg("FAILOVER").arg("sessions").query_async(&mut sentinel).await.unwrap();
+    let switched = Instant::now();
+    let mut served = None;
+    while switched.elapsed() < Duration::from_secs(15) {
+        let page = person.get_with("/whoami", &[("accept", "application/json")]).await;
+        match page.status {
+            200 => {
+                let seen = page.json()["headers"]["x-deskgate-user"].clone();
+                assert_eq!(
+                    seen.as_str(),
+                    Some(id.as_str()),
+                    "a guest page or another identity: {}",
+                    page.body
+                );
+            }
+            503 => {}
+            other => panic!("answer {other}: {}", page.body),
+        }
+        let (_, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg("sessions")
+            .query_async(&mut sentinel)
+            .await
+            .unwrap();
+        if port == TLS_REPLICA_PORT {
+            // A sign-in writes: it must reach the new master, not the demoted one.
+            let page = browser_at(gate).sign_in("sentinel@example.org", "long enough password").await;
+            if page.status == 303 && person.is_signed_in().await {
+                served = Some(switched.elapsed());
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("switch over TLS: sign-ins and the existing session served {served:?} after it was ordered");
+    assert!(served.is_some_and(|t| t < Duration::from_secs(10)), "not served after the switch: {served:?}");
+}
