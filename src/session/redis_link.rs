@@ -180,9 +180,11 @@ impl Link {
                     builder = builder.set_client_to_sentinel_password(&password.0);
                 }
                 let client = builder.build().map_err(LinkError::Client)?;
+                // Half the operation's time: a master that stops answering without closing
+                // the connection fails here in time to ask the sentinels and try once more.
                 let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout));
+                    .set_connection_timeout(Some(timeout / 2))
+                    .set_response_timeout(Some(timeout / 2));
                 Ok(Link::Sentinel(Arc::new(SentinelLink {
                     sentinels: tokio::sync::Mutex::new(client),
                     current: std::sync::RwLock::new(None),

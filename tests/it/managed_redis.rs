@@ -16,9 +16,17 @@ use crate::tls::Ca;
 
 /// Ports of this module's servers (the range 19620-19649 is this module's).
 const TLS_PORT: u16 = 19620;
-const MASTER_PORT: u16 = 19621;
-const REPLICA_PORT: u16 = 19622;
-const SENTINEL_PORTS: [u16; 3] = [19623, 19624, 19625];
+/// A Sentinel set-up's ports: master, replica, three sentinels.
+#[derive(Clone, Copy)]
+struct Ports {
+    master: u16,
+    replica: u16,
+    sentinels: [u16; 3],
+}
+
+/// The set whose master is killed, and the one whose master freezes.
+const KILLED: Ports = Ports { master: 19621, replica: 19622, sentinels: [19623, 19624, 19625] };
+const FROZEN: Ports = Ports { master: 19630, replica: 19631, sentinels: [19632, 19633, 19634] };
 
 const PASSWORD: &str = "a password only this Redis knows";
 
@@ -66,6 +74,13 @@ impl Server {
     /// Stops it at once, as a crash would (SIGKILL): nothing is handed over on the way out.
     async fn kill(&mut self) {
         self.child.kill().await.unwrap();
+    }
+
+    /// Freezes it (SIGSTOP), as a host cut off from the network looks: connections stay
+    /// open and nothing answers. Killed on drop all the same.
+    fn freeze(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
     }
 }
 
@@ -190,7 +205,7 @@ struct Sentinels {
 impl Sentinels {
     /// A master, a replica of it, and three sentinels (quorum 2) that call the master down
     /// after `down_after`; returns once every sentinel knows the replica and the others.
-    async fn start(down_after: Duration) -> Option<Sentinels> {
+    async fn start(ports: Ports, down_after: Duration) -> Option<Sentinels> {
         let scratch = TempDir::new();
         let log = |name: &str| scratch.0.join(format!("{name}.log"));
         // A replica's full sync writes the data to `dir`: the scratch folder, not the
@@ -210,24 +225,25 @@ impl Sentinels {
             "--repl-diskless-sync-delay",
             "0",
         ];
-        let master_port = MASTER_PORT.to_string();
+        let master_port = ports.master.to_string();
         let mut args: Vec<&str> = vec!["--port", &master_port];
         args.extend(base);
-        let master = Server::start(&args, MASTER_PORT, &log("master")).await?;
-        let replica_port = REPLICA_PORT.to_string();
+        let master = Server::start(&args, ports.master, &log("master")).await?;
+        let replica_port = ports.replica.to_string();
         let mut args: Vec<&str> = vec!["--port", &replica_port, "--replicaof", "127.0.0.1", &master_port];
         args.extend(base);
-        let replica = Server::start(&args, REPLICA_PORT, &log("replica")).await?;
+        let replica = Server::start(&args, ports.replica, &log("replica")).await?;
         let mut sentinels = Vec::new();
-        for port in SENTINEL_PORTS {
+        for port in ports.sentinels {
             // A sentinel rewrites its config file: each has its own.
             let conf = scratch.0.join(format!("sentinel-{port}.conf"));
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel monitor sessions 127.0.0.1 {MASTER_PORT} 2\n\
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel monitor sessions 127.0.0.1 {} 2\n\
                      sentinel down-after-milliseconds sessions {}\nsentinel failover-timeout sessions 10000\n\
                      sentinel parallel-syncs sessions 1\n",
+                    ports.master,
                     down_after.as_millis(),
                     dir = scratch.0.display()
                 ),
@@ -240,11 +256,11 @@ impl Sentinels {
         // each other (they meet through the master, with hello messages every 2 s).
         let began = Instant::now();
         loop {
-            let client = redis::Client::open(format!("redis://127.0.0.1:{REPLICA_PORT}")).unwrap();
+            let client = redis::Client::open(format!("redis://127.0.0.1:{}", ports.replica)).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
             let info: String = redis::cmd("INFO").arg("replication").query_async(&mut conn).await.unwrap();
             let mut ready = info.contains("master_link_status:up");
-            for port in SENTINEL_PORTS {
+            for port in ports.sentinels {
                 let info = sentinel_master(port).await;
                 ready &= info.get("num-slaves").map(String::as_str) == Some("1")
                     && info.get("num-other-sentinels").map(String::as_str) == Some("2");
@@ -266,9 +282,9 @@ async fn sentinel_master(port: u16) -> std::collections::HashMap<String, String>
     redis::cmd("SENTINEL").arg("MASTER").arg("sessions").query_async(&mut conn).await.unwrap()
 }
 
-/// The port of the master that the first sentinel names.
-async fn master_port() -> u16 {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}", SENTINEL_PORTS[0])).unwrap();
+/// The port of the master that the sentinel at `port` names.
+async fn master_port(port: u16) -> u16 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let (_, port): (String, u16) = redis::cmd("SENTINEL")
         .arg("GET-MASTER-ADDR-BY-NAME")
@@ -281,9 +297,23 @@ async fn master_port() -> u16 {
 
 #[tokio::test]
 async fn sentinel_failover_under_load_never_shows_a_guest_or_another_identity_and_serves_within_5s() {
-    let Some(mut set) = Sentinels::start(Duration::from_millis(1000)).await else { return };
+    failover_under_load(KILLED, "killed").await;
+}
+
+/// A master that stops answering without closing its connections: operations on it time
+/// out, and deskgate must ask the sentinels again rather than wait on it for ever.
+#[tokio::test]
+async fn sentinel_failover_from_a_frozen_master_never_shows_a_guest_and_serves_within_5s() {
+    failover_under_load(FROZEN, "frozen").await;
+}
+
+/// Signed-in people keep requesting and signing in while the master is `how` ("killed" or
+/// "frozen"); no answer may show a guest or another identity, and both kinds of request
+/// must be served again within 5 s of the promotion.
+async fn failover_under_load(ports: Ports, how: &str) {
+    let Some(mut set) = Sentinels::start(ports, Duration::from_millis(1000)).await else { return };
     let dir = TempDir::new();
-    let sentinels: Vec<String> = SENTINEL_PORTS.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let sentinels: Vec<String> = ports.sentinels.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
     let storage = format!(
         "sessions = \"redis://\"\nredis_sentinel_master = \"sessions\"\nredis_sentinels = [{}]\n\
          redis_wait_replicas = 1\nredis_prefix = \"failover:\"\nredis_local_cache = \"0s\"\n\
@@ -380,7 +410,10 @@ async fn sentinel_failover_under_load_never_shows_a_guest_or_another_identity_an
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = (tally.ok.load(Ordering::Relaxed), tally.signed_in.load(Ordering::Relaxed));
     assert!(before.0 > 50 && before.1 > 2, "load runs: {before:?}");
-    set.master.kill().await;
+    match how {
+        "killed" => set.master.kill().await,
+        _ => set.master.freeze(),
+    }
     let killed = Instant::now();
 
     // The sentinels promote the replica; then both kinds of request must work again.
@@ -388,7 +421,7 @@ async fn sentinel_failover_under_load_never_shows_a_guest_or_another_identity_an
     let mut back = None;
     while back.is_none() && killed.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if promoted.is_none() && master_port().await == REPLICA_PORT {
+        if promoted.is_none() && master_port(ports.sentinels[0]).await == ports.replica {
             promoted = Some(killed.elapsed());
         }
         if let Some(p) = promoted {
@@ -429,7 +462,7 @@ async fn sentinel_failover_under_load_never_shows_a_guest_or_another_identity_an
         tally.signed_in.load(Ordering::Relaxed),
     );
     eprintln!(
-        "failover: replica promoted {promoted:?} after the kill, both kinds of request served {back:?} after it; \
+        "failover, master {how}: replica promoted {promoted:?} after that, both kinds of request served {back:?} after it; \
          {ok} ok, {unavailable} unavailable (503), {wrong} wrong; {signed_in} sign-ins, {lost} of their sessions lost"
     );
     assert_eq!(wrong, 0, "a response carried a guest or another person's identity");
