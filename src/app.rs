@@ -229,18 +229,35 @@ impl Gateway {
                     once: config.limits.memory_one_time_values,
                 },
             ),
-            SessionsBackend::Redis { url, prefix, local_cache } => {
-                let store =
-                    RedisStore::open(url.expose(), prefix, clock.clone())?.with_local_cache(*local_cache);
-                // Not awaited: a Redis that is down must not hold up the start.
-                let (probe, url) = (store.clone(), url.to_string());
-                tokio::spawn(async move {
-                    if let Err(e) = probe.ping().await {
-                        let cause =
-                            std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
-                        tracing::warn!(%url, %cause, "Redis is not answering; requests that need a session fail until it does");
+            SessionsBackend::Redis { url, prefix, local_cache, link } => {
+                let store = RedisStore::connect(url.expose(), link, prefix, clock.clone())?
+                    .with_local_cache(*local_cache);
+                let (probe, url, ca_file) = (store.clone(), url.to_string(), link.ca_file.clone());
+                let check = async move {
+                    let e = match probe.check(&url, ca_file.as_deref()).await {
+                        Ok(()) => return Ok(()),
+                        Err(e) => e,
+                    };
+                    match &e {
+                        // A certificate refused is a mistake in the config, not an outage.
+                        StoreError::Unavailable(cause) if cause.is::<crate::session::RedisLinkError>() => {
+                            Err(e)
+                        }
+                        _ => {
+                            let cause =
+                                std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+                            tracing::warn!(%url, %cause, "Redis is not answering; requests that need a session fail until it does");
+                            Ok(())
+                        }
                     }
-                });
+                };
+                if link.tls {
+                    // Bounded (one operation's time): a Redis that is down only delays the start.
+                    check.await?;
+                } else {
+                    // Not awaited: a Redis that is down must not hold up the start.
+                    tokio::spawn(check);
+                }
                 Sessions::Redis(store)
             }
         };

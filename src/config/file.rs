@@ -175,6 +175,28 @@ pub struct StorageFile {
     pub postgres_client_key_file: Option<String>,
     /// File holding the PostgreSQL password (one final newline is dropped).
     pub postgres_password_file: Option<String>,
+    /// PEM file of the CA that signed Redis's certificate (`rediss://`); the system's CAs
+    /// otherwise.
+    pub redis_ca_file: Option<String>,
+    /// PEM certificate deskgate shows Redis (`tls-auth-clients`).
+    pub redis_client_cert_file: Option<String>,
+    /// PEM private key of `redis_client_cert_file`.
+    pub redis_client_key_file: Option<String>,
+    /// ACL user deskgate signs in to Redis as (`default` when absent).
+    pub redis_username: Option<String>,
+    /// File holding the Redis password (one final newline is dropped).
+    pub redis_password_file: Option<String>,
+    /// Name of the master the sentinels watch; with it, the master's address comes from
+    /// `redis_sentinels`.
+    pub redis_sentinel_master: Option<String>,
+    /// Sentinel addresses, `HOST:PORT` each.
+    pub redis_sentinels: Option<Vec<String>>,
+    /// File holding the sentinels' password (`requirepass` in sentinel.conf).
+    pub redis_sentinel_password_file: Option<String>,
+    /// Replicas that must acknowledge a new session before the sign-in answers (default 0).
+    pub redis_wait_replicas: Option<u32>,
+    /// How long a sign-in waits for that acknowledgement (default `100ms`).
+    pub redis_wait_timeout: Option<String>,
 }
 
 /// `[registration]`

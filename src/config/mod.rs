@@ -289,7 +289,59 @@ pub enum SessionsBackend {
         prefix: String,
         /// How long a session read from Redis is reused locally.
         local_cache: Duration,
+        /// TLS, credentials, Sentinel and replication acknowledgement.
+        link: Box<RedisLink>,
     },
+}
+
+/// How deskgate reaches Redis beyond its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisLink {
+    /// Whether the URL is `rediss://`: TLS to Redis (and to the sentinels).
+    pub tls: bool,
+    /// The CA trusted for Redis's certificate instead of the system's CAs.
+    pub ca_file: Option<PathBuf>,
+    /// The certificate and key deskgate shows Redis.
+    pub client_cert: Option<crate::tls::TlsFiles>,
+    /// The ACL user from `storage.redis_username`.
+    pub username: Option<String>,
+    /// The password from `storage.redis_password_file`.
+    pub password: Option<Password>,
+    /// Where the master is found, when Sentinel watches it.
+    pub sentinel: Option<RedisSentinel>,
+    /// Replicas that must hold a new session before the sign-in answers (`WAIT`).
+    pub wait_replicas: u32,
+    /// How long a write waits for those replicas.
+    pub wait_timeout: Duration,
+}
+
+impl Default for RedisLink {
+    /// Plain TCP to the URL's server, no credentials beyond the URL's, no waiting for replicas.
+    fn default() -> RedisLink {
+        RedisLink {
+            tls: false,
+            ca_file: None,
+            client_cert: None,
+            username: None,
+            password: None,
+            sentinel: None,
+            wait_replicas: 0,
+            wait_timeout: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A master that Redis Sentinel watches and moves on failover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSentinel {
+    /// The master's name as the sentinels know it.
+    pub master: String,
+    /// The sentinels' addresses.
+    pub nodes: Vec<(String, u16)>,
+    /// The sentinels' password, from `storage.redis_sentinel_password_file`.
+    pub password: Option<Password>,
+    /// The database, from the URL (`rediss:///DB`).
+    pub db: i64,
 }
 
 /// A store's connection URL. It may hold a password, so it prints with the password masked.
@@ -391,7 +443,7 @@ pub struct Smtp {
     pub body: String,
 }
 
-/// A password read from a file (SMTP, PostgreSQL), that never prints.
+/// A password read from a file (SMTP, PostgreSQL, Redis), that never prints.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(pub String);
 

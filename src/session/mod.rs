@@ -4,6 +4,7 @@
 
 mod memory;
 mod redis;
+mod redis_link;
 mod visitor;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 pub use self::redis::RedisStore;
+pub use self::redis_link::LinkError as RedisLinkError;
 pub use memory::{MemoryBounds, MemoryStore};
 pub use visitor::{Visitor, deadline, lookup};
 

@@ -14,11 +14,12 @@ use std::fmt;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, RedisError, Script};
+use redis::{RedisError, Script};
 
+use super::redis_link::{Link, LinkError};
 use super::{Session, SessionKey, SessionStore, StoreError};
 use crate::clock::Clock;
+use crate::config::RedisLink;
 
 /// How long one operation, connecting included, may take before it fails as unavailable.
 /// Short, because every proxied request of a signed-in person waits on a session read.
@@ -108,7 +109,9 @@ return {v, string.format('%d', own + shared)}
 /// Sessions, counters and one-time values in Redis, every key under one prefix.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    link: Link,
+    /// Replicas that must hold a written session, and how long to wait for them.
+    wait: Option<(u32, Duration)>,
     prefix: Arc<str>,
     clock: Clock,
     local: Arc<LocalCache>,
@@ -213,14 +216,33 @@ impl RedisStore {
     /// a failure, so a Redis that is down now does not stop the gateway from starting.
     /// Must be called within a Tokio runtime.
     pub fn open(url: &str, prefix: &str, clock: Clock) -> Result<RedisStore, StoreError> {
-        let client = Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
-        Ok(RedisStore { conn, prefix: prefix.into(), clock, local: Arc::default() })
+        RedisStore::connect(url, &RedisLink::default(), prefix, clock)
+    }
+
+    /// As [`RedisStore::open`], reaching Redis as `link` says: TLS, credentials, the master
+    /// through Sentinel, and the replicas a written session waits for.
+    pub fn connect(
+        url: &str,
+        link: &RedisLink,
+        prefix: &str,
+        clock: Clock,
+    ) -> Result<RedisStore, StoreError> {
+        let wait = (link.wait_replicas > 0).then_some((link.wait_replicas, link.wait_timeout));
+        let link = Link::open(url, link, TIMEOUT).map_err(unavailable)?;
+        Ok(RedisStore { link, wait, prefix: prefix.into(), clock, local: Arc::default() })
+    }
+
+    /// Checks that Redis answers; a certificate that Redis (or a sentinel) showed and
+    /// deskgate refused comes back explained, naming the setting to look at.
+    pub async fn check(&self, url: &str, ca_file: Option<&std::path::Path>) -> Result<(), StoreError> {
+        let Err(e) = self.ping().await else { return Ok(()) };
+        let explained = match &e {
+            StoreError::Unavailable(cause) => {
+                super::redis_link::refusal(cause.as_ref(), self.link.describe(url), ca_file)
+            }
+            StoreError::Full(_) => None,
+        };
+        Err(explained.map_or(e, |refusal: LinkError| unavailable(refusal)))
     }
 
     /// Reuses sessions read from Redis for up to `ttl` (zero: never).
@@ -258,16 +280,16 @@ impl RedisStore {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(async move { cmd.query_async(&mut conn).await }).await
+        let cmd = &cmd;
+        self.bounded(self.link.run(|mut conn| async move { cmd.query_async(&mut conn).await })).await
     }
 
     async fn script<T: redis::FromRedisValue>(
         &self,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        self.bounded(async move { invocation.invoke_async(&mut conn).await }).await
+        let invocation = &invocation;
+        self.bounded(self.link.run(|mut conn| async move { invocation.invoke_async(&mut conn).await })).await
     }
 
     /// Stores a session value as an earlier version wrote it: the JSON alone.
@@ -390,7 +412,24 @@ impl SessionStore for RedisStore {
             .map_err(unavailable)?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key("session", &key.text())).arg(value).arg("EX").arg(self.ttl(expires_at));
-        self.query::<()>(cmd).await?;
+        match self.wait {
+            None => self.query::<()>(cmd).await?,
+            Some((replicas, timeout)) => {
+                // The session waits for replicas, so that a failover right after the sign-in
+                // still finds it; a replica that is late only makes this slower.
+                let mut wait = redis::cmd("WAIT");
+                wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+                let mut pipe = redis::pipe();
+                pipe.add_command(cmd).ignore().add_command(wait);
+                let pipe = &pipe;
+                let (acked,): (u32,) = self
+                    .bounded(self.link.run(|mut conn| async move { pipe.query_async(&mut conn).await }))
+                    .await?;
+                if acked < replicas {
+                    tracing::debug!(acked, replicas, "A session was written before enough replicas had it");
+                }
+            }
+        }
         let session = Arc::new(session);
         self.local.put(key, session.clone(), session.epoch, expires_at);
         Ok(session)

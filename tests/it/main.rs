@@ -12,6 +12,7 @@ mod forwarding;
 mod guests;
 mod ldap;
 mod limits;
+mod managed_redis;
 mod metrics;
 mod oidc;
 mod organizations;

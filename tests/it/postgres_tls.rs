@@ -230,7 +230,7 @@ async fn postgres_over_verify_full_with_a_password_file_signs_up_and_in_and_plai
 }
 
 /// `deskgate serve` on `config`, which must stop by itself, failing; its standard error.
-async fn refused_start(dir: &Path, text: &str) -> String {
+pub(crate) async fn refused_start(dir: &Path, text: &str) -> String {
     let listen = free_port();
     let path = dir.join("deskgate.toml");
     let text = text.replace("PUBLIC_URL", &format!("http://127.0.0.1:{listen}"));

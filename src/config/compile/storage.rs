@@ -1,5 +1,5 @@
 //! `[storage]`: where accounts and sessions live, and how deskgate reaches PostgreSQL
-//! (TLS, client certificate, password file).
+//! and Redis (TLS, client certificate, password file; Redis also through Sentinel).
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use super::Ctx;
 use crate::config::file::StorageFile;
 use crate::config::{AccountsBackend, Password, PgSslMode, Postgres, SessionsBackend, Storage, StoreUrl};
 
+mod redis;
 #[cfg(test)]
 mod tests;
 
@@ -30,8 +31,7 @@ pub(super) fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
             }
         },
     };
-    let prefix_set = f.redis_prefix.is_some();
-    let prefix = f.redis_prefix.unwrap_or_else(|| "deskgate:".into());
+    let prefix = f.redis_prefix.clone().unwrap_or_else(|| "deskgate:".into());
     if prefix.is_empty() || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
         cx.problem("storage.redis_prefix", "must be non-empty, without spaces or control characters");
     }
@@ -39,9 +39,7 @@ pub(super) fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
         "memory" => SessionsBackend::Memory,
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
             let url = StoreUrl::new(url);
-            if let Some(problem) = redis_url_problem(&url) {
-                cx.problem("storage.sessions", problem);
-            }
+            let link = redis::link(cx, &url, &f);
             let local_cache = match f.redis_local_cache.as_deref().map(parse_duration) {
                 None => Duration::from_secs(1),
                 Some(Ok(d)) if d <= Duration::from_secs(60) => d,
@@ -57,19 +55,26 @@ pub(super) fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
                     Duration::from_secs(1)
                 }
             };
-            SessionsBackend::Redis { url, prefix, local_cache }
+            SessionsBackend::Redis { url, prefix, local_cache, link: Box::new(link) }
         }
         other => {
             let other = StoreUrl::new(other);
-            cx.problem("storage.sessions", format!("`{other}` is not `memory` or `redis://HOST:PORT[/DB]`"));
+            cx.problem(
+                "storage.sessions",
+                format!("`{other}` is not `memory`, `redis://HOST:PORT[/DB]` or `rediss://HOST:PORT[/DB]`"),
+            );
             SessionsBackend::Memory
         }
     };
-    if f.redis_local_cache.is_some() && !matches!(sessions, SessionsBackend::Redis { .. }) {
-        cx.problem("storage.redis_local_cache", "applies only when storage.sessions is a `redis://` URL");
-    }
-    if prefix_set && !matches!(sessions, SessionsBackend::Redis { .. }) {
-        cx.problem("storage.redis_prefix", "applies only when storage.sessions is a `redis://` URL");
+    if !matches!(sessions, SessionsBackend::Redis { .. }) {
+        for (key, set) in redis::keys_set(&f) {
+            if set {
+                cx.problem(
+                    format!("storage.{key}"),
+                    "applies only when storage.sessions is a `redis://` URL",
+                );
+            }
+        }
     }
     if !matches!(accounts, AccountsBackend::Postgres(_)) {
         for (key, set) in [
@@ -88,36 +93,6 @@ pub(super) fn storage(cx: &mut Ctx<'_>, f: StorageFile) -> Storage {
         }
     }
     Storage { accounts, sessions }
-}
-
-/// What is wrong with a Redis URL, if anything; the checks the client would make, with
-/// messages that say which part is wrong.
-fn redis_url_problem(url: &StoreUrl) -> Option<String> {
-    let Some(rest) = url.expose().strip_prefix("redis://") else {
-        return Some(format!("`{url}`: TLS to Redis is not supported; use `redis://` on a private network"));
-    };
-    let (authority, path) = rest.find(['/', '?']).map_or((rest, ""), |i| rest.split_at(i));
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !hostport.ends_with(']') => (h, Some(p)),
-        _ => (hostport, None),
-    };
-    if host.is_empty() {
-        return Some(format!("`{url}` names no host: write `redis://HOST:PORT[/DB]`"));
-    }
-    if let Some(p) = port {
-        if p.parse::<u16>().map_or(true, |p| p == 0) {
-            return Some(format!("`{url}`: `{p}` is not a port"));
-        }
-    }
-    if path.contains('?') {
-        return Some(format!("`{url}`: a query is not supported: write `redis://HOST:PORT[/DB]`"));
-    }
-    let db = path.trim_start_matches('/');
-    if !db.is_empty() && db.parse::<u32>().is_err() {
-        return Some(format!("`{url}`: `{db}` is not a database number"));
-    }
-    redis::Client::open(url.expose()).err().map(|e| format!("`{url}` is not a Redis URL: {e}"))
 }
 
 /// The account store in PostgreSQL: the URL, checked by the parser that will connect with
@@ -168,28 +143,14 @@ fn postgres(cx: &mut Ctx<'_>, url: StoreUrl, f: &StorageFile) -> Postgres {
         }
     }
     let client_cert = client_cert(cx, f, ssl_mode);
-    let password = f.postgres_password_file.as_ref().and_then(|file| {
+    let password = f.postgres_password_file.as_deref().and_then(|file| {
         if url.has_password() {
             cx.problem(
                 "storage.postgres_password_file",
                 "the URL in storage.accounts holds a password too: keep one",
             );
         }
-        match std::fs::read_to_string(cx.base.join(file)) {
-            // Written by `echo` or an editor, the file ends with a newline that is not part of it.
-            Ok(text) => {
-                let line =
-                    text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
-                if line.is_empty() {
-                    cx.problem("storage.postgres_password_file", format!("`{file}` is empty"));
-                }
-                Some(Password(line.to_owned()))
-            }
-            Err(e) => {
-                cx.unreadable("storage.postgres_password_file", &cx.base.join(file), &e);
-                None
-            }
-        }
+        password_file(cx, "storage.postgres_password_file", file)
     });
     Postgres {
         url,
@@ -198,6 +159,24 @@ fn postgres(cx: &mut Ctx<'_>, url: StoreUrl, f: &StorageFile) -> Postgres {
         ca_file,
         client_cert,
         password,
+    }
+}
+
+/// The password in `file` (relative to the config file), written at `key`.
+fn password_file(cx: &mut Ctx<'_>, key: &str, file: &str) -> Option<Password> {
+    match std::fs::read_to_string(cx.base.join(file)) {
+        // Written by `echo` or an editor, the file ends with a newline that is not part of it.
+        Ok(text) => {
+            let line = text.strip_suffix('\n').map_or(text.as_str(), |t| t.strip_suffix('\r').unwrap_or(t));
+            if line.is_empty() {
+                cx.problem(key, format!("`{file}` is empty"));
+            }
+            Some(Password(line.to_owned()))
+        }
+        Err(e) => {
+            cx.unreadable(key, &cx.base.join(file), &e);
+            None
+        }
     }
 }
 

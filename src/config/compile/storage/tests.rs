@@ -34,6 +34,7 @@ fn shared_stores_compile() {
             url: StoreUrl::new("redis://10.0.0.5:6380/2"),
             prefix: "deskgate:".into(),
             local_cache: Duration::from_secs(1),
+            link: Box::default(),
         }
     );
     let s = storage("sessions = \"redis://[::1]\"\nredis_prefix = \"gw2:\"").expect("valid");
@@ -46,8 +47,8 @@ fn malformed_store_urls_are_problems_at_their_keys() {
         ("sessions = \"redis://\"", "storage.sessions: `redis://` names no host"),
         ("sessions = \"redis://h:port\"", "storage.sessions: `redis://h:port`: `port` is not a port"),
         ("sessions = \"redis://h/x\"", "storage.sessions: `redis://h/x`: `x` is not a database number"),
-        ("sessions = \"rediss://h\"", "storage.sessions: `rediss://h`: TLS to Redis is not supported"),
-        ("sessions = \"memcached://h\"", "storage.sessions: `memcached://h` is not `memory` or `redis://"),
+        ("sessions = \"rediss://\"", "storage.sessions: `rediss://` names no host: write `rediss://HOST"),
+        ("sessions = \"memcached://h\"", "storage.sessions: `memcached://h` is not `memory`, `redis://"),
         (
             "accounts = \"postgres://h:99999999/d\"",
             "storage.accounts: `postgres://h:99999999/d` is not a PostgreSQL URL",
@@ -77,10 +78,10 @@ fn store_url_passwords_never_print() {
 }
 
 /// A scratch folder for files the keys name, removed when dropped.
-struct Folder(std::path::PathBuf);
+pub(super) struct Folder(pub(super) std::path::PathBuf);
 
 impl Folder {
-    fn new() -> Folder {
+    pub(super) fn new() -> Folder {
         let dir = std::env::temp_dir().join(format!("deskgate-storage-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("scratch folder");
         Folder(dir)
@@ -88,7 +89,7 @@ impl Folder {
 
     /// Writes a CA certificate, a client certificate with its key, and `pw` as a password
     /// file with the newline an editor leaves.
-    fn fill(&self) {
+    pub(super) fn fill(&self) {
         let key = rcgen::KeyPair::generate().expect("key");
         let cert = rcgen::CertificateParams::new(vec!["deskgate".to_owned()])
             .expect("params")
@@ -101,7 +102,7 @@ impl Folder {
         std::fs::write(self.0.join("empty"), "\n").expect("empty password");
     }
 
-    fn storage(&self, lines: &str) -> Result<crate::config::Storage, Vec<String>> {
+    pub(super) fn storage(&self, lines: &str) -> Result<crate::config::Storage, Vec<String>> {
         let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n[storage]\n{lines}\n");
         load_str("t.toml", &text, &self.0)
             .map(|c| c.storage)
