@@ -493,8 +493,16 @@ fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
     if idle_timeout > absolute_timeout {
         cx.problem("session.idle_timeout", "is longer than session.absolute_timeout");
     }
+    let recheck_interval = match f.recheck_interval.as_deref().map(str::trim) {
+        Some("off" | "0") => None,
+        value => Some(cx.duration(
+            "session.recheck_interval",
+            value.map(str::to_owned).as_ref(),
+            Duration::from_secs(15 * 60),
+        )),
+    };
     let secret = cx.secret("session.secret", f.secret_file.as_ref(), f.secret_env.as_ref());
-    Session { cookie_name, idle_timeout, absolute_timeout, secret }
+    Session { cookie_name, idle_timeout, absolute_timeout, recheck_interval, secret }
 }
 
 fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTreeSet<String> {
