@@ -822,3 +822,32 @@ mod registration_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod session_tests {
+    use std::time::Duration;
+
+    use crate::config::load_str;
+
+    fn recheck(line: &str) -> Result<Option<Duration>, Vec<String>> {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n[session]\n{line}\n");
+        load_str("t.toml", &text, std::path::Path::new("/srv"))
+            .map(|c| c.session.recheck_interval)
+            .map_err(|ds| ds.into_iter().map(|d| format!("{}:{}: {}", d.line, d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn a_recheck_interval_that_is_not_a_duration_is_an_error_at_its_key_and_line() {
+        assert_eq!(recheck(""), Ok(Some(Duration::from_secs(900))), "15 minutes unless set");
+        assert_eq!(recheck("recheck_interval = \"5m\""), Ok(Some(Duration::from_secs(300))));
+        assert_eq!(recheck("recheck_interval = \"off\""), Ok(None));
+        assert_eq!(recheck("recheck_interval = \"0\""), Ok(None));
+        for bad in ["\"soon\"", "\"-5m\"", "\"0s\""] {
+            let problems = recheck(&format!("recheck_interval = {bad}")).expect_err(bad);
+            assert!(
+                problems.iter().any(|p| p.starts_with("4:session.recheck_interval")),
+                "{bad}: {problems:?}"
+            );
+        }
+    }
+}
