@@ -260,7 +260,7 @@ pub async fn start_session(
             let binding = crate::session::token_binding(&account.id, &identity.provider, &identity.subject);
             state.pending.seal_token(&binding, t).into()
         }),
-        subject: identity.subject.clone(),
+        subject: identity.subject.as_str().into(),
         checked_at: now,
         created_at: now,
         last_seen: now,

@@ -61,7 +61,7 @@ pub struct Session {
     /// The provider's stable identifier for the person (objectGUID, entryUUID, `sub`), so
     /// that the provider can be asked about them again during the session.
     #[serde(default)]
-    pub subject: String,
+    pub subject: Box<str>,
     /// When the provider last said which groups the person is in (Unix seconds): at sign-in,
     /// then at each re-check (see `session.recheck_interval`).
     #[serde(default)]
