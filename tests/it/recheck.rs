@@ -267,3 +267,59 @@ async fn oidc_groups_follow_the_provider_after_the_interval_an_outage_keeps_the_
     stack.clock.advance(3 * 60);
     assert!(!b.is_signed_in().await, "a revoked grant ends the session");
 }
+
+/// A replica on a clock of its own, sharing sessions in Redis and accounts in PostgreSQL.
+async fn replica_on(dir: &std::path::Path, name: &str, text: &str, clock: deskgate::clock::Clock) -> Browser {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text.replace("PUBLIC_URL", &format!("http://{addr}"))).unwrap();
+    let config = deskgate::config::load_file(&path).unwrap_or_else(|d| panic!("{d:?}"));
+    let gateway = deskgate::Gateway::with_clock(config, clock).await.expect("replica starts");
+    tokio::spawn(gateway.serve_until(listener, std::future::pending()));
+    crate::scale::browser_at(addr)
+}
+
+#[tokio::test]
+async fn a_recheck_on_one_replica_reaches_the_session_on_another_through_the_store() {
+    let Some(url) = peer("DESKGATE_TEST_OPENLDAP") else { return };
+    let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
+    let Some(db) = crate::scale::Database::create().await else { return };
+    let entries = Entries::add(&url);
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").unwrap();
+    std::fs::write(dir.0.join(PASSWORD_FILE.0), PASSWORD_FILE.1).unwrap();
+    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    // Replica B cannot reach the directory (nothing listens on 127.0.0.9): what it shows
+    // after the check can only have come from A through Redis.
+    let upstream = crate::scale::helpdesk().await;
+    let text = |directory: &str| {
+        format!(
+            "[server]\npublic_url = \"PUBLIC_URL\"\n[upstream]\nurl = \"{upstream}\"\n\
+             [session]\nsecret_file = \"secret\"\nrecheck_interval = \"15m\"\n\
+             [storage]\naccounts = \"{accounts}\"\nsessions = \"{redis}\"\nredis_prefix = \"{prefix}\"\nredis_local_cache = \"0s\"\n\
+             [providers.ldap.dir]\nkind = \"ldap\"\nurls = [\"{directory}\"]\nallow_plaintext = true\n\
+             bind_dn = \"cn=deskgate,ou=services,{BASE}\"\nbind_password_file = \"{pw}\"\nbase_dn = \"{BASE}\"\n\
+             group_base_dn = \"ou=groups,{BASE}\"\nconnect_timeout = \"1s\"\ncreate_accounts = true\n\
+             [[providers.ldap.dir.groups]]\ngroup = \"{group}\"\nusergroups = [\"vips\"]\n{HELPDESK}",
+            accounts = db.url,
+            pw = PASSWORD_FILE.0,
+            group = entries.group(),
+        )
+    };
+    let now = deskgate::clock::Clock::system().now();
+    let (clock_a, clock_b) = (deskgate::clock::Clock::manual(now), deskgate::clock::Clock::manual(now));
+    let mut on_a = replica_on(&dir.0, "a", &text(&url), clock_a.clone()).await;
+    let mut on_b = replica_on(&dir.0, "b", &text("ldap://127.0.0.9:10389"), clock_b.clone()).await;
+    let page = on_a.sign_in_with("ldap.dir", &entries.uid, &format!("Passw0rd-{}", entries.uid)).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    on_b.cookies = on_a.cookies.clone();
+    assert_eq!(usergroups(&mut on_b).await, "everyone,registered,vips");
+
+    entries.leave_group();
+    clock_a.advance(16 * 60);
+    clock_b.advance(16 * 60);
+    assert_eq!(usergroups(&mut on_a).await, "everyone,registered", "checked on A");
+    assert_eq!(usergroups(&mut on_b).await, "everyone,registered", "B has A's result from the store");
+    assert!(on_b.is_signed_in().await);
+}
