@@ -49,7 +49,8 @@ impl Ldap {
         let groups =
             groups::of_user(&mut ldap, settings, &server, &entry).await.map_err(|e| self.unavailable(e))?;
         let identity = self.identity(&entry, "", groups, &server).map_err(|e| self.unavailable(e))?;
-        if identity.subject != subject {
+        // A DN subject may come back spelled in another case; a GUID or UUID in other hex case.
+        if !identity.subject.eq_ignore_ascii_case(subject) {
             return Ok(Standing::Gone);
         }
         Ok(Standing::Present(identity))
