@@ -56,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
             account_id: deskgate::accounts::new_account_id(),
             email: Some(format!("person{n}@corp.example.com")),
             name: format!("Person {n}"),
-            provider: "builtin".into(),
+            // A directory person: the subject and last check a re-check needs.
+            provider: "ldap.corp".into(),
+            subject: format!("3f2504e0-4f89-11d3-9a0c-{n:012x}").into(),
+            checked_at: now,
             resolved: interner.intern(resolved.clone()),
             generation: 1,
             created_at: now,

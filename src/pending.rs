@@ -51,6 +51,9 @@ const AAD: &[u8] = b"deskgate pending sign-in v1";
 #[derive(Clone)]
 pub struct PendingKey {
     key: std::sync::Arc<LessSafeKey>,
+    /// Seals refresh tokens kept in sessions: a key of its own, so that neither kind of
+    /// sealed value can ever be opened as the other.
+    tokens: std::sync::Arc<LessSafeKey>,
 }
 
 impl std::fmt::Debug for PendingKey {
@@ -73,26 +76,52 @@ impl PendingKey {
     /// `session.secret` open each other's cookies, and a reload that keeps the secret keeps
     /// the key.
     pub fn from_secret(secret: &[u8]) -> PendingKey {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"deskgate-pending-cookie").extract(secret);
-        let mut bytes = [0u8; 32];
-        // Expanding 32 bytes from SHA-256 is within HKDF's limit (255 blocks): cannot fail.
-        let filled = prk.expand(&[AAD], KeyLen).and_then(|okm| okm.fill(&mut bytes));
-        if filled.is_err() {
-            return PendingKey::random();
+        let derive = |salt: &[u8], info: &[u8]| {
+            let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(secret);
+            let mut bytes = [0u8; 32];
+            // Expanding 32 bytes from SHA-256 is within HKDF's limit (255 blocks): cannot fail.
+            prk.expand(&[info], KeyLen).and_then(|okm| okm.fill(&mut bytes)).ok().map(|()| bytes)
+        };
+        match (derive(b"deskgate-pending-cookie", AAD), derive(b"deskgate-refresh-token", TOKEN_AAD)) {
+            (Some(pending), Some(tokens)) => PendingKey { key: aead(&pending), tokens: aead(&tokens) },
+            _ => PendingKey::random(),
         }
-        PendingKey::from_bytes(&bytes)
     }
 
-    /// A key made now, for a gateway without `session.secret`: pending sign-ins do not
-    /// survive a restart.
+    /// A key made now, for a gateway without `session.secret`: pending sign-ins (and
+    /// refresh tokens kept in sessions) do not survive a restart.
     pub fn random() -> PendingKey {
-        PendingKey::from_bytes(&rand::random::<[u8; 32]>())
+        PendingKey { key: aead(&rand::random()), tokens: aead(&rand::random()) }
     }
 
-    fn from_bytes(bytes: &[u8; 32]) -> PendingKey {
-        // AES-256-GCM takes any 32-byte key: this cannot fail.
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes).unwrap_or_else(|_| unreachable!("32-byte key"));
-        PendingKey { key: std::sync::Arc::new(LessSafeKey::new(unbound)) }
+    /// Seals a refresh token for a session, bound to `binding` (who it was issued to):
+    /// base64url of a random nonce, the ciphertext and the tag.
+    pub fn seal_token(&self, binding: &str, token: &str) -> String {
+        let aad = [TOKEN_AAD, binding.as_bytes()].concat();
+        let mut data = token.as_bytes().to_vec();
+        let nonce_bytes: [u8; NONCE_LEN] = rand::random();
+        let nonce = Nonce::assume_unique_for_key(nonce_bytes);
+        if self.tokens.seal_in_place_append_tag(nonce, Aad::from(&aad[..]), &mut data).is_err() {
+            return String::new();
+        }
+        URL_SAFE_NO_PAD.encode([&nonce_bytes[..], &data].concat())
+    }
+
+    /// Opens what [`seal_token`](Self::seal_token) made for the same `binding`; `None` when
+    /// it was tampered with, sealed for someone else, or under another secret.
+    pub fn open_token(&self, binding: &str, sealed: &str) -> Option<String> {
+        let aad = [TOKEN_AAD, binding.as_bytes()].concat();
+        let mut bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if bytes.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return None;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&bytes[..NONCE_LEN]);
+        let plain = self
+            .tokens
+            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(&aad[..]), &mut bytes[NONCE_LEN..])
+            .ok()?;
+        String::from_utf8(plain.to_vec()).ok()
     }
 
     /// The cookie value for `pending`: base64url of a random 96-bit nonce, the ciphertext
@@ -144,6 +173,16 @@ impl PendingKey {
         serde_json::from_slice(plain).map_err(|_| Unsealed::Damaged)
     }
 }
+
+/// A 256-bit AES-GCM key.
+fn aead(bytes: &[u8; 32]) -> std::sync::Arc<LessSafeKey> {
+    // AES-256-GCM takes any 32-byte key: this cannot fail.
+    let unbound = UnboundKey::new(&AES_256_GCM, bytes).unwrap_or_else(|_| unreachable!("32-byte key"));
+    std::sync::Arc::new(LessSafeKey::new(unbound))
+}
+
+/// Bound into every sealed refresh token, with the session it belongs to.
+const TOKEN_AAD: &[u8] = b"deskgate refresh token v1\n";
 
 /// Equal contents, compared without stopping at the first difference (lengths are public).
 fn constant_time_eq(a: &str, b: &str) -> bool {
@@ -219,6 +258,25 @@ mod tests {
         let other = PendingKey::from_secret(b"secret two, thirty-two bytes long!!");
         assert_eq!(other.open(&sealed, "oidc.google", "state-123", 0), Err(Unsealed::Damaged));
         assert_eq!(PendingKey::random().open(&sealed, "oidc.google", "state-123", 0), Err(Unsealed::Damaged));
+    }
+
+    #[test]
+    fn a_sealed_refresh_token_opens_only_for_its_session_and_secret() {
+        let key = PendingKey::from_secret(b"a secret of at least thirty-two bytes!!");
+        let sealed = key.seal_token("acct-1\noidc.corp\n1001", "the-refresh-token");
+        assert!(!sealed.contains("refresh"), "encrypted");
+        assert_eq!(key.open_token("acct-1\noidc.corp\n1001", &sealed).as_deref(), Some("the-refresh-token"));
+        assert_eq!(key.open_token("acct-2\noidc.corp\n1001", &sealed), None, "another session's");
+        assert_eq!(
+            PendingKey::from_secret(b"another secret, thirty-two bytes long")
+                .open_token("acct-1\noidc.corp\n1001", &sealed),
+            None
+        );
+        assert_eq!(key.open_token("acct-1\noidc.corp\n1001", &sealed[..sealed.len() - 2]), None);
+        assert_eq!(key.open_token("acct-1\noidc.corp\n1001", "garbage!"), None);
+        // A pending sign-in cookie is not a token, nor the other way round.
+        assert!(key.unseal(&sealed).is_err());
+        assert_eq!(key.open_token("", &key.seal(&pending(10))), None);
     }
 
     #[test]

@@ -166,7 +166,7 @@ async fn adopt_email(
 }
 
 /// What a provider said of a person, as it is kept with the account for administrators.
-fn said(identity: &Identity, organizations: &[String]) -> crate::accounts::ProviderClaims {
+pub(crate) fn said(identity: &Identity, organizations: &[String]) -> crate::accounts::ProviderClaims {
     let mut attributes = vec![format!("subject: {}", identity.subject)];
     let mut add = |name: &str, value: &Option<String>| {
         if let Some(v) = value {
@@ -198,6 +198,7 @@ pub async fn start_session(
     identity: &Identity,
     policy: &AccountPolicy,
     previous: Option<SessionKey>,
+    refresh_token: Option<&str>,
 ) -> Result<String, GatewayError> {
     if let Some(old) = previous {
         state.sessions.delete(&old).await?;
@@ -255,6 +256,12 @@ pub async fn start_session(
         // The account was read just now; 0 only means the first request after an earlier
         // change to the account re-resolves once more, which is always safe.
         epoch: 0,
+        refresh_token: refresh_token.map(|t| {
+            let binding = crate::session::token_binding(&account.id, &identity.provider, &identity.subject);
+            state.pending.seal_token(&binding, t).into()
+        }),
+        subject: identity.subject.as_str().into(),
+        checked_at: now,
         created_at: now,
         last_seen: now,
         cache: Default::default(),

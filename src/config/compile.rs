@@ -493,8 +493,16 @@ fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
     if idle_timeout > absolute_timeout {
         cx.problem("session.idle_timeout", "is longer than session.absolute_timeout");
     }
+    let recheck_interval = match f.recheck_interval.as_deref().map(str::trim) {
+        Some("off" | "0") => None,
+        value => Some(cx.duration(
+            "session.recheck_interval",
+            value.map(str::to_owned).as_ref(),
+            Duration::from_secs(15 * 60),
+        )),
+    };
     let secret = cx.secret("session.secret", f.secret_file.as_ref(), f.secret_env.as_ref());
-    Session { cookie_name, idle_timeout, absolute_timeout, secret }
+    Session { cookie_name, idle_timeout, absolute_timeout, recheck_interval, secret }
 }
 
 fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTreeSet<String> {
@@ -814,6 +822,35 @@ mod registration_tests {
         ] {
             let problems = registration(tables).expect_err(tables);
             assert!(problems.iter().any(|p| p.starts_with(expected)), "{tables}: {problems:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use std::time::Duration;
+
+    use crate::config::load_str;
+
+    fn recheck(line: &str) -> Result<Option<Duration>, Vec<String>> {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n[session]\n{line}\n");
+        load_str("t.toml", &text, std::path::Path::new("/srv"))
+            .map(|c| c.session.recheck_interval)
+            .map_err(|ds| ds.into_iter().map(|d| format!("{}:{}: {}", d.line, d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn a_recheck_interval_that_is_not_a_duration_is_an_error_at_its_key_and_line() {
+        assert_eq!(recheck(""), Ok(Some(Duration::from_secs(900))), "15 minutes unless set");
+        assert_eq!(recheck("recheck_interval = \"5m\""), Ok(Some(Duration::from_secs(300))));
+        assert_eq!(recheck("recheck_interval = \"off\""), Ok(None));
+        assert_eq!(recheck("recheck_interval = \"0\""), Ok(None));
+        for bad in ["\"soon\"", "\"-5m\"", "\"0s\""] {
+            let problems = recheck(&format!("recheck_interval = {bad}")).expect_err(bad);
+            assert!(
+                problems.iter().any(|p| p.starts_with("4:session.recheck_interval")),
+                "{bad}: {problems:?}"
+            );
         }
     }
 }

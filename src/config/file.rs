@@ -141,6 +141,9 @@ pub struct SessionFile {
     pub idle_timeout: Option<String>,
     /// A session ends this long after sign-in, used or not.
     pub absolute_timeout: Option<String>,
+    /// How often a session's directory groups (and OIDC claims, with `refresh_groups`) are
+    /// read again; `"off"` (or `"0"`) never.
+    pub recheck_interval: Option<String>,
     /// File holding the secret that keys CSRF tokens and pending sign-in cookies.
     pub secret_file: Option<String>,
     /// Environment variable holding that secret.

@@ -175,6 +175,9 @@ pub struct Session {
     pub idle_timeout: Duration,
     /// Absolute timeout.
     pub absolute_timeout: Duration,
+    /// How often the provider is asked again which groups a signed-in person is in;
+    /// `None` never.
+    pub recheck_interval: Option<Duration>,
     /// Secret keying CSRF tokens and pending sign-in cookies; `None` means one is generated
     /// at start.
     pub secret: Option<Secret>,

@@ -314,7 +314,7 @@ pub async fn submit(
     };
     state.metrics.sign_in(label, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
-    let cookie = signin::start_session(&state, &account, &identity, &policy, previous).await?;
+    let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None).await?;
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
     Ok(resp)

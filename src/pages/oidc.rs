@@ -74,8 +74,18 @@ pub async fn callback(
         Ok(pending) => pending,
         Err(why) => return Ok(claim.answer(redirect::no_pending(&p.id, *why))),
     };
-    let resp = match p.oidc.complete(&pending.state, &callback_url(&state, &key), &callback).await {
-        Ok(identity) => redirect::finish(&state, &headers, identity, &p.policy, &pending.next).await?,
+    let completed =
+        p.oidc.complete_with_refresh(&pending.state, &callback_url(&state, &key), &callback).await;
+    let resp = match completed {
+        Ok((identity, refresh)) => {
+            if p.oidc.refresh_groups() && refresh.is_none() {
+                tracing::warn!(
+                    provider = %p.id,
+                    "refresh_groups is set but the provider issued no refresh token: the session ends at its first re-check"
+                );
+            }
+            redirect::finish(&state, &headers, identity, &p.policy, &pending.next, refresh.as_deref()).await?
+        }
         Err(e) => {
             state.metrics.sign_in(&p.id, crate::metrics::SignIn::Failure);
             redirect::refused(&p.id, &p.label, e)?

@@ -283,7 +283,7 @@ pub async fn submit(
     identity.email_verified = false;
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie =
-        signin::start_session(&state, &account, &identity, &AccountPolicy::default(), previous).await?;
+        signin::start_session(&state, &account, &identity, &AccountPolicy::default(), previous, None).await?;
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
     Ok(resp)

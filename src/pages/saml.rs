@@ -142,7 +142,7 @@ async fn accept(
             Some((&format!("{PREFIX}/login"), "Sign in")),
         ));
     }
-    redirect::finish(state, headers, identity, &p.policy, &next).await
+    redirect::finish(state, headers, identity, &p.policy, &next, None).await
 }
 
 /// The service provider's metadata, for the IdP.

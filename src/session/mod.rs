@@ -3,6 +3,7 @@
 //! copy of the store's keys cannot be replayed as cookies.
 
 mod memory;
+mod recheck;
 mod redis;
 mod redis_link;
 mod visitor;
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 pub use self::redis::RedisStore;
 pub use self::redis_link::LinkError as RedisLinkError;
 pub use memory::{MemoryBounds, MemoryStore};
+pub use recheck::token_binding;
 pub use visitor::{Visitor, deadline, lookup};
 
 use crate::clock::Clock;
@@ -58,6 +60,18 @@ pub struct Session {
     /// under; when the account's epoch has moved on, the session is resolved again.
     #[serde(default)]
     pub epoch: u64,
+    /// The provider's stable identifier for the person (objectGUID, entryUUID, `sub`), so
+    /// that the provider can be asked about them again during the session.
+    #[serde(default)]
+    pub subject: Box<str>,
+    /// When the provider last said which groups the person is in (Unix seconds): at sign-in,
+    /// then at each re-check (see `session.recheck_interval`).
+    #[serde(default)]
+    pub checked_at: u64,
+    /// An OIDC refresh token, sealed (see [`crate::pending::PendingKey::seal_token`]); only
+    /// for providers with `refresh_groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Box<str>>,
     /// When the session was created (Unix seconds).
     pub created_at: u64,
     /// When the session was last used, to a granularity of a minute.
@@ -107,6 +121,9 @@ impl Session {
             resolved: self.resolved.clone(),
             generation: self.generation,
             epoch: self.epoch,
+            subject: self.subject.clone(),
+            checked_at: self.checked_at,
+            refresh_token: self.refresh_token.clone(),
             created_at: self.created_at,
             last_seen: now,
             cache: SessionCache::default(),

@@ -69,6 +69,14 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
         state.sessions.delete(&key).await?;
         return Ok(Visitor::Guest);
     }
+    let session = if super::recheck::due(state, &session, now) {
+        match super::recheck::run(state, &key, session, epoch, now).await? {
+            Some(s) => s,
+            None => return Ok(Visitor::Guest),
+        }
+    } else {
+        session
+    };
     let session = if session.generation != state.generation || session.epoch != epoch {
         match refresh(state, &key, &session, epoch, now).await? {
             Some(s) => s,
@@ -88,7 +96,7 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
 /// the shared one that moves when an organization changes); ends it
 /// when the account is gone or disabled, or its provider sign-in was unlinked. `epoch` was read before the account is, so a change
 /// that lands between the two reads moves the epoch again and is picked up next time.
-async fn refresh(
+pub(super) async fn refresh(
     state: &AppState,
     key: &SessionKey,
     old: &Session,

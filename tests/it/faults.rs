@@ -12,8 +12,8 @@ use crate::support::*;
 
 /// A TCP relay in front of a server, that can be cut: the listener closes and every relayed
 /// connection is dropped; or that cuts the one connection that sends chosen bytes.
-struct Relay {
-    addr: std::net::SocketAddr,
+pub(crate) struct Relay {
+    pub(crate) addr: std::net::SocketAddr,
     target: String,
     tasks: Arc<Mutex<Vec<AbortHandle>>>,
     accept: AbortHandle,
@@ -51,7 +51,7 @@ impl Trap {
 }
 
 impl Relay {
-    async fn start(target: String) -> Relay {
+    pub(crate) async fn start(target: String) -> Relay {
         Relay::on(TcpListener::bind("127.0.0.1:0").await.unwrap(), target, Arc::default())
     }
 
@@ -65,7 +65,7 @@ impl Relay {
     }
 
     /// Relays again, on the same address, after a cut.
-    async fn resume(&mut self) {
+    pub(crate) async fn resume(&mut self) {
         let listener = TcpListener::bind(self.addr).await.unwrap();
         *self = Relay::on(listener, self.target.clone(), self.trap.clone());
     }
@@ -86,7 +86,7 @@ impl Relay {
         Relay { addr, target, tasks, accept, trap }
     }
 
-    fn cut(&self) {
+    pub(crate) fn cut(&self) {
         self.accept.abort();
         for t in self.tasks.lock().unwrap().drain(..) {
             t.abort();

@@ -20,6 +20,7 @@ mod paths;
 mod pending;
 mod postgres_tls;
 mod proxying;
+mod recheck;
 mod redirects;
 mod registration;
 mod saml;

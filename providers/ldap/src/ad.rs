@@ -68,6 +68,27 @@ pub(crate) fn guid_text(bytes: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// The stored bytes of a GUID in the text form [`guid_text`] makes; `None` for any other
+/// text.
+pub(crate) fn guid_bytes(text: &str) -> Option<[u8; 16]> {
+    let groups: Vec<&str> = text.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lengths != [8, 4, 4, 4, 12] || !groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return None;
+    }
+    let hex = groups.concat();
+    let mut plain = [0u8; 16];
+    for (i, byte) in plain.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    let mut out = [0u8; 16];
+    let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+    for (stored, from) in out.iter_mut().zip(order) {
+        *stored = plain[from];
+    }
+    Some(out)
+}
+
 fn push_byte(out: &mut String, byte: u8) {
     // Writing to a String cannot fail.
     let _ = write!(out, "{byte:02x}");
@@ -228,5 +249,8 @@ mod tests {
             [0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c, 0x33, 0x01];
         assert_eq!(guid_text(&stored).as_deref(), Some("3f2504e0-4f89-11d3-9a0c-0305e82c3301"));
         assert_eq!(guid_text(&stored[..15]), None);
+        assert_eq!(guid_bytes("3f2504e0-4f89-11d3-9a0c-0305e82c3301"), Some(stored));
+        assert_eq!(guid_bytes("3f2504e0-4f89-11d3-9a0c-0305e82c330"), None);
+        assert_eq!(guid_bytes("3f2504e0-4f89-11d3-9a0c-0305e82c33zz"), None);
     }
 }

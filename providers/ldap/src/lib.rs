@@ -14,6 +14,7 @@ mod error;
 pub mod escape;
 mod groups;
 mod login;
+mod recheck;
 mod servers;
 
 use std::panic::AssertUnwindSafe;
@@ -27,6 +28,7 @@ use ldap3::{LdapError, ResultEntry, Scope, SearchEntry, SearchOptions};
 pub use config::{Kind, LdapConfig};
 pub use error::DirectoryError;
 pub use login::MAX_USERNAME_BYTES;
+pub use recheck::Standing;
 pub use servers::{Clock, SystemClock};
 
 use config::Secret;
@@ -268,6 +270,17 @@ impl Ldap {
     /// marked down and the search is repeated on the next one.
     async fn find_user(&self, filter: &str) -> Result<(Service, Found), DirectoryError> {
         let settings = &self.inner.settings;
+        self.search_user(&settings.base_dn, Scope::Subtree, filter).await
+    }
+
+    /// [`find_user`](Self::find_user) under any base and scope.
+    async fn search_user(
+        &self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+    ) -> Result<(Service, Found), DirectoryError> {
+        let settings = &self.inner.settings;
         let attrs = self.user_attributes();
         let mut last = None;
         // One more round than servers: the first may be a cached connection gone stale.
@@ -277,7 +290,7 @@ impl Ldap {
             let searched = ldap
                 .with_search_options(SearchOptions::new().sizelimit(2))
                 .with_timeout(settings.timeout)
-                .search(&settings.base_dn, Scope::Subtree, filter, attrs.clone())
+                .search(base, scope, filter, attrs.clone())
                 .await;
             let url = self.url(service.server);
             match searched {
@@ -336,8 +349,13 @@ impl Ldap {
             s.organization_attribute.clone(),
         ];
         if s.kind == Kind::ActiveDirectory {
-            // What names the primary group, which memberOf leaves out.
-            attributes.extend(["objectSid".to_owned(), "primaryGroupID".to_owned()]);
+            // What names the primary group, which memberOf leaves out; and read again
+            // during sessions: a disabled account ends them.
+            attributes.extend([
+                "objectSid".to_owned(),
+                "primaryGroupID".to_owned(),
+                "userAccountControl".to_owned(),
+            ]);
         }
         attributes
     }

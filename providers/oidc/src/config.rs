@@ -88,6 +88,11 @@ pub struct OidcConfig {
     /// Timeout for each request to the provider (default `10s`, at most `2m`).
     #[serde(default)]
     pub http_timeout: Option<String>,
+    /// Ask for a refresh token at sign-in (`offline_access` with `prompt=consent`; Google:
+    /// `access_type=offline`) and use it every `session.recheck_interval` to read the
+    /// person's claims, and so their groups, again.
+    #[serde(default)]
+    pub refresh_groups: bool,
 }
 
 const MAX_SKEW: Duration = Duration::from_secs(300);
@@ -163,8 +168,12 @@ impl OidcConfig {
             }
         };
 
-        let scopes =
+        let mut scopes =
             self.scopes.clone().unwrap_or_else(|| ["openid", "email", "profile"].map(String::from).to_vec());
+        // Google refuses the offline_access scope; it is asked with access_type=offline.
+        if self.refresh_groups && !google && !scopes.iter().any(|s| s == "offline_access") {
+            scopes.push("offline_access".to_owned());
+        }
         if !scopes.iter().any(|s| s == "openid") {
             problems.push(Problem::new("scopes", "must include `openid`"));
         }
@@ -291,6 +300,8 @@ impl OidcConfig {
             create_accounts: self.create_accounts,
             link_by_email: self.link_by_email,
             groups: self.groups.clone(),
+            refresh_groups: self.refresh_groups,
+            google,
         };
         Ok((Oidc::from_settings(settings, http, clock), problems))
     }

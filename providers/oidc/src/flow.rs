@@ -62,6 +62,14 @@ pub(crate) async fn begin(oidc: &Oidc, callback_url: &str) -> Result<Started, Au
         if let Some(hd) = &settings.hd_hint {
             query.append_pair("hd", hd);
         }
+        if settings.refresh_groups {
+            // A refresh token is only issued with consent asked for (OpenID Connect Core
+            // 11); Google asks for it with access_type instead of the offline_access scope.
+            query.append_pair("prompt", "consent");
+            if settings.google {
+                query.append_pair("access_type", "offline");
+            }
+        }
     }
     let pending = Pending {
         v: PENDING_VERSION,
@@ -89,7 +97,7 @@ pub(crate) async fn complete(
     pending: &str,
     callback_url: &str,
     callback: &Callback,
-) -> Result<Identity, AuthError> {
+) -> Result<(Identity, Option<String>), AuthError> {
     let settings = &oidc.inner.settings;
     let pending: Pending = serde_json::from_str(pending)
         .ok()
@@ -127,9 +135,27 @@ pub(crate) async fn complete(
         _ => return Err(AuthError::Protocol("the callback carries no authorization code".into())),
     };
 
-    let id_token = exchange(oidc, discovered, code, &pending).await?;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", pending.redirect_uri.as_str()),
+        ("code_verifier", pending.verifier.as_str()),
+    ];
+    let tokens = token_request(oidc, discovered, &form).await.map_err(|e| match e {
+        TokenRefusal::InvalidGrant => AuthError::Protocol(
+            "the provider refused the authorization code (invalid_grant): it was used \
+             already, has expired, or belongs to another sign-in"
+                .into(),
+        ),
+        TokenRefusal::Other(e) => e,
+    })?;
+    let id_token = tokens.id_token.ok_or_else(|| {
+        AuthError::Protocol("the token response has no ID token (is `openid` requested?)".into())
+    })?;
     let token = oidc.verify_id_token(&id_token, &pending.nonce).await?;
-    identity::identity(settings, &token.claims)
+    let refresh =
+        tokens.refresh_token.filter(|t| settings.refresh_groups && !t.is_empty() && t.len() <= 4096);
+    Ok((identity::identity(settings, &token.claims)?, refresh))
 }
 
 /// The error codes a provider may send back, kept only when they look like one, so that a
@@ -159,10 +185,13 @@ fn callback_error(error: &str, description: Option<&str>, provider: &str) -> Aut
     }
 }
 
+/// What a token endpoint answered with 200.
 #[derive(serde::Deserialize)]
-struct TokenAnswer {
+pub(crate) struct TokenAnswer {
     #[serde(default)]
-    id_token: Option<String>,
+    pub(crate) id_token: Option<String>,
+    #[serde(default)]
+    pub(crate) refresh_token: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -170,21 +199,23 @@ struct ErrorAnswer {
     error: String,
 }
 
-/// Exchanges the code for tokens and returns the ID token.
-async fn exchange(
+/// Why the token endpoint gave no tokens.
+pub(crate) enum TokenRefusal {
+    /// `invalid_grant`: the code or refresh token is used, expired or revoked.
+    InvalidGrant,
+    /// Anything else, as the person would be told.
+    Other(AuthError),
+}
+
+/// Posts `form` to the token endpoint with the client's credentials.
+pub(crate) async fn token_request(
     oidc: &Oidc,
     discovered: &Discovered,
-    code: &str,
-    pending: &Pending,
-) -> Result<String, AuthError> {
+    form: &[(&str, &str)],
+) -> Result<TokenAnswer, TokenRefusal> {
     let settings = &oidc.inner.settings;
     let url = &discovered.token_endpoint;
-    let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", pending.redirect_uri.as_str()),
-        ("code_verifier", pending.verifier.as_str()),
-    ];
+    let mut form = form.to_vec();
     let mut request = oidc.inner.http.post(url).header("accept", "application/json");
     match discovered.client_auth {
         ClientAuth::Basic => {
@@ -198,30 +229,31 @@ async fn exchange(
             form.push(("client_secret", settings.client_secret.expose()));
         }
     }
-    let answer = oidc.inner.http.send(url, request.form(&form), MAX_DOCUMENT_BYTES).await?;
+    let answer = oidc
+        .inner
+        .http
+        .send(url, request.form(&form), MAX_DOCUMENT_BYTES)
+        .await
+        .map_err(|e| TokenRefusal::Other(e.into()))?;
     match answer.status {
-        200 => {
-            let parsed: TokenAnswer = serde_json::from_slice(&answer.body)
-                .map_err(|e| OidcError::Malformed { url: url.to_string(), detail: e.to_string() })?;
-            parsed.id_token.ok_or_else(|| {
-                AuthError::Protocol("the token response has no ID token (is `openid` requested?)".into())
-            })
-        }
+        200 => serde_json::from_slice(&answer.body).map_err(|e| {
+            TokenRefusal::Other(OidcError::Malformed { url: url.to_string(), detail: e.to_string() }.into())
+        }),
         400 | 401 => {
             let error = serde_json::from_slice::<ErrorAnswer>(&answer.body)
                 .map(|e| error_code(&e.error).to_owned())
                 .unwrap_or_else(|_| "unrecognized".to_owned());
             Err(match error.as_str() {
-                "invalid_grant" => AuthError::Protocol(
-                    "the provider refused the authorization code (invalid_grant): it was used \
-                     already, has expired, or belongs to another sign-in"
-                        .into(),
-                ),
-                "invalid_client" | "unauthorized_client" => OidcError::ClientRefused { error }.into(),
-                _ => AuthError::Protocol(format!("the token endpoint refused the code exchange ({error})")),
+                "invalid_grant" => TokenRefusal::InvalidGrant,
+                "invalid_client" | "unauthorized_client" => {
+                    TokenRefusal::Other(OidcError::ClientRefused { error }.into())
+                }
+                _ => TokenRefusal::Other(AuthError::Protocol(format!(
+                    "the token endpoint refused the request ({error})"
+                ))),
             })
         }
-        status => Err(OidcError::Status { url: url.to_string(), status }.into()),
+        status => Err(TokenRefusal::Other(OidcError::Status { url: url.to_string(), status }.into())),
     }
 }
 

@@ -20,6 +20,7 @@ mod http;
 mod identity;
 mod jwks;
 mod jwt;
+mod refresh;
 #[cfg(test)]
 mod test_keys;
 
@@ -34,6 +35,7 @@ pub use clock::{Clock, SystemClock};
 pub use config::{GOOGLE_ISSUER, OidcConfig, Preset};
 pub use error::{OidcError, VerifyError};
 pub use jwt::{Algorithm, IdTokenError};
+pub use refresh::Refreshed;
 
 use config::Secret;
 use discovery::Discovered;
@@ -59,6 +61,11 @@ pub(crate) struct Settings {
     pub(crate) create_accounts: bool,
     pub(crate) link_by_email: bool,
     pub(crate) groups: Vec<GroupRule>,
+    /// Ask for a refresh token at sign-in and use it to read the person's claims again.
+    pub(crate) refresh_groups: bool,
+    /// Google's way of asking for a refresh token (`access_type=offline`) rather than the
+    /// `offline_access` scope.
+    pub(crate) google: bool,
 }
 
 /// An ID token whose signature and binding claims have been verified.
@@ -126,6 +133,12 @@ impl Oidc {
         &self.inner.settings.groups
     }
 
+    /// Whether sign-ins ask for a refresh token, so that the person's claims can be read
+    /// again during the session ([`Oidc::refresh`]).
+    pub fn refresh_groups(&self) -> bool {
+        self.inner.settings.refresh_groups
+    }
+
     /// Reads the discovery document and the key set now rather than at the first sign-in.
     /// A failure is not kept: the next call or sign-in tries again.
     pub async fn discover(&self) -> Result<(), OidcError> {
@@ -163,6 +176,15 @@ impl Oidc {
     /// issuer, audience, authorized party, `exp`/`iat`/`nbf` with the clock skew, and that
     /// its nonce is `nonce`.
     pub async fn verify_id_token(&self, id_token: &str, nonce: &str) -> Result<IdToken, VerifyError> {
+        self.verify_token(id_token, Some(nonce)).await
+    }
+
+    /// [`verify_id_token`](Self::verify_id_token), with the nonce checked only when given.
+    pub(crate) async fn verify_token(
+        &self,
+        id_token: &str,
+        nonce: Option<&str>,
+    ) -> Result<IdToken, VerifyError> {
         let settings = &self.inner.settings;
         let jws = jwt::parse(id_token, &settings.algorithms)?;
         let discovered = self.discovered().await?;
@@ -195,6 +217,27 @@ impl Oidc {
             query.append_pair("post_logout_redirect_uri", post_logout_redirect);
         }
         Some(url.into())
+    }
+
+    /// As [`RedirectProvider::complete`], also returning the refresh token the provider
+    /// issued, if any (only asked for with `refresh_groups`).
+    pub async fn complete_with_refresh(
+        &self,
+        pending: &str,
+        callback_url: &str,
+        callback: &Callback,
+    ) -> Result<(Identity, Option<String>), AuthError> {
+        let result = flow::complete(self, pending, callback_url, callback).await;
+        match &result {
+            Ok((identity, refresh)) => tracing::debug!(
+                provider = %identity.provider,
+                subject = %identity.subject,
+                refresh_token = refresh.is_some(),
+                "OIDC sign-in verified"
+            ),
+            Err(error) => self.log_refusal(error),
+        }
+        result
     }
 
     fn log_refusal(&self, error: &AuthError) {
@@ -231,15 +274,6 @@ impl RedirectProvider for Oidc {
         callback_url: &str,
         callback: &Callback,
     ) -> Result<Identity, AuthError> {
-        let result = flow::complete(self, pending, callback_url, callback).await;
-        match &result {
-            Ok(identity) => tracing::debug!(
-                provider = %identity.provider,
-                subject = %identity.subject,
-                "OIDC sign-in verified"
-            ),
-            Err(error) => self.log_refusal(error),
-        }
-        result
+        self.complete_with_refresh(pending, callback_url, callback).await.map(|(identity, _)| identity)
     }
 }

@@ -65,7 +65,7 @@ const client = (id, alg) => ({
   client_secret: clientSecret,
   redirect_uris: redirectUris,
   post_logout_redirect_uris: redirectUris,
-  grant_types: ['authorization_code'],
+  grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
   id_token_signed_response_alg: alg,
 });
@@ -83,7 +83,7 @@ const provider = new Provider(issuer, {
   pkce: { required: () => true },
   // Google puts profile and email claims into the ID token itself.
   conformIdTokenClaims: false,
-  scopes: ['openid', 'email', 'profile'],
+  scopes: ['openid', 'offline_access', 'email', 'profile'],
   claims: {
     openid: ['sub', 'hd', 'groups'],
     email: ['email', 'email_verified'],
@@ -113,10 +113,21 @@ const provider = new Provider(issuer, {
       || new oidc.provider.Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
     grant.addOIDCScope([...oidc.requestParamScopes].join(' '));
     grant.addOIDCClaims(allClaims);
-    await grant.save();
+    grantsOf(oidc.session.accountId).add(await grant.save());
     return grant;
   },
 });
+
+// Test-only controls, for sessions that read the person again with a refresh token:
+//   POST /test/groups?email=E&group=G…   the person's groups from now on (none: no groups)
+//   POST /test/revoke?email=E   destroys every grant of the person: refreshes get invalid_grant
+//   POST /test/outage?on=1|0    while on, every other request is answered 503
+const grants = new Map();
+function grantsOf(accountId) {
+  if (!grants.has(accountId)) grants.set(accountId, new Set());
+  return grants.get(accountId);
+}
+let outage = false;
 provider.on('server_error', (ctx, error) => console.error('server_error', error));
 provider.on('grant.error', (ctx, error) => console.error('grant.error', error.message, error.error_detail));
 
@@ -146,6 +157,42 @@ async function readForm(req) {
   return new URLSearchParams(body);
 }
 
+provider.use(async (ctx, next) => {
+  if (!ctx.path.startsWith('/test/')) {
+    if (outage) {
+      ctx.status = 503;
+      ctx.body = 'simulated outage';
+      return undefined;
+    }
+    return next();
+  }
+  if (ctx.method !== 'POST') ctx.throw(405);
+  const url = new URL(ctx.href);
+  if (ctx.path === '/test/outage') {
+    outage = url.searchParams.get('on') === '1';
+    console.log(`outage ${outage ? 'on' : 'off'}`);
+    ctx.status = 204;
+    return undefined;
+  }
+  const account = accounts.get(url.searchParams.get('email') ?? '');
+  if (!account) ctx.throw(404, 'no such person');
+  if (ctx.path === '/test/groups') {
+    account.groups = url.searchParams.getAll('group');
+    console.log(`groups of ${account.email}: ${JSON.stringify(account.groups)}`);
+  } else if (ctx.path === '/test/revoke') {
+    for (const id of grantsOf(account.sub)) {
+      const grant = await provider.Grant.find(id);
+      if (grant) await grant.destroy();
+    }
+    grants.delete(account.sub);
+    console.log(`revoked the grants of ${account.email}`);
+  } else {
+    ctx.throw(404);
+  }
+  ctx.status = 204;
+  return undefined;
+});
+
 // The login form, ahead of the provider's own routes.
 provider.use(async (ctx, next) => {
   const match = /^\/interaction\/([\w-]+)(?:\/(login|abort))?$/.exec(ctx.path);
@@ -155,6 +202,19 @@ provider.use(async (ctx, next) => {
   const details = await provider.interactionDetails(ctx.req, ctx.res);
   if (details.uid !== uid) ctx.throw(400, 'interaction mismatch');
 
+  if (!action && ctx.method === 'GET' && details.prompt.name === 'consent') {
+    // Consent asked for explicitly (prompt=consent, as a refresh token needs): granted
+    // without a page, every scope and claim asked for.
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ clientId: details.params.client_id, accountId: details.session.accountId });
+    grant.addOIDCScope(String(details.params.scope ?? 'openid'));
+    grant.addOIDCClaims(allClaims);
+    const grantId = await grant.save();
+    grantsOf(details.session.accountId).add(grantId);
+    ctx.respond = false;
+    return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
   if (!action && ctx.method === 'GET') {
     if (details.prompt.name !== 'login') ctx.throw(500, `unexpected prompt ${details.prompt.name}`);
     ctx.type = 'html';

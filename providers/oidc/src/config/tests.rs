@@ -234,3 +234,15 @@ fn durations_have_bounds() {
     let fine = OidcConfig { clock_skew: Some("0s".into()), http_timeout: Some("30s".into()), ..config() };
     assert!(fine.build("x").is_ok());
 }
+
+#[test]
+fn refresh_groups_asks_for_offline_access_except_at_google() {
+    let generic = OidcConfig { refresh_groups: true, ..config() }.build("corp").expect("builds");
+    assert_eq!(generic.inner.settings.scope, "openid email profile offline_access");
+    assert!(generic.refresh_groups());
+    let google = OidcConfig { preset: Some(Preset::Google), issuer: None, refresh_groups: true, ..config() }
+        .build("google")
+        .expect("builds");
+    assert_eq!(google.inner.settings.scope, "openid email profile", "Google refuses offline_access");
+    assert!(google.inner.settings.google);
+}

@@ -25,6 +25,8 @@ fn settings() -> Settings {
         create_accounts: false,
         link_by_email: false,
         groups: Vec::new(),
+        refresh_groups: false,
+        google: false,
     }
 }
 
