@@ -13,7 +13,7 @@ use crate::error::GatewayError;
 use crate::forwarded;
 use crate::identity;
 use crate::pages::{PREFIX, html};
-use crate::policy::{Decision, DenyReason, Who, decide, normalize};
+use crate::policy::{Decision, DenyReason, Who, decide_for_host, normalize};
 use crate::session::Visitor;
 use crate::web::{self, wants_html};
 
@@ -50,7 +50,8 @@ pub async fn forward(
         Visitor::Guest => Who::Guest(&state.guest),
         Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
     };
-    match decide(&state.config.policy, state.config.model.everyone_enabled, who, &path) {
+    let host = request_authority(&req);
+    match decide_for_host(&state.config.policy, state.config.model.everyone_enabled, who, host, &path) {
         Decision::Allow => state.metrics.decision("allow", ""),
         Decision::LoginRequired => {
             state.metrics.decision("login", "");
@@ -89,6 +90,14 @@ pub async fn forward(
     Ok(answer?)
 }
 
+/// The host the client asked for: `Host`, or the authority of an HTTP/2 request.
+fn request_authority(req: &Request) -> Option<&str> {
+    match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    }
+}
+
 fn login_required(req: &Request) -> Response {
     if wants_html(req.headers()) {
         let next = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -114,7 +123,9 @@ fn denied(visitor: &Visitor, path: &str, reason: &DenyReason, req: &Request) -> 
         DenyReason::MissingPermission { rule, permission } => {
             tracing::info!(%account, %path, reason = reason.code(), %rule, %permission, "Refused");
         }
-        DenyReason::NoRule => tracing::info!(%account, %path, reason = reason.code(), "Refused"),
+        DenyReason::NoRule | DenyReason::NoHostRule => {
+            tracing::info!(%account, %path, reason = reason.code(), "Refused");
+        }
     }
     if !wants_html(req.headers()) {
         let body = serde_json::json!({"error": "forbidden", "reason": reason.code()}).to_string();

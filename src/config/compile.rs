@@ -10,7 +10,7 @@ use deskgate_provider::config::{Problem, parse_duration};
 
 use super::file::*;
 use super::*;
-use crate::policy::{Policy, Rule};
+use crate::policy::{HostPattern, Policies, Policy, Rule};
 use crate::usergroups::{EVERYONE, Model, Organization, REGISTERED, Usergroup};
 
 mod limits;
@@ -717,15 +717,37 @@ fn saml(
     out
 }
 
-fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
+fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policies {
     let granted: BTreeSet<&String> = model.usergroups.values().flat_map(|g| g.permissions.iter()).collect();
-    let mut compiled = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // A rule without a host beside rules with one would be read as "every host" by some
+    // admins and "the other hosts" by others: each rule says which it means.
+    let hosted = rules.iter().position(|r| r.host.is_some());
+    let mut compiled: BTreeMap<Option<HostPattern>, Vec<Rule>> = BTreeMap::new();
+    let mut seen: HashMap<(Option<HostPattern>, String), usize> = HashMap::new();
     for (i, r) in rules.into_iter().enumerate() {
         let path = format!("rules[{i}]");
         let (Some(pattern), Some(permission)) = (r.path, r.permission) else {
             cx.problem(&path, "every rule needs `path` and `permission`");
             continue;
+        };
+        let host = match (&r.host, hosted) {
+            (Some(h), _) => match HostPattern::parse(h) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    cx.problem(format!("{path}.host"), e);
+                    continue;
+                }
+            },
+            (None, Some(first)) => {
+                cx.problem(
+                    &path,
+                    format!(
+                        "rules[{first}] names a host, so every rule must: add `host = \"...\"` (`*.example.com` covers every name under it)"
+                    ),
+                );
+                continue;
+            }
+            (None, None) => None,
         };
         if !valid_permission(&permission) {
             cx.problem(format!("{path}.permission"), format!("`{permission}` is not a permission"));
@@ -740,19 +762,25 @@ fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
         match Rule::new(&pattern, &permission) {
             Ok(rule) => {
                 let key = rule.pattern.to_lowercase().trim_end_matches('/').to_owned();
-                if let Some(first) = seen.insert(key, i) {
+                if let Some(first) = seen.insert((host.clone(), key), i) {
+                    let on = host.as_ref().map(|h| format!(" on `{h}`")).unwrap_or_default();
                     cx.problem(
                         format!("{path}.path"),
-                        format!("`{pattern}` is already the path of rules[{first}]"),
+                        format!("`{pattern}` is already the path of rules[{first}]{on}"),
                     );
                 } else {
-                    compiled.push(rule);
+                    compiled.entry(host).or_default().push(rule);
                 }
             }
             Err(e) => cx.problem(format!("{path}.path"), e),
         }
     }
-    Policy::new(compiled)
+    if hosted.is_none() {
+        return Policies::AnyHost(Policy::new(compiled.remove(&None).unwrap_or_default()));
+    }
+    Policies::by_host(
+        compiled.into_iter().filter_map(|(host, rules)| Some((host?, Policy::new(rules)))).collect(),
+    )
 }
 
 #[cfg(test)]
@@ -812,5 +840,61 @@ mod registration_tests {
             let problems = registration(tables).expect_err(tables);
             assert!(problems.iter().any(|p| p.starts_with(expected)), "{tables}: {problems:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod host_rule_tests {
+    use crate::config::load_str;
+    use crate::policy::Policies;
+
+    const HEAD: &str =
+        "[upstream]\nurl = \"http://127.0.0.1:8081\"\n[everyone]\npermissions = [\"kb.read\"]\n";
+
+    fn load(rules: &str) -> Result<Policies, Vec<(usize, String, String)>> {
+        load_str("t.toml", &format!("{HEAD}{rules}"), std::path::Path::new("/srv"))
+            .map(|c| (*c.policy).clone())
+            .map_err(|ds| ds.into_iter().map(|d| (d.line, d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn rules_without_hosts_keep_one_rule_set_for_every_host() {
+        let p = load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\n").expect("valid");
+        assert!(!p.names_hosts());
+    }
+
+    #[test]
+    fn a_rule_without_host_beside_hosted_rules_is_an_error_naming_it() {
+        let errors = load(
+            "[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"help.test\"\n\
+             [[rules]]\npath = \"/kb\"\npermission = \"kb.read\"\n",
+        )
+        .expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].1, "rules[1]");
+        assert_eq!(errors[0].0, 9);
+        assert!(errors[0].2.contains("rules[0] names a host"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_bad_host_pattern_is_an_error_naming_its_key_and_line() {
+        let errors =
+            load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"https://help.test\"\n")
+                .expect_err("refused");
+        assert_eq!(errors[0].1, "rules[0].host");
+        assert_eq!(errors[0].0, 8);
+    }
+
+    #[test]
+    fn the_same_path_may_have_a_rule_on_each_host_but_not_two_on_one() {
+        let two_hosts = "[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"help.test\"\n\
+                         [[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"*.admin.test\"\n";
+        let p = load(two_hosts).expect("valid");
+        assert!(p.names_hosts());
+        let errors = load(&format!(
+            "{two_hosts}[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"HELP.test\"\n"
+        ))
+        .expect_err("refused");
+        assert!(errors[0].2.contains("already the path of rules[0] on `help.test`"), "{errors:?}");
     }
 }

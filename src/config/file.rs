@@ -259,6 +259,9 @@ pub struct RuleFile {
     pub path: Option<String>,
     /// Permission required.
     pub permission: Option<String>,
+    /// The host the rule applies to (`help.example.com`, `*.example.com`); when one rule
+    /// names a host, every rule must.
+    pub host: Option<String>,
 }
 
 /// `[providers]`

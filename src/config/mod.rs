@@ -16,7 +16,7 @@ pub use load::{Diagnostic, check_file, load_file, load_str};
 pub use net::IpRange;
 pub use notes::notes;
 
-use crate::policy::Policy;
+use crate::policy::Policies;
 use crate::usergroups::Model;
 
 /// The running configuration.
@@ -34,8 +34,8 @@ pub struct Config {
     pub registration: Registration,
     /// Usergroups, organizations and assignments.
     pub model: Arc<Model>,
-    /// Access rules.
-    pub policy: Arc<Policy>,
+    /// Access rules, by host when rules name hosts.
+    pub policy: Arc<Policies>,
     /// Whether built-in accounts may sign in.
     pub builtin_enabled: bool,
     /// LDAP and Active Directory directories, in id order.

@@ -108,7 +108,8 @@ pub(crate) fn random_token(bytes: usize) -> Result<String, SamlError> {
 /// Whether `relay_state` has the shape [`random_token`] gives a sign-in started here (32
 /// bytes, URL-safe base64 without padding). Only chooses which page explains a refusal.
 pub(crate) fn looks_like_our_relay_state(relay_state: &str) -> bool {
-    relay_state.len() == 43 && relay_state.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    relay_state.len() == 43
+        && relay_state.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A fresh request ID: an NCName (SAML IDs must not start with a digit) of 160 random bits.
