@@ -8,6 +8,7 @@ mod cli;
 mod edge;
 mod emails;
 mod faults;
+mod forwardauth;
 mod forwarding;
 mod guests;
 mod ldap;
