@@ -119,7 +119,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let mut cx = Ctx { problems, base };
     let server = server(&mut cx, file.server.take().unwrap_or_default());
     let upstream = upstream(&mut cx, file.upstream.take());
-    let session = session(&mut cx, file.session.take().unwrap_or_default());
+    let session = session(&mut cx, file.session.take().unwrap_or_default(), &server.public_url);
     let storage = storage::storage(&mut cx, file.storage.take().unwrap_or_default());
     let builtin_enabled =
         file.providers.as_ref().and_then(|p| p.builtin.as_ref()).and_then(|b| b.enabled).unwrap_or(true);
@@ -479,7 +479,7 @@ fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
     }
 }
 
-fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
+fn session(cx: &mut Ctx<'_>, f: SessionFile, public_url: &str) -> Session {
     let cookie_name = f.cookie_name.unwrap_or_else(|| "deskgate_session".into());
     if cookie_name.is_empty()
         || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -494,7 +494,34 @@ fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
         cx.problem("session.idle_timeout", "is longer than session.absolute_timeout");
     }
     let secret = cx.secret("session.secret", f.secret_file.as_ref(), f.secret_env.as_ref());
-    Session { cookie_name, idle_timeout, absolute_timeout, secret }
+    let domain = |cx: &mut Ctx<'_>, key: &str, text: &str| {
+        let name = text.strip_prefix('.').unwrap_or(text).to_ascii_lowercase();
+        match HostPattern::parse(&name) {
+            Ok(HostPattern::Exact(name)) if name.contains('.') => Some(name),
+            _ => {
+                cx.problem(key, format!("`{text}` is not a domain name such as example.com"));
+                None
+            }
+        }
+    };
+    let cookie_domain = f.cookie_domain.as_deref().and_then(|d| domain(cx, "session.cookie_domain", d));
+    if let Some(d) = &cookie_domain {
+        let host = public_url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_ascii_lowercase));
+        if !host.is_some_and(|h| crate::redirect::under_domain(&h, d)) {
+            cx.problem(
+                "session.cookie_domain",
+                format!("the public URL's host is not under `{d}`: browsers would refuse the cookie"),
+            );
+        }
+    }
+    let redirect_domains = f
+        .redirect_domains
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| domain(cx, &format!("session.redirect_domains[{i}]"), d))
+        .collect();
+    Session { cookie_name, idle_timeout, absolute_timeout, secret, cookie_domain, redirect_domains }
 }
 
 fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTreeSet<String> {

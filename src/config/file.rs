@@ -145,6 +145,11 @@ pub struct SessionFile {
     pub secret_file: Option<String>,
     /// Environment variable holding that secret.
     pub secret_env: Option<String>,
+    /// The parent domain the session cookie is set for, so one sign-in serves every app
+    /// under it (absent: the public URL's host only).
+    pub cookie_domain: Option<String>,
+    /// Domains whose https hosts a sign-in or sign-out may return to (absent: local paths only).
+    pub redirect_domains: Option<Vec<String>>,
 }
 
 /// `[storage]`

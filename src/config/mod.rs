@@ -181,6 +181,10 @@ pub struct Session {
     /// Secret keying CSRF tokens and pending sign-in cookies; `None` means one is generated
     /// at start.
     pub secret: Option<Secret>,
+    /// The session cookie's `Domain`, lower case; `None`: host-only.
+    pub cookie_domain: Option<String>,
+    /// Domains (lower case) whose https hosts sign-in may return to.
+    pub redirect_domains: Vec<String>,
 }
 
 /// A secret value that never prints.

@@ -232,3 +232,82 @@ async fn ext_authz_decides_the_path_after_its_prefix_on_the_checked_host() {
     let page = trial.get_with(&format!("{EXT}/kb/../x"), &[("host", "admin.test")]).await;
     assert_eq!(page.status, 403, "{}", page.body);
 }
+
+/// One sign-in for several apps: the cookie for the parent domain, returns to its hosts.
+async fn one_sign_in() -> Stack {
+    start(Options {
+        server: "public_url = \"https://auth.apps.test\"\ntrusted_proxies = [\"127.0.0.1\"]\n".into(),
+        head:
+            "[session]\ncookie_domain = \".apps.test\"\nredirect_domains = [\"apps.test\", \"help.test\"]\n"
+                .into(),
+        model: TWO_HOSTS.into(),
+        ..Default::default()
+    })
+    .await
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[tokio::test]
+async fn sign_in_returns_to_an_https_app_under_the_redirect_domains_with_a_parent_domain_cookie() {
+    let stack = one_sign_in().await;
+    account(&stack, "r@example.org", "R", "correct horse battery", &[]).await;
+    let mut b = Browser::new(&stack);
+    let page =
+        b.sign_in_next("r@example.org", "correct horse battery", "https://help.apps.test/kb?x=1").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), Some("https://help.apps.test/kb?x=1"));
+    let cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("deskgate_session="))
+        .expect("session cookie");
+    assert!(cookie.contains("; Domain=apps.test;") && cookie.contains("Secure"), "{cookie}");
+    // ingress-nginx names it `rd`.
+    let again = b.get(&format!("/.deskgate/login?rd={}", urlencode("https://help.test/x"))).await;
+    assert_eq!(again.location(), Some("https://help.test/x"));
+
+    // Sign-out ends the session for every app: the forward-auth question no longer passes.
+    let signed = b.get_with(FA, &traefik("admin.apps.test", "/")).await;
+    assert_eq!(signed.status, 403, "no host rule for admin.apps.test, but signed in: {}", signed.body);
+    let kept = b.clone();
+    b.sign_out().await;
+    let mut old = kept;
+    let after = old.get_with(FA, &traefik("help.test", "/chat/sales")).await;
+    assert_eq!(after.status, 401, "the old cookie is signed out everywhere: {}", after.body);
+}
+
+#[tokio::test]
+async fn sign_in_return_targets_outside_the_redirect_domains_fall_back_to_root() {
+    let stack = one_sign_in().await;
+    account(&stack, "r@example.org", "R", "correct horse battery", &[]).await;
+    for evil in [
+        "//evil.example",
+        "/\\evil.example",
+        "/%5cevil.example",
+        "https://evil.example",
+        "/%09/evil.example",
+        "javascript:alert(1)",
+        "/%2F%2Fevil.example",
+        "https://help.test.evil.example",
+        "https://evilhelp.test",
+        "https://apps.test.evil.example/",
+        "http://help.apps.test/",
+        "https://help.test@evil.example/",
+        "https://evil.example\\@help.test/",
+        "https://help.test%2eevil.example/",
+    ] {
+        let mut b = Browser::new(&stack);
+        let page = b.sign_in_next("r@example.org", "correct horse battery", evil).await;
+        assert_eq!(page.status, 303, "{evil}");
+        assert_eq!(page.location(), Some("/"), "{evil} was refused");
+        let form = b.get(&format!("/.deskgate/login?rd={}", urlencode(evil))).await;
+        assert_eq!(form.location(), Some("/"), "{evil}");
+    }
+}
