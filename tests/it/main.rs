@@ -19,6 +19,7 @@ mod organizations;
 mod paths;
 mod pending;
 mod postgres_tls;
+mod proxies;
 mod proxying;
 mod redirects;
 mod registration;
