@@ -373,7 +373,7 @@ fn answer(
         Decision::Allow => {
             state.metrics.decision("allow", "");
             let mut resp = StatusCode::OK.into_response();
-            identity(state, visitor, resp.headers_mut());
+            identity(state, visitor, &original.host, resp.headers_mut());
             resp
         }
         Decision::LoginRequired => {
@@ -396,7 +396,7 @@ fn answer(
 }
 
 /// Every identity header, set even when empty, and the JWT (empty for a guest).
-fn identity(state: &AppState, visitor: &Visitor, out: &mut HeaderMap) {
+fn identity(state: &AppState, visitor: &Visitor, host: &str, out: &mut HeaderMap) {
     let n = &state.names;
     let all: [&HeaderName; 8] =
         [&n.user, &n.email, &n.email_verified, &n.name, &n.usergroups, &n.permissions, &n.provider, &n.jwt];
@@ -410,7 +410,8 @@ fn identity(state: &AppState, visitor: &Visitor, out: &mut HeaderMap) {
             if !out.contains_key(&n.email) {
                 out.insert(n.email.clone(), header_value(""));
             }
-            out.insert(n.jwt.clone(), state.signer.for_session(session, state.clock.now()));
+            let audience = state.config.jwt.audience_for(Some(host));
+            out.insert(n.jwt.clone(), state.signer.for_session_to(session, state.clock.now(), audience));
         }
     }
 }

@@ -75,7 +75,10 @@ pub async fn forward(
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } => {
             identity::HeaderSet::apply_signed_in(&state.names, session, headers);
-            headers.insert(state.names.jwt.clone(), state.signer.for_session(session, state.clock.now()));
+            let audience =
+                state.config.jwt.audience_for(headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+            let token = state.signer.for_session_to(session, state.clock.now(), audience);
+            headers.insert(state.names.jwt.clone(), token);
         }
     }
     let proto = if state.config.server.secure { "https" } else { "http" };

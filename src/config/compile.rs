@@ -162,6 +162,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         key_file: jwt_file.key_file.map(|f| base.join(f)),
         ttl: cx.duration("jwt.ttl", jwt_file.ttl.as_ref(), Duration::from_secs(300)),
         audience: jwt_file.audience.unwrap_or_else(|| "deskgate".into()),
+        host_audiences: host_audiences(&mut cx, jwt_file.host_audiences.unwrap_or_default()),
     };
     let rate_limit = limits::rate_limit(&mut cx, file.rate_limit.take().unwrap_or_default());
     let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
@@ -741,6 +742,24 @@ fn saml(
             Err(problems) => cx.problems.extend(problems.into_iter().map(|p| p.under(&path))),
         }
     }
+    out
+}
+
+fn host_audiences(cx: &mut Ctx<'_>, table: BTreeMap<String, String>) -> Vec<(HostPattern, String)> {
+    let mut out = Vec::new();
+    for (host, audience) in table {
+        let key = format!("jwt.host_audiences.{host:?}");
+        match HostPattern::parse(&host) {
+            Ok(_) if audience.is_empty() => cx.problem(key, "the audience is empty"),
+            Ok(pattern) => out.push((pattern, audience)),
+            Err(e) => cx.problem(key, e),
+        }
+    }
+    // The most specific first: a name before any wildcard, a longer wildcard first.
+    out.sort_by_key(|(p, _)| match p {
+        HostPattern::Exact(_) => (0, 0),
+        HostPattern::Wildcard(s) => (1, usize::MAX - s.len()),
+    });
     out
 }
 

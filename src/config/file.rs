@@ -308,6 +308,8 @@ pub struct JwtFile {
     pub ttl: Option<String>,
     /// `aud` claim.
     pub audience: Option<String>,
+    /// `aud` claim by host (`help.example.com`, `*.example.com`), where it differs.
+    pub host_audiences: Option<BTreeMap<String, String>>,
 }
 
 /// `[rate_limit]`

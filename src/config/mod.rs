@@ -422,6 +422,18 @@ pub struct Jwt {
     pub ttl: Duration,
     /// `aud` claim.
     pub audience: String,
+    /// `aud` claim by host, most specific pattern first.
+    pub host_audiences: Vec<(crate::policy::HostPattern, String)>,
+}
+
+impl Jwt {
+    /// The `aud` claim for a request to `host` (as sent): the most specific host pattern's,
+    /// else `audience`.
+    pub fn audience_for(&self, host: Option<&str>) -> &str {
+        let host = host.and_then(crate::policy::request_host);
+        host.and_then(|h| self.host_audiences.iter().find(|(p, _)| p.covers(&h)))
+            .map_or(self.audience.as_str(), |(_, aud)| aud.as_str())
+    }
 }
 
 /// `[rate_limit]`

@@ -311,3 +311,29 @@ async fn sign_in_return_targets_outside_the_redirect_domains_fall_back_to_root()
         assert_eq!(form.location(), Some("/"), "{evil}");
     }
 }
+
+#[tokio::test]
+async fn a_host_with_its_own_audience_gets_tokens_for_it_and_others_the_default() {
+    use base64::Engine;
+    let stack = start(Options {
+        server: "trusted_proxies = [\"127.0.0.1\"]\n".into(),
+        head: "[jwt.host_audiences]\n\"admin.test\" = \"admin-console\"\n".into(),
+        model: TWO_HOSTS.into(),
+        ..Default::default()
+    })
+    .await;
+    let mut vip = signed_in(&stack, "vip@example.org", &["vips"]).await;
+    let aud = |page: &Page| {
+        let token = header(page, "x-deskgate-jwt").unwrap();
+        let claims = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap())
+                .unwrap();
+        claims["aud"].as_str().unwrap().to_owned()
+    };
+    let admin = vip.get_with(FA, &traefik("admin.test", "/")).await;
+    assert_eq!(admin.status, 200, "{}", admin.body);
+    assert_eq!(aud(&admin), "admin-console");
+    let help = vip.get_with(FA, &traefik("help.test", "/")).await;
+    assert_eq!(aud(&help), "deskgate");
+}
