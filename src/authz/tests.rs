@@ -182,3 +182,53 @@ fn ext_authz_reads_the_method_host_and_path_of_the_check_itself() {
         Err(Malformed::AbsoluteForm("path"))
     );
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ -~]{0,40}",
+            "(https?|HTTP|ftp)://[a-zA-Z0-9.:@\\[\\]%/?#_-]{0,30}",
+            "/[a-zA-Z0-9./%;?#@\\\\-]{0,30}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever a client or a proxy sends, the readers answer without panicking, and
+        /// what they accept is a path on a host the rules can read.
+        #[test]
+        fn readers_never_panic_and_accept_only_a_path_on_a_readable_host(
+            method in "[A-Za-z(]{0,8}", proto in value(), host in value(), uri in value(), url in value(),
+        ) {
+            let mut h = HeaderMap::new();
+            for (name, v) in [
+                ("x-forwarded-method", &method),
+                ("x-forwarded-proto", &proto),
+                ("x-forwarded-host", &host),
+                ("x-forwarded-uri", &uri),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    h.insert(HeaderName::from_static(name), v);
+                }
+            }
+            let mut o = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&url) {
+                o.insert("x-original-url", v);
+            }
+            let mut e = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                e.insert("host", v);
+            }
+            let reads = [read_forward_auth(&h), read_auth_request(&o), read_ext_authz(&Method::GET, &uri, &e)];
+            for original in reads.into_iter().flatten() {
+                prop_assert!(original.target.starts_with('/') && !original.target.starts_with("//"));
+                prop_assert!(request_host(&original.host).is_some(), "{}", original.host);
+            }
+        }
+    }
+}
