@@ -13,7 +13,7 @@ use crate::error::GatewayError;
 use crate::forwarded;
 use crate::identity;
 use crate::pages::{PREFIX, html};
-use crate::policy::{Decision, DenyReason, Who, decide, normalize};
+use crate::policy::{Decision, DenyReason, Who, decide_for_host, normalize};
 use crate::session::Visitor;
 use crate::web::{self, wants_html};
 
@@ -50,7 +50,8 @@ pub async fn forward(
         Visitor::Guest => Who::Guest(&state.guest),
         Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
     };
-    match decide(&state.config.policy, state.config.model.everyone_enabled, who, &path) {
+    let host = request_authority(&req);
+    match decide_for_host(&state.config.policy, state.config.model.everyone_enabled, who, host, &path) {
         Decision::Allow => state.metrics.decision("allow", ""),
         Decision::LoginRequired => {
             state.metrics.decision("login", "");
@@ -74,7 +75,10 @@ pub async fn forward(
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } => {
             identity::HeaderSet::apply_signed_in(&state.names, session, headers);
-            headers.insert(state.names.jwt.clone(), state.signer.for_session(session, state.clock.now()));
+            let audience =
+                state.config.jwt.audience_for(headers.get(header::HOST).and_then(|h| h.to_str().ok()));
+            let token = state.signer.for_session_to(session, state.clock.now(), audience);
+            headers.insert(state.names.jwt.clone(), token);
         }
     }
     let proto = if state.config.server.secure { "https" } else { "http" };
@@ -87,6 +91,14 @@ pub async fn forward(
     let answer = state.proxy.forward(Request::from_parts(parts, body), &target).await;
     state.metrics.upstream(answer.as_ref().ok().map(|r| r.status()), began.elapsed());
     Ok(answer?)
+}
+
+/// The host the client asked for: `Host`, or the authority of an HTTP/2 request.
+fn request_authority(req: &Request) -> Option<&str> {
+    match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().ok(),
+        None => req.uri().authority().map(|a| a.as_str()),
+    }
 }
 
 fn login_required(req: &Request) -> Response {
@@ -114,7 +126,9 @@ fn denied(visitor: &Visitor, path: &str, reason: &DenyReason, req: &Request) -> 
         DenyReason::MissingPermission { rule, permission } => {
             tracing::info!(%account, %path, reason = reason.code(), %rule, %permission, "Refused");
         }
-        DenyReason::NoRule => tracing::info!(%account, %path, reason = reason.code(), "Refused"),
+        DenyReason::NoRule | DenyReason::NoHostRule => {
+            tracing::info!(%account, %path, reason = reason.code(), "Refused");
+        }
     }
     if !wants_html(req.headers()) {
         let body = serde_json::json!({"error": "forbidden", "reason": reason.code()}).to_string();

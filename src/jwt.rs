@@ -232,9 +232,13 @@ impl Signer {
     }
 
     fn claims(&self, s: &Session, iat: u64) -> String {
+        self.claims_for(s, iat, &self.audience)
+    }
+
+    fn claims_for(&self, s: &Session, iat: u64, aud: &str) -> String {
         let claims = Claims {
             iss: &self.issuer,
-            aud: &self.audience,
+            aud,
             sub: &s.account_id,
             iat,
             exp: iat + self.ttl,
@@ -262,6 +266,19 @@ impl Signer {
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(signature));
         (token, Signed { key: self.fingerprint, iat: now, signature })
+    }
+
+    /// The session's token for `audience`: as [`Signer::for_session`] for the configured
+    /// one; another (a host's own) is signed for each request, never kept.
+    pub fn for_session_to(&self, s: &Session, now: u64, audience: &str) -> HeaderValue {
+        if audience == self.audience {
+            return self.for_session(s, now);
+        }
+        let mut token = self.claims_for(s, now, audience);
+        let signature = self.key.sign(token.as_bytes()).to_bytes();
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(signature));
+        HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
     /// The session's token: its kept signature is reused, by this key, until less than a

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod app;
+pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod connections;

@@ -56,6 +56,9 @@ enum Command {
         /// A path to decide for the account, e.g. /chat/sales.
         #[arg(long)]
         path: Option<String>,
+        /// The host the path is asked on, where rules name hosts, e.g. help.example.com.
+        #[arg(long, requires = "path")]
+        host: Option<String>,
     },
 }
 
@@ -87,9 +90,8 @@ fn main() -> ExitCode {
         Command::Accounts { command: AccountsCommand::Add { config, email, name, usergroups } } => {
             runtime().and_then(|rt| rt.block_on(add_account(&config, email, name, usergroups)))
         }
-        Command::Explain { config, account, path } => {
-            runtime().and_then(|rt| rt.block_on(explain_account(&config, &account, path.as_deref())))
-        }
+        Command::Explain { config, account, path, host } => runtime()
+            .and_then(|rt| rt.block_on(explain_account(&config, &account, path.as_deref(), host.as_deref()))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -276,7 +278,12 @@ async fn add_account(
     Ok(())
 }
 
-async fn explain_account(config_path: &Path, reference: &str, path: Option<&str>) -> anyhow::Result<()> {
+async fn explain_account(
+    config_path: &Path,
+    reference: &str,
+    path: Option<&str>,
+    host: Option<&str>,
+) -> anyhow::Result<()> {
     let config = load(config_path)?;
     let accounts = deskgate::app::open_accounts(&config).await?;
     let account = match accounts.by_email(reference).await? {
@@ -297,7 +304,7 @@ async fn explain_account(config_path: &Path, reference: &str, path: Option<&str>
     let providers = accounts.providers(&account.id).await?;
     let claimed = Claimed::new(&config, &accounts.provider_claims(&account.id).await?);
     let model = config.model.with_organizations(accounts.organizations().await?);
-    let explanation = explain::explain(&model, &config.policy, account, providers, &claimed, path);
+    let explanation = explain::explain(&model, &config.policy, account, providers, &claimed, path, host);
     print!("{}", explain::text(&explanation));
     Ok(())
 }

@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::app::AppState;
-use crate::{admin, edge, error, forwarded, gateway, pages, session};
+use crate::{admin, authz, edge, error, forwarded, gateway, pages, session};
 
 /// Request ids: 64 random bits, hex.
 #[derive(Clone, Copy, Default)]
@@ -111,21 +111,26 @@ async fn strip_client_headers(
 ) -> Response {
     // The administration API's CSRF header may share the identity prefix; it is kept only
     // for the API, whose requests are never proxied.
-    let api = req.uri().path().strip_prefix(pages::PREFIX).is_some_and(|rest| rest.starts_with("/api/"));
+    let own = req.uri().path().strip_prefix(pages::PREFIX);
+    let api = own.is_some_and(|rest| rest.starts_with("/api/"));
+    let trusted = forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies);
+    // A trusted proxy's forward-auth question names the original URL in override headers;
+    // they are read there (and only there), never forwarded.
+    let question = trusted
+        && own.is_some_and(|rest| rest.strip_prefix(authz::AUTHZ).is_some_and(|r| r.starts_with('/')));
     let headers = req.headers_mut();
     let csrf = if api { headers.remove(admin::CSRF_HEADER) } else { None };
     let identity = state.names.strip(headers);
     if let Some(token) = csrf {
         headers.insert(admin::CSRF_HEADER, token);
     }
-    let forwarding = if forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies) {
-        0
-    } else {
-        forwarded::strip(headers)
-    };
+    let forwarding = if trusted { 0 } else { forwarded::strip(headers) };
     let server = &state.config.server;
-    let untrusted =
-        edge::strip_untrusted(headers, server.allow_underscores_in_headers, &server.allowed_override_headers);
+    let untrusted = if question {
+        edge::strip_untrusted(headers, server.allow_underscores_in_headers, &authz::override_headers())
+    } else {
+        edge::strip_untrusted(headers, server.allow_underscores_in_headers, &server.allowed_override_headers)
+    };
     if identity + forwarding + untrusted > 0 {
         tracing::debug!(identity, forwarding, untrusted, client = %peer.ip(), "Removed client-sent identity, forwarding or override headers");
     }

@@ -51,13 +51,16 @@ pub struct CookieAttrs<'a> {
     pub secure: bool,
     /// `Max-Age` in seconds; 0 deletes.
     pub max_age: u64,
+    /// `Domain`: sent to every host under it; `None`: to this host only.
+    pub domain: Option<&'a str>,
 }
 
 /// A `Set-Cookie` value: always HttpOnly and SameSite=Lax.
 pub fn set_cookie(name: &str, value: &str, attrs: CookieAttrs<'_>) -> HeaderValue {
     let secure = if attrs.secure { "; Secure" } else { "" };
+    let domain = attrs.domain.map(|d| format!("; Domain={d}")).unwrap_or_default();
     let text = format!(
-        "{name}={value}; Path={}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+        "{name}={value}; Path={}{domain}; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
         attrs.path, attrs.max_age
     );
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))

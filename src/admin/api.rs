@@ -137,6 +137,7 @@ fn detail(e: &Explanation) -> Value {
         json!({
             "asked": c.asked,
             "normalized": c.normalized.as_ref().ok(),
+            "host": c.host,
             "rule": c.rule.as_ref().map(|(pattern, permission)| json!({ "path": pattern, "permission": permission })),
             "decision": decision,
             "reason": reason,
@@ -183,7 +184,7 @@ async fn answer(
     state: &AppState,
     status: StatusCode,
     id: &str,
-    path: Option<&str>,
+    path: Option<(&str, Option<&str>)>,
 ) -> Result<Response, GatewayError> {
     match explanation(state, id, path).await {
         Ok(e) => Ok(reply(status, &detail(&e))),
@@ -195,6 +196,7 @@ async fn answer(
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct PersonQuery {
     path: Option<String>,
+    host: Option<String>,
 }
 
 /// One person.
@@ -203,7 +205,7 @@ pub async fn person(
     Path(id): Path<String>,
     Query(q): Query<PersonQuery>,
 ) -> Result<Response, GatewayError> {
-    answer(&state, StatusCode::OK, &id, q.path.as_deref()).await
+    answer(&state, StatusCode::OK, &id, q.path.as_deref().map(|p| (p, q.host.as_deref()))).await
 }
 
 /// Body of a new account.

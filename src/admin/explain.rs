@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use crate::accounts::{Account, ProviderClaims};
 use crate::config::Config;
-use crate::policy::{Decision, DenyReason, Policy, Who, normalize, verdict};
+use crate::policy::{Decision, DenyReason, Policies, Who, normalize, verdict_for_host};
 use crate::usergroups::{Member, Model, Source, Withheld};
 
 /// One usergroup the person is in.
@@ -29,6 +29,8 @@ pub struct Held {
 pub struct PathCheck {
     /// The path as asked.
     pub asked: String,
+    /// The host asked about, when given.
+    pub host: Option<String>,
     /// The path as normalized for matching, or why it cannot be.
     pub normalized: Result<String, String>,
     /// The rule that governs it: pattern and required permission.
@@ -166,15 +168,17 @@ pub fn claimed_member<'a>(account: &'a Account, provider: &'a [String], named: &
 }
 
 /// Explains `account`'s access under `model` and `policy` with what its providers said of
-/// it, and `path` if given.
+/// it, and `path` (on `host`, when rules name hosts) if given.
 pub fn explain(
     model: &Model,
-    policy: &Policy,
+    policy: &Policies,
     account: Account,
     providers: Vec<String>,
     claimed: &Claimed,
     path: Option<&str>,
+    host: Option<&str>,
 ) -> Explanation {
+    let host = host.map(str::trim).filter(|h| !h.is_empty());
     let (provider, named) = claimed.for_member(model);
     let member = claimed_member(&account, &provider, &named);
     let resolved = model.resolve(&member);
@@ -200,6 +204,7 @@ pub fn explain(
     let path = path.map(str::trim).filter(|p| !p.is_empty()).map(|asked| {
         let mut check = PathCheck {
             asked: asked.to_owned(),
+            host: host.map(str::to_owned),
             normalized: Err(String::new()),
             rule: None,
             decision: None,
@@ -211,7 +216,8 @@ pub fn explain(
             Ok(normal) => {
                 check.normalized = Ok(normal.to_string());
                 // The gateway's own decision, over every reading of the path.
-                let verdict = verdict(policy, model.everyone_enabled, Who::SignedIn(&resolved), &normal);
+                let verdict =
+                    verdict_for_host(policy, model.everyone_enabled, Who::SignedIn(&resolved), host, &normal);
                 if let Some(rule) = verdict.rule {
                     check.rule = Some((rule.pattern.clone(), rule.permission.clone()));
                     check.granted_by = resolved
@@ -280,6 +286,12 @@ pub fn decision_text(check: &PathCheck) -> (&'static str, String) {
         (Some(Decision::Deny(DenyReason::NoRule)), _) => {
             ("deny", "no-rule: no rule covers this path, and what no rule covers is denied".into())
         }
+        (Some(Decision::Deny(DenyReason::NoHostRule)), _) if check.host.is_none() => {
+            ("deny", "no-host-rule: the rules name hosts; give the host to decide for".into())
+        }
+        (Some(Decision::Deny(DenyReason::NoHostRule)), _) => {
+            ("deny", "no-host-rule: no rule covers this host, and a host no rule covers is denied".into())
+        }
         (Some(Decision::Deny(DenyReason::MissingPermission { permission, .. })), _) => {
             ("deny", format!("permission-missing: none of this account's usergroups grants `{permission}`"))
         }
@@ -339,7 +351,14 @@ pub fn text(e: &Explanation) -> String {
         }
     }
     if let Some(check) = &e.path {
-        let _ = writeln!(out, "\nPath {}", check.asked);
+        match &check.host {
+            Some(host) => {
+                let _ = writeln!(out, "\nPath {} on {host}", check.asked);
+            }
+            None => {
+                let _ = writeln!(out, "\nPath {}", check.asked);
+            }
+        }
         if let Ok(n) = &check.normalized
             && *n != check.asked
         {

@@ -22,6 +22,7 @@ use crate::usergroups::Source;
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct ShowQuery {
     path: Option<String>,
+    host: Option<String>,
     done: Option<String>,
 }
 
@@ -40,13 +41,14 @@ fn person_url(id: &str) -> String {
 pub(super) async fn explanation(
     state: &AppState,
     id: &str,
-    path: Option<&str>,
+    path: Option<(&str, Option<&str>)>,
 ) -> Result<Explanation, AdminError> {
     let account = actions::account(state, id).await?;
     let providers = state.accounts.providers(id).await?;
     let claimed = explain::Claimed::new(&state.config, &state.accounts.provider_claims(id).await?);
     let model = state.model().await?;
-    Ok(explain::explain(&model, &state.config.policy, account, providers, &claimed, path))
+    let (path, host) = path.map_or((None, None), |(p, h)| (Some(p), h));
+    Ok(explain::explain(&model, &state.config.policy, account, providers, &claimed, path, host))
 }
 
 fn done_text(done: &str) -> Option<&'static str> {
@@ -146,9 +148,20 @@ fn render(
     body.push_str("<h2>Access</h2>");
     body.push_str(&view::explanation(e));
     let asked = e.path.as_ref().map_or("", |p| p.asked.as_str());
+    // The host field only where rules name hosts.
+    let host = if state.config.policy.names_hosts() {
+        let asked = e.path.as_ref().and_then(|p| p.host.as_deref()).unwrap_or("");
+        format!(
+            "<div class=\"field\"><label for=\"host\">On the host</label>\
+             <input id=\"host\" name=\"host\" type=\"text\" placeholder=\"help.example.com\" value=\"{}\"></div>",
+            esc(asked)
+        )
+    } else {
+        String::new()
+    };
     body.push_str(&format!(
         "<form method=\"get\" action=\"{url}\"><div class=\"field\"><label for=\"path\">Check access to a path</label>\
-         <input id=\"path\" name=\"path\" type=\"text\" placeholder=\"/chat/sales\" value=\"{}\"></div>\
+         <input id=\"path\" name=\"path\" type=\"text\" placeholder=\"/chat/sales\" value=\"{}\"></div>{host}\
          <button type=\"submit\" class=\"secondary\">Explain</button></form>",
         esc(asked)
     ));
@@ -225,7 +238,7 @@ async fn answer(
     headers: &HeaderMap,
     id: &str,
     status: StatusCode,
-    path: Option<&str>,
+    path: Option<(&str, Option<&str>)>,
     note: Option<&str>,
     alert: Option<&str>,
 ) -> Result<Response, GatewayError> {
@@ -248,7 +261,16 @@ pub async fn show(
     Query(q): Query<ShowQuery>,
 ) -> Result<Response, GatewayError> {
     let note = q.done.as_deref().and_then(done_text);
-    answer(&state, &headers, &id, StatusCode::OK, q.path.as_deref(), note, None).await
+    answer(
+        &state,
+        &headers,
+        &id,
+        StatusCode::OK,
+        q.path.as_deref().map(|p| (p, q.host.as_deref())),
+        note,
+        None,
+    )
+    .await
 }
 
 /// After a change: back to the page, with what was done (a reload does not post again).

@@ -10,7 +10,7 @@ use deskgate_provider::config::{Problem, parse_duration};
 
 use super::file::*;
 use super::*;
-use crate::policy::{Policy, Rule};
+use crate::policy::{HostPattern, Policies, Policy, Rule};
 use crate::usergroups::{EVERYONE, Model, Organization, REGISTERED, Usergroup};
 
 mod limits;
@@ -119,7 +119,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let mut cx = Ctx { problems, base };
     let server = server(&mut cx, file.server.take().unwrap_or_default());
     let upstream = upstream(&mut cx, file.upstream.take());
-    let session = session(&mut cx, file.session.take().unwrap_or_default());
+    let session = session(&mut cx, file.session.take().unwrap_or_default(), &server.public_url);
     let storage = storage::storage(&mut cx, file.storage.take().unwrap_or_default());
     let builtin_enabled =
         file.providers.as_ref().and_then(|p| p.builtin.as_ref()).and_then(|b| b.enabled).unwrap_or(true);
@@ -162,6 +162,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         key_file: jwt_file.key_file.map(|f| base.join(f)),
         ttl: cx.duration("jwt.ttl", jwt_file.ttl.as_ref(), Duration::from_secs(300)),
         audience: jwt_file.audience.unwrap_or_else(|| "deskgate".into()),
+        host_audiences: host_audiences(&mut cx, jwt_file.host_audiences.unwrap_or_default()),
     };
     let rate_limit = limits::rate_limit(&mut cx, file.rate_limit.take().unwrap_or_default());
     let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
@@ -479,7 +480,7 @@ fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
     }
 }
 
-fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
+fn session(cx: &mut Ctx<'_>, f: SessionFile, public_url: &str) -> Session {
     let cookie_name = f.cookie_name.unwrap_or_else(|| "deskgate_session".into());
     if cookie_name.is_empty()
         || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -502,7 +503,42 @@ fn session(cx: &mut Ctx<'_>, f: SessionFile) -> Session {
         )),
     };
     let secret = cx.secret("session.secret", f.secret_file.as_ref(), f.secret_env.as_ref());
-    Session { cookie_name, idle_timeout, absolute_timeout, recheck_interval, secret }
+    let domain = |cx: &mut Ctx<'_>, key: &str, text: &str| {
+        let name = text.strip_prefix('.').unwrap_or(text).to_ascii_lowercase();
+        match HostPattern::parse(&name) {
+            Ok(HostPattern::Exact(name)) if name.contains('.') => Some(name),
+            _ => {
+                cx.problem(key, format!("`{text}` is not a domain name such as example.com"));
+                None
+            }
+        }
+    };
+    let cookie_domain = f.cookie_domain.as_deref().and_then(|d| domain(cx, "session.cookie_domain", d));
+    if let Some(d) = &cookie_domain {
+        let host = public_url.parse::<http::Uri>().ok().and_then(|u| u.host().map(str::to_ascii_lowercase));
+        if !host.is_some_and(|h| crate::redirect::under_domain(&h, d)) {
+            cx.problem(
+                "session.cookie_domain",
+                format!("the public URL's host is not under `{d}`: browsers would refuse the cookie"),
+            );
+        }
+    }
+    let redirect_domains = f
+        .redirect_domains
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| domain(cx, &format!("session.redirect_domains[{i}]"), d))
+        .collect();
+    Session {
+        cookie_name,
+        idle_timeout,
+        absolute_timeout,
+        recheck_interval,
+        secret,
+        cookie_domain,
+        redirect_domains,
+    }
 }
 
 fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTreeSet<String> {
@@ -728,15 +764,55 @@ fn saml(
     out
 }
 
-fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
+fn host_audiences(cx: &mut Ctx<'_>, table: BTreeMap<String, String>) -> Vec<(HostPattern, String)> {
+    let mut out = Vec::new();
+    for (host, audience) in table {
+        let key = format!("jwt.host_audiences.{host:?}");
+        match HostPattern::parse(&host) {
+            Ok(_) if audience.is_empty() => cx.problem(key, "the audience is empty"),
+            Ok(pattern) => out.push((pattern, audience)),
+            Err(e) => cx.problem(key, e),
+        }
+    }
+    // The most specific first: a name before any wildcard, a longer wildcard first.
+    out.sort_by_key(|(p, _)| match p {
+        HostPattern::Exact(_) => (0, 0),
+        HostPattern::Wildcard(s) => (1, usize::MAX - s.len()),
+    });
+    out
+}
+
+fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policies {
     let granted: BTreeSet<&String> = model.usergroups.values().flat_map(|g| g.permissions.iter()).collect();
-    let mut compiled = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // A rule without a host beside rules with one would be read as "every host" by some
+    // admins and "the other hosts" by others: each rule says which it means.
+    let hosted = rules.iter().position(|r| r.host.is_some());
+    let mut compiled: BTreeMap<Option<HostPattern>, Vec<Rule>> = BTreeMap::new();
+    let mut seen: HashMap<(Option<HostPattern>, String), usize> = HashMap::new();
     for (i, r) in rules.into_iter().enumerate() {
         let path = format!("rules[{i}]");
         let (Some(pattern), Some(permission)) = (r.path, r.permission) else {
             cx.problem(&path, "every rule needs `path` and `permission`");
             continue;
+        };
+        let host = match (&r.host, hosted) {
+            (Some(h), _) => match HostPattern::parse(h) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    cx.problem(format!("{path}.host"), e);
+                    continue;
+                }
+            },
+            (None, Some(first)) => {
+                cx.problem(
+                    &path,
+                    format!(
+                        "rules[{first}] names a host, so every rule must: add `host = \"...\"` (`*.example.com` covers every name under it)"
+                    ),
+                );
+                continue;
+            }
+            (None, None) => None,
         };
         if !valid_permission(&permission) {
             cx.problem(format!("{path}.permission"), format!("`{permission}` is not a permission"));
@@ -751,19 +827,25 @@ fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> Policy {
         match Rule::new(&pattern, &permission) {
             Ok(rule) => {
                 let key = rule.pattern.to_lowercase().trim_end_matches('/').to_owned();
-                if let Some(first) = seen.insert(key, i) {
+                if let Some(first) = seen.insert((host.clone(), key), i) {
+                    let on = host.as_ref().map(|h| format!(" on `{h}`")).unwrap_or_default();
                     cx.problem(
                         format!("{path}.path"),
-                        format!("`{pattern}` is already the path of rules[{first}]"),
+                        format!("`{pattern}` is already the path of rules[{first}]{on}"),
                     );
                 } else {
-                    compiled.push(rule);
+                    compiled.entry(host).or_default().push(rule);
                 }
             }
             Err(e) => cx.problem(format!("{path}.path"), e),
         }
     }
-    Policy::new(compiled)
+    if hosted.is_none() {
+        return Policies::AnyHost(Policy::new(compiled.remove(&None).unwrap_or_default()));
+    }
+    Policies::by_host(
+        compiled.into_iter().filter_map(|(host, rules)| Some((host?, Policy::new(rules)))).collect(),
+    )
 }
 
 #[cfg(test)]
@@ -852,5 +934,61 @@ mod session_tests {
                 "{bad}: {problems:?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod host_rule_tests {
+    use crate::config::load_str;
+    use crate::policy::Policies;
+
+    const HEAD: &str =
+        "[upstream]\nurl = \"http://127.0.0.1:8081\"\n[everyone]\npermissions = [\"kb.read\"]\n";
+
+    fn load(rules: &str) -> Result<Policies, Vec<(usize, String, String)>> {
+        load_str("t.toml", &format!("{HEAD}{rules}"), std::path::Path::new("/srv"))
+            .map(|c| (*c.policy).clone())
+            .map_err(|ds| ds.into_iter().map(|d| (d.line, d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn rules_without_hosts_keep_one_rule_set_for_every_host() {
+        let p = load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\n").expect("valid");
+        assert!(!p.names_hosts());
+    }
+
+    #[test]
+    fn a_rule_without_host_beside_hosted_rules_is_an_error_naming_it() {
+        let errors = load(
+            "[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"help.test\"\n\
+             [[rules]]\npath = \"/kb\"\npermission = \"kb.read\"\n",
+        )
+        .expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].1, "rules[1]");
+        assert_eq!(errors[0].0, 9);
+        assert!(errors[0].2.contains("rules[0] names a host"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_bad_host_pattern_is_an_error_naming_its_key_and_line() {
+        let errors =
+            load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"https://help.test\"\n")
+                .expect_err("refused");
+        assert_eq!(errors[0].1, "rules[0].host");
+        assert_eq!(errors[0].0, 8);
+    }
+
+    #[test]
+    fn the_same_path_may_have_a_rule_on_each_host_but_not_two_on_one() {
+        let two_hosts = "[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"help.test\"\n\
+                         [[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"*.admin.test\"\n";
+        let p = load(two_hosts).expect("valid");
+        assert!(p.names_hosts());
+        let errors = load(&format!(
+            "{two_hosts}[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nhost = \"HELP.test\"\n"
+        ))
+        .expect_err("refused");
+        assert!(errors[0].2.contains("already the path of rules[0] on `help.test`"), "{errors:?}");
     }
 }

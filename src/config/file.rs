@@ -148,6 +148,11 @@ pub struct SessionFile {
     pub secret_file: Option<String>,
     /// Environment variable holding that secret.
     pub secret_env: Option<String>,
+    /// The parent domain the session cookie is set for, so one sign-in serves every app
+    /// under it (absent: the public URL's host only).
+    pub cookie_domain: Option<String>,
+    /// Domains whose https hosts a sign-in or sign-out may return to (absent: local paths only).
+    pub redirect_domains: Option<Vec<String>>,
 }
 
 /// `[storage]`
@@ -284,6 +289,9 @@ pub struct RuleFile {
     pub path: Option<String>,
     /// Permission required.
     pub permission: Option<String>,
+    /// The host the rule applies to (`help.example.com`, `*.example.com`); when one rule
+    /// names a host, every rule must.
+    pub host: Option<String>,
 }
 
 /// `[providers]`
@@ -325,6 +333,8 @@ pub struct JwtFile {
     pub ttl: Option<String>,
     /// `aud` claim.
     pub audience: Option<String>,
+    /// `aud` claim by host (`help.example.com`, `*.example.com`), where it differs.
+    pub host_audiences: Option<BTreeMap<String, String>>,
 }
 
 /// `[rate_limit]`

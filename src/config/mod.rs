@@ -16,7 +16,7 @@ pub use load::{Diagnostic, check_file, load_file, load_str};
 pub use net::IpRange;
 pub use notes::notes;
 
-use crate::policy::Policy;
+use crate::policy::Policies;
 use crate::usergroups::Model;
 
 /// The running configuration.
@@ -34,8 +34,8 @@ pub struct Config {
     pub registration: Registration,
     /// Usergroups, organizations and assignments.
     pub model: Arc<Model>,
-    /// Access rules.
-    pub policy: Arc<Policy>,
+    /// Access rules, by host when rules name hosts.
+    pub policy: Arc<Policies>,
     /// Whether built-in accounts may sign in.
     pub builtin_enabled: bool,
     /// LDAP and Active Directory directories, in id order.
@@ -181,6 +181,10 @@ pub struct Session {
     /// Secret keying CSRF tokens and pending sign-in cookies; `None` means one is generated
     /// at start.
     pub secret: Option<Secret>,
+    /// The session cookie's `Domain`, lower case; `None`: host-only.
+    pub cookie_domain: Option<String>,
+    /// Domains (lower case) whose https hosts sign-in may return to.
+    pub redirect_domains: Vec<String>,
 }
 
 /// A secret value that never prints.
@@ -470,6 +474,18 @@ pub struct Jwt {
     pub ttl: Duration,
     /// `aud` claim.
     pub audience: String,
+    /// `aud` claim by host, most specific pattern first.
+    pub host_audiences: Vec<(crate::policy::HostPattern, String)>,
+}
+
+impl Jwt {
+    /// The `aud` claim for a request to `host` (as sent): the most specific host pattern's,
+    /// else `audience`.
+    pub fn audience_for(&self, host: Option<&str>) -> &str {
+        let host = host.and_then(crate::policy::request_host);
+        host.and_then(|h| self.host_audiences.iter().find(|(p, _)| p.covers(&h)))
+            .map_or(self.audience.as_str(), |(_, aud)| aud.as_str())
+    }
 }
 
 /// `[rate_limit]`

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue, header};
 use super::PREFIX;
 use super::html::esc;
 use crate::app::AppState;
-use crate::redirect::safe_next;
+use crate::redirect::safe_target;
 use crate::web::{self, CookieAttrs};
 
 /// The CSRF binding of a browser, and the cookie to set when it had none.
@@ -28,7 +28,12 @@ pub fn binding(state: &AppState, headers: &HeaderMap) -> Binding {
         Some(v) => Binding { value: v.to_owned(), set_cookie: None },
         None => {
             let value = crate::session::new_cookie_value();
-            let attrs = CookieAttrs { path: PREFIX, secure: state.config.server.secure, max_age: 86_400 };
+            let attrs = CookieAttrs {
+                path: PREFIX,
+                secure: state.config.server.secure,
+                max_age: 86_400,
+                domain: None,
+            };
             let set_cookie = Some(web::set_cookie(&csrf_cookie_name(state), &value, attrs));
             Binding { value, set_cookie }
         }
@@ -60,11 +65,12 @@ pub fn csrf_ok(state: &AppState, headers: &HeaderMap, token: &str) -> bool {
     web::cookie(headers, &csrf_cookie_name(state)).is_some_and(|b| state.csrf.verify(b, token))
 }
 
-/// `next` when it is a safe local path, else `/`; refusals are logged.
-pub fn next_or_root(next: Option<&str>) -> String {
+/// `next` when it is a safe local path or an https URL under `session.redirect_domains`,
+/// else `/`; refusals are logged.
+pub fn next_or_root(state: &AppState, next: Option<&str>) -> String {
     match next.filter(|n| !n.is_empty()) {
         None => "/".into(),
-        Some(n) => match safe_next(n) {
+        Some(n) => match safe_target(n, &state.config.session.redirect_domains) {
             Some(ok) => ok.to_owned(),
             None => {
                 tracing::warn!(next = %n.escape_debug(), "Refused a redirect target that is not a local path");
@@ -91,6 +97,7 @@ pub fn session_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
         path: "/",
         secure: state.config.server.secure,
         max_age: value.map_or(0, |_| s.absolute_timeout.as_secs()),
+        domain: s.cookie_domain.as_deref(),
     };
     web::set_cookie(&s.cookie_name, value.unwrap_or(""), attrs)
 }

@@ -23,6 +23,8 @@ use crate::web;
 #[derive(Debug, serde::Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
+    /// ingress-nginx's and oauth2-proxy's name for `next`.
+    rd: Option<String>,
 }
 
 /// The posted form.
@@ -149,7 +151,7 @@ pub async fn show(
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    let next = forms::next_or_root(q.next.as_deref());
+    let next = forms::next_or_root(&state, q.next.as_deref().or(q.rd.as_deref()));
     if let Visitor::SignedIn { .. } = visitor {
         return Redirect::to(&next).into_response();
     }
@@ -167,7 +169,7 @@ pub async fn show(
 
 fn refusal(state: &AppState, headers: &HeaderMap, status: StatusCode, f: &LoginForm, text: &str) -> Response {
     let binding = forms::binding(state, headers);
-    let next = forms::next_or_root(f.next.as_deref());
+    let next = forms::next_or_root(state, f.next.as_deref());
     let entered = Entered { username: &f.username, provider: f.provider.as_deref() };
     let body = form(state, &binding, &next, &entered, Some(text));
     binding.attach(html::page(status, "Sign in", &body))
@@ -221,7 +223,7 @@ pub async fn submit(
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, GatewayError> {
-    let next = forms::next_or_root(f.next.as_deref());
+    let next = forms::next_or_root(&state, f.next.as_deref());
     if !forms::csrf_ok(&state, &headers, &f.csrf) {
         let text = "This form has expired or did not come from this site. Please sign in again.";
         return Ok(refusal(&state, &headers, StatusCode::FORBIDDEN, &f, text));

@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/readyz", get(readyz))
         .route("/jwks.json", get(jwks))
         .merge(crate::admin::routes())
+        .merge(crate::authz::routes())
         // deskgate's own forms are small.
         .layer(RequestBodyLimitLayer::new(64 * 1024));
     #[cfg(feature = "oidc")]

@@ -51,7 +51,7 @@ pub async fn start(
     Query(q): Query<StartQuery>,
 ) -> Result<Response, GatewayError> {
     let Some(p) = provider(&state, &key) else { return Ok(unknown()) };
-    let next = forms::next_or_root(q.next.as_deref());
+    let next = forms::next_or_root(&state, q.next.as_deref());
     match p.oidc.begin(&callback_url(&state, &key)).await {
         Ok(started) => Ok(redirect::stash(&state, site(p, &prefix(&key)), &headers, started, next)),
         Err(e) => redirect::refused(&p.id, &p.label, e),

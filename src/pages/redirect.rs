@@ -257,7 +257,7 @@ pub async fn finish(
     state.metrics.sign_in(&identity.provider, SignIn::Success);
     let previous = web::cookie(headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie = signin::start_session(state, &account, &identity, policy, previous, refresh_token).await?;
-    let mut resp = Redirect::to(&forms::next_or_root(Some(next))).into_response();
+    let mut resp = Redirect::to(&forms::next_or_root(state, Some(next))).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(state, Some(&cookie)));
     Ok(resp)
 }

@@ -154,7 +154,7 @@ pub async fn show(
     if !state.config.registration.allows_sign_up() {
         return closed();
     }
-    let next = forms::next_or_root(q.next.as_deref());
+    let next = forms::next_or_root(&state, q.next.as_deref());
     let binding = forms::binding(&state, &headers);
     let body = form(&state, &binding, &next, "", "", None);
     binding.attach(html::page(StatusCode::OK, "Create an account", &body))
@@ -191,7 +191,7 @@ pub async fn submit(
     if !state.config.registration.allows_sign_up() {
         return Ok(closed());
     }
-    let next = forms::next_or_root(f.next.as_deref());
+    let next = forms::next_or_root(&state, f.next.as_deref());
     let again = |status, text: &str| {
         let binding = forms::binding(&state, &headers);
         let body = form(&state, &binding, &next, &f.name, &f.email, Some(text));

@@ -11,9 +11,11 @@
 //! under all of them (else the config is refused), so it is matched in its one folded form.
 
 mod fold;
+pub mod host;
 pub mod path;
 
 use crate::usergroups::Resolved;
+pub use host::{HostPattern, Policies, decide_for_host, request_host, verdict_for_host};
 pub use path::{NormalPath, PathError, normalize};
 
 /// One access rule.
@@ -128,6 +130,8 @@ pub enum Who<'a> {
 pub enum DenyReason {
     /// No rule covers the path: denied by default.
     NoRule,
+    /// Rules name hosts and none covers the request's host.
+    NoHostRule,
     /// The person lacks the permission the rule requires.
     MissingPermission {
         /// The rule's pattern.
@@ -142,6 +146,7 @@ impl DenyReason {
     pub fn code(&self) -> &'static str {
         match self {
             DenyReason::NoRule => "no-rule",
+            DenyReason::NoHostRule => "no-host-rule",
             DenyReason::MissingPermission { .. } => "permission-missing",
         }
     }

@@ -154,8 +154,10 @@ impl FromRequestParts<AppState> for Person {
 pub(crate) async fn resolve(state: &AppState, headers: &HeaderMap) -> Person {
     let names = state.headers();
     let user_headers = [&names.user, &names.email, &names.name, &names.provider];
-    let claims_identity = headers.contains_key(names.jwt.as_str())
-        || user_headers.iter().any(|name| headers.contains_key(name.as_str()));
+    // An empty header claims nothing: a gateway beside a proxy sends every identity header,
+    // empty for a guest, so that the proxy never keeps a client's own value.
+    let claims = |name: &str| headers.get_all(name).iter().any(|v| !v.is_empty());
+    let claims_identity = claims(names.jwt.as_str()) || user_headers.iter().any(|name| claims(name.as_str()));
     if !claims_identity {
         let usergroups = list(headers, &names.usergroups).unwrap_or_else(|error| {
             tracing::warn!(%error, "Ignoring a malformed usergroups header");

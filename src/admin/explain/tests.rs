@@ -1,7 +1,7 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::policy::Rule;
+use crate::policy::{HostPattern, Policy, Rule};
 use crate::usergroups::{EVERYONE, Organization, REGISTERED, Usergroup};
 
 fn model() -> Model {
@@ -29,13 +29,47 @@ fn model() -> Model {
     }
 }
 
-fn policy() -> Policy {
+fn policy() -> Policies {
     let rule = |p: &str, perm: &str| Rule::new(p, perm).expect("rule");
-    Policy::new(vec![
+    Policies::AnyHost(Policy::new(vec![
         rule("/kb", "kb.read"),
         rule("/chat/sales", "chat.sales"),
         rule("/chat/support", "chat.support"),
-    ])
+    ]))
+}
+
+/// Explains a path asked with no host.
+fn explain(
+    model: &Model,
+    policy: &Policies,
+    account: Account,
+    providers: Vec<String>,
+    claimed: &Claimed,
+    path: Option<&str>,
+) -> Explanation {
+    super::explain(model, policy, account, providers, claimed, path, None)
+}
+
+#[test]
+fn a_host_decides_which_rules_apply_and_an_uncovered_host_is_named() {
+    let rule = |p: &str, perm: &str| Rule::new(p, perm).expect("rule");
+    let policies = Policies::by_host(vec![
+        (HostPattern::parse("help.test").expect("host"), Policy::new(vec![rule("/", "kb.read")])),
+        (HostPattern::parse("admin.test").expect("host"), Policy::new(vec![rule("/", "chat.sales")])),
+    ]);
+    let ask = |host: Option<&str>| {
+        super::explain(&model(), &policies, wile(&[]), vec![], &Claimed::default(), Some("/x"), host)
+    };
+    let help = ask(Some("HELP.test:443"));
+    let check = help.path.as_ref().expect("checked");
+    assert_eq!(check.rule, Some(("/".into(), "kb.read".into())));
+    assert!(text(&help).contains("Path /x on HELP.test:443"));
+    let nowhere = ask(Some("other.test"));
+    let check = nowhere.path.as_ref().expect("checked");
+    assert_eq!(check.decision, Some(Decision::Deny(DenyReason::NoHostRule)));
+    assert!(decision_text(check).1.contains("no rule covers this host"));
+    let unasked = ask(None);
+    assert!(decision_text(unasked.path.as_ref().expect("checked")).1.contains("give the host"));
 }
 
 fn wile(assigned: &[&str]) -> Account {

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Forward auth, measured: one run of wrk against nginx with `auth_request` in front of a
+# fixed upstream (nginx answering `return 200`), asking
+#   1. a trivial endpoint: nginx itself, a `map` on the Cookie that answers 204 (the floor:
+#      nginx's subrequest machinery and nothing else),
+#   2. deskgate's /.deskgate/authz/auth-request, with a signed-in session in the memory
+#      store: a host rule decided, every identity header and the JWT answered and copied.
+# Same upstream, same nginx, same cookie. Prints req/s, p50/p99 and the ratio of 2 to 1.
+# A measurement, not a test.
+#
+#   bash bench/forwardauth.sh [SECONDS] [CONNECTIONS] [--release]
+#     (default 10 s, 64 connections, the debug build; --release builds the release profile)
+# Needs wrk and nginx (Debian: wrk nginx-light).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=10 conns=64 profile=debug
+positional=()
+for arg in "$@"; do
+  case $arg in
+    --release) profile=release ;;
+    ''|*[!0-9]*) echo "usage: bash bench/forwardauth.sh [SECONDS] [CONNECTIONS] [--release]" >&2; exit 2 ;;
+    *) positional+=("$arg") ;;
+  esac
+done
+[ "${#positional[@]}" -ge 1 ] && secs=${positional[0]}
+[ "${#positional[@]}" -ge 2 ] && conns=${positional[1]}
+for tool in wrk nginx curl; do
+  command -v "$tool" >/dev/null || { echo "bench/forwardauth.sh: $tool is needed (apt-get install wrk nginx-light curl)" >&2; exit 1; }
+done
+
+if [ "$profile" = release ]; then cargo build --quiet --release --bin deskgate; else cargo build --quiet --bin deskgate; fi
+bin=target/$profile/deskgate
+dir=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+up=18181 trivial=18182 dg=18183 via_trivial=18184 via_deskgate=18185
+
+"$bin" keygen >"$dir/jwt.pem"
+cat >"$dir/deskgate.toml" <<TOML
+[server]
+listen = "127.0.0.1:$dg"
+trusted_proxies = ["127.0.0.1"]
+[upstream]
+url = "http://127.0.0.1:$up"
+[storage]
+accounts = "sqlite://accounts.db"
+[jwt]
+key_file = "jwt.pem"
+[everyone]
+enabled = false
+[registered]
+permissions = ["portal.view"]
+[[rules]]
+host = "help.test"
+path = "/"
+permission = "portal.view"
+TOML
+echo "bench password 1" | "$bin" accounts add --config "$dir/deskgate.toml" --email bench@example.org --name Bench >/dev/null
+RUST_LOG=warn "$bin" serve --config "$dir/deskgate.toml" & pids+=($!)
+dg_pid=${pids[0]}
+
+# Both auth locations copy the same eight headers, so nginx does the same work either way.
+copy=""
+for h in User Email Email-Verified Name Usergroups Permissions Provider Jwt; do
+  var=$(echo "x_deskgate_$h" | tr 'A-Z-' 'a-z_')
+  copy="$copy auth_request_set \$dg_$var \$upstream_http_$var; proxy_set_header X-Deskgate-$h \$dg_$var;"
+done
+cat >"$dir/nginx.conf" <<NGINX
+worker_processes auto;
+pid $dir/nginx.pid;
+error_log $dir/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$up; keepalive 128; }
+  upstream trivial { server 127.0.0.1:$trivial; keepalive 128; }
+  upstream deskgate { server 127.0.0.1:$dg; keepalive 128; }
+  map \$http_cookie \$signed_in { ~deskgate_session= 1; default 0; }
+  server { listen 127.0.0.1:$up; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$trivial; location / { if (\$signed_in) { return 204; } return 401; } }
+  server {
+    listen 127.0.0.1:$via_trivial;
+    location = /_auth { internal; proxy_pass http://trivial/; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_pass_request_body off; proxy_set_header Content-Length ""; }
+    location / { auth_request /_auth; $copy
+      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+  server {
+    listen 127.0.0.1:$via_deskgate;
+    location = /_auth { internal; proxy_pass http://deskgate/.deskgate/authz/auth-request; proxy_http_version 1.1;
+      proxy_set_header Connection ""; proxy_pass_request_body off; proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URL \$scheme://\$http_host\$request_uri; proxy_set_header X-Original-Method \$request_method; }
+    location / { auth_request /_auth; $copy
+      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+nginx -c "$dir/nginx.conf" -p "$dir"
+for port in $dg $up $trivial $via_trivial $via_deskgate; do
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+done
+
+jar="$dir/jar"
+page=$(curl -s -c "$jar" "http://127.0.0.1:$dg/.deskgate/login")
+csrf=$(printf '%s' "$page" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p')
+curl -s -b "$jar" -c "$jar" -o /dev/null \
+  --data-urlencode "username=bench@example.org" --data-urlencode "password=bench password 1" \
+  --data-urlencode "csrf=$csrf" "http://127.0.0.1:$dg/.deskgate/login"
+cookie=$(awk '$6 == "deskgate_session" { print "deskgate_session=" $7 }' "$jar")
+[ -n "$cookie" ] || { echo "bench/forwardauth.sh: sign-in failed" >&2; exit 1; }
+for port in $via_trivial $via_deskgate; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: help.test" -H "Cookie: $cookie" "http://127.0.0.1:$port/")
+  [ "$code" = 200 ] || { echo "bench/forwardauth.sh: port $port answered $code, not 200" >&2; exit 1; }
+done
+
+results=()
+run() { # NAME PORT
+  local out rps p50 p99 non2xx
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Host: help.test" -H "Cookie: $cookie" "http://127.0.0.1:$2/")
+  non2xx=$(printf '%s\n' "$out" | awk '/Non-2xx/ { print $NF }')
+  [ -z "$non2xx" ] || { echo "bench/forwardauth.sh: $1 answered $non2xx non-2xx responses" >&2; exit 1; }
+  rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ { print $2 }')
+  p50=$(printf '%s\n' "$out" | awk '$1 == "50%" { print $2 }')
+  p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
+  results+=("$1|$rps|$p50|$p99")
+}
+run "nginx + trivial map" $via_trivial
+run "nginx + deskgate" $via_deskgate
+
+printf '\n%s build, %s s, %s connections\n' "$profile" "$secs" "$conns"
+printf '%-20s %10s %9s %9s\n' "" "req/s" "p50" "p99"
+for r in "${results[@]}"; do
+  IFS='|' read -r name rps p50 p99 <<<"$r"
+  printf '%-20s %10s %9s %9s\n' "$name" "$rps" "$p50" "$p99"
+done
+a=$(echo "${results[1]}" | cut -d'|' -f2) b=$(echo "${results[0]}" | cut -d'|' -f2)
+printf '\nnginx + deskgate / nginx + trivial map: %.2f\n' "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')"
