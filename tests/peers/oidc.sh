@@ -68,12 +68,13 @@ cmd_start() {
     : >"$DIR/server.log"
     setsid node "$SRC/server.mjs" "$port" >>"$DIR/server.log" 2>&1 </dev/null &
     echo $! >"$DIR/server.pid"
-    for i in $(seq 1 100); do
+    # A cold start (packages just installed, a busy machine) can take many seconds.
+    for i in $(seq 1 600); do
         answers "$port" && break
         kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null || break
         sleep 0.1
     done
-    answers "$port" || { tail -20 "$DIR/server.log" >&2; die "no discovery answer on port $port; see $DIR/server.log"; }
+    answers "$port" || { kill "$(cat "$DIR/server.pid")" 2>/dev/null; tail -20 "$DIR/server.log" >&2; die "no discovery answer on port $port; see $DIR/server.log"; }
     say "running (pid $(running_pid)), log $DIR/server.log"
     say "issuer http://127.0.0.1:$port"
 }
