@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
@@ -115,4 +116,57 @@ impl ResolvesServerCert for CertStore {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
     }
+}
+
+/// How a server's certificate was refused by deskgate's TLS client (to PostgreSQL, Redis).
+#[derive(Debug)]
+pub enum CertificateRefusal {
+    /// Signed by no CA deskgate trusts.
+    Untrusted(rustls::Error),
+    /// Not valid for the name deskgate connected to.
+    NameMismatch(rustls::Error),
+    /// Refused for another reason (expired, revoked, malformed...).
+    Other(rustls::Error),
+}
+
+/// The certificate refusal under a failed connection's error, if that is what it was.
+pub fn certificate_refusal(error: &(dyn std::error::Error + 'static)) -> Option<CertificateRefusal> {
+    use rustls::CertificateError as E;
+    let rustls::Error::InvalidCertificate(e) = rustls_error(error)? else {
+        return None;
+    };
+    let source = rustls::Error::InvalidCertificate(e.clone());
+    Some(match e {
+        E::UnknownIssuer | E::BadSignature => CertificateRefusal::Untrusted(source),
+        E::NotValidForName | E::NotValidForNameContext { .. } => CertificateRefusal::NameMismatch(source),
+        _ => CertificateRefusal::Other(source),
+    })
+}
+
+/// The TLS error under an error, through the I/O errors a handshake is wrapped in and the
+/// shared errors clients keep.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = tls_itself(err) {
+            return Some(tls);
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// `err` itself as a TLS error, looking inside the wrappers whose `source` skips what they
+/// wrap.
+fn tls_itself<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(shared) = err.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
+        let inner: &(dyn std::error::Error + 'static) = shared.as_ref();
+        return rustls_error(inner);
+    }
+    let io = err.downcast_ref::<std::io::Error>()?;
+    let inner: &(dyn std::error::Error + 'static) = io.get_ref()?;
+    rustls_error(inner)
 }

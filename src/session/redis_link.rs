@@ -296,13 +296,9 @@ pub(super) fn refusal(
     at: String,
     ca_file: Option<&Path>,
 ) -> Option<LinkError> {
-    use rustls::CertificateError as E;
-    let rustls::Error::InvalidCertificate(e) = rustls_error(error)? else {
-        return None;
-    };
-    let source = rustls::Error::InvalidCertificate(e.clone());
-    Some(match e {
-        E::UnknownIssuer | E::BadSignature => {
+    use crate::tls::CertificateRefusal as R;
+    Some(match crate::tls::certificate_refusal(error)? {
+        R::Untrusted(source) => {
             let advice = match ca_file {
                 Some(path) => format!("no CA in storage.redis_ca_file (`{}`) signed it", path.display()),
                 None => {
@@ -311,35 +307,7 @@ pub(super) fn refusal(
             };
             LinkError::Untrusted { at, advice, source }
         }
-        E::NotValidForName | E::NotValidForNameContext { .. } => LinkError::NameMismatch { at, source },
-        _ => LinkError::Certificate { at, source },
+        R::NameMismatch(source) => LinkError::NameMismatch { at, source },
+        R::Other(source) => LinkError::Certificate { at, source },
     })
-}
-
-/// The TLS error under an error, through the I/O errors the handshake wraps it in and the
-/// shared errors the client keeps.
-fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(tls) = tls_itself(err) {
-            return Some(tls);
-        }
-        next = err.source();
-    }
-    None
-}
-
-/// `err` itself as a TLS error, looking inside the wrappers whose `source` skips what they
-/// wrap.
-fn tls_itself<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-        return Some(tls);
-    }
-    if let Some(shared) = err.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
-        let inner: &(dyn std::error::Error + 'static) = shared.as_ref();
-        return rustls_error(inner);
-    }
-    let io = err.downcast_ref::<std::io::Error>()?;
-    let inner: &(dyn std::error::Error + 'static) = io.get_ref()?;
-    rustls_error(inner)
 }

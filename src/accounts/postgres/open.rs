@@ -145,13 +145,12 @@ struct Refusal {
 impl Refusal {
     /// Tells a certificate refused by the handshake apart from other connection failures.
     fn explain(&self, at: String, host: &str, source: sqlx::Error) -> OpenError {
-        use rustls::CertificateError as E;
-        let Some(rustls::Error::InvalidCertificate(e)) = rustls_error(&source) else {
+        use crate::tls::CertificateRefusal as R;
+        let Some(refused) = crate::tls::certificate_refusal(&source) else {
             return OpenError::Connect { at, source };
         };
-        let source = rustls::Error::InvalidCertificate(e.clone());
-        match e {
-            E::UnknownIssuer | E::BadSignature => {
+        match refused {
+            R::Untrusted(source) => {
                 let advice = match &self.ca_file {
                     Some(path) => format!(
                         "no CA in storage.postgres_ca_file (`{}`) nor any public web CA signed it",
@@ -163,33 +162,12 @@ impl Refusal {
                 };
                 OpenError::Untrusted { at, advice, source }
             }
-            E::NotValidForName | E::NotValidForNameContext { .. } => {
+            R::NameMismatch(source) => {
                 OpenError::NameMismatch { at, host: host.to_owned(), mode: self.mode.clone(), source }
             }
-            _ => OpenError::Certificate { at, source },
+            R::Other(source) => OpenError::Certificate { at, source },
         }
     }
-}
-
-/// The TLS error under a connection error: sqlx passes on the I/O error that the handshake
-/// wraps it in.
-fn rustls_error(e: &sqlx::Error) -> Option<&rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = next {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        // An I/O error's `source` skips the error it wraps.
-        if let Some(tls) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls);
-        }
-        next = err.source();
-    }
-    None
 }
 
 /// Applies the migrations not yet recorded, all in one transaction under a transaction-level

@@ -198,33 +198,47 @@ fn ssl_mode(cx: &mut Ctx<'_>, key: &str, value: &str) -> Option<PgSslMode> {
     parsed
 }
 
-/// The client certificate and key, both or neither, checked as the handshake will use them.
+/// PostgreSQL's client certificate and key: they go with a TLS mode.
 fn client_cert(cx: &mut Ctx<'_>, f: &StorageFile, ssl_mode: PgSslMode) -> Option<crate::tls::TlsFiles> {
-    const CERT: &str = "storage.postgres_client_cert_file";
-    const KEY: &str = "storage.postgres_client_key_file";
-    let (cert, key) = match (&f.postgres_client_cert_file, &f.postgres_client_key_file) {
+    let misplaced = (!matches!(ssl_mode, PgSslMode::Require | PgSslMode::VerifyFull)).then(|| {
+        format!("applies only with sslmode `require` or `verify-full`, not `{}`", ssl_mode.as_str())
+    });
+    client_cert_pair(
+        cx,
+        ("storage.postgres_client_cert_file", f.postgres_client_cert_file.as_deref()),
+        ("storage.postgres_client_key_file", f.postgres_client_key_file.as_deref()),
+        misplaced,
+    )
+}
+
+/// A client certificate and its key, both or neither, checked as the handshake will use
+/// them. `misplaced`: why they do not apply with the rest of the settings, if they do not.
+pub(super) fn client_cert_pair(
+    cx: &mut Ctx<'_>,
+    (cert_key, cert): (&'static str, Option<&str>),
+    (key_key, key): (&'static str, Option<&str>),
+    misplaced: Option<String>,
+) -> Option<crate::tls::TlsFiles> {
+    let (cert, key) = match (cert, key) {
         (Some(cert), Some(key)) => (cert, key),
         (None, None) => return None,
         (Some(_), None) => {
-            cx.problem(KEY, format!("set together with {CERT}"));
+            cx.problem(key_key, format!("set together with {cert_key}"));
             return None;
         }
         (None, Some(_)) => {
-            cx.problem(CERT, format!("set together with {KEY}"));
+            cx.problem(cert_key, format!("set together with {key_key}"));
             return None;
         }
     };
-    if !matches!(ssl_mode, PgSslMode::Require | PgSslMode::VerifyFull) {
-        cx.problem(
-            CERT,
-            format!("applies only with sslmode `require` or `verify-full`, not `{}`", ssl_mode.as_str()),
-        );
+    if let Some(why) = misplaced {
+        cx.problem(cert_key, why);
     }
     let files = crate::tls::TlsFiles { cert_file: cx.base.join(cert), key_file: cx.base.join(key) };
     match crate::tls::load(&files) {
         Ok(_) => Some(files),
         Err(e) => {
-            cx.tls_problem(&files, &e, CERT, KEY);
+            cx.tls_problem(&files, &e, cert_key, key_key);
             None
         }
     }

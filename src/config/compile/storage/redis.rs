@@ -161,33 +161,14 @@ fn host_port(text: &str) -> Option<(String, u16)> {
     fine.then(|| (host.to_owned(), port))
 }
 
-/// The client certificate and key, both or neither, checked as the handshake will use them.
+/// Redis's client certificate and key: they go with a `rediss://` URL.
 fn client_cert(cx: &mut Ctx<'_>, f: &StorageFile, tls: bool) -> Option<crate::tls::TlsFiles> {
-    const CERT: &str = "storage.redis_client_cert_file";
-    const KEY: &str = "storage.redis_client_key_file";
-    let (cert, key) = match (&f.redis_client_cert_file, &f.redis_client_key_file) {
-        (Some(cert), Some(key)) => (cert, key),
-        (None, None) => return None,
-        (Some(_), None) => {
-            cx.problem(KEY, format!("set together with {CERT}"));
-            return None;
-        }
-        (None, Some(_)) => {
-            cx.problem(CERT, format!("set together with {KEY}"));
-            return None;
-        }
-    };
-    if !tls {
-        cx.problem(CERT, "applies only with a `rediss://` URL in storage.sessions");
-    }
-    let files = crate::tls::TlsFiles { cert_file: cx.base.join(cert), key_file: cx.base.join(key) };
-    match crate::tls::load(&files) {
-        Ok(_) => Some(files),
-        Err(e) => {
-            cx.tls_problem(&files, &e, CERT, KEY);
-            None
-        }
-    }
+    super::client_cert_pair(
+        cx,
+        ("storage.redis_client_cert_file", f.redis_client_cert_file.as_deref()),
+        ("storage.redis_client_key_file", f.redis_client_key_file.as_deref()),
+        (!tls).then(|| "applies only with a `rediss://` URL in storage.sessions".to_owned()),
+    )
 }
 
 /// Whether the URL names a user, and whether it holds a password.
