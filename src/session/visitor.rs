@@ -43,6 +43,11 @@ pub async fn lookup(
     mut req: Request,
     next: Next,
 ) -> Result<Response, GatewayError> {
+    // A forward-auth question from a peer that may not ask is refused by its endpoint: it
+    // reads no session (the endpoint sees a guest).
+    if crate::authz::untrusted_question(&state, &req) {
+        return Ok(next.run(req).await);
+    }
     let visitor = match web::cookie(req.headers(), &state.config.session.cookie_name) {
         None => Visitor::Guest,
         Some(value) => find(&state, SessionKey::from_cookie(value)).await?,

@@ -95,6 +95,33 @@ async fn a_question_from_an_untrusted_peer_is_refused_and_not_decided() {
 }
 
 #[tokio::test]
+async fn a_question_from_an_untrusted_peer_reads_no_session_so_a_cookie_cannot_make_it_load_the_store() {
+    use deskgate::session::{SessionKey, SessionStore};
+    let stack = two_hosts(false).await;
+    let mut b = signed_in(&stack, "vip@example.org", &["vips"]).await;
+    let key = SessionKey::from_cookie(&b.session_cookie().unwrap());
+    let last_seen = async || stack.gateway.sessions.get(&key).await.unwrap().expect("the session").last_seen;
+    let before = last_seen().await;
+    // A session looked up more than a minute after it was last seen is touched: the mark
+    // that the lookup ran.
+    stack.clock.advance(120);
+    for (path, headers) in [
+        (FA.to_owned(), traefik("admin.test", "/")),
+        (AR.to_owned(), vec![("x-original-url", "https://admin.test/")]),
+        (format!("{EXT}/"), vec![("host", "admin.test")]),
+    ] {
+        let page = b.get_with(&path, &headers).await;
+        assert_eq!(page.status, 403, "{path}: {}", page.body);
+        assert!(page.body.contains("trusted proxy"), "{}", page.body);
+    }
+    assert_eq!(last_seen().await, before, "refused without reading the session");
+    // The same cookie on a page of its own is looked up (and touched).
+    let page = b.get("/.deskgate/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(last_seen().await > before, "a page reads the session");
+}
+
+#[tokio::test]
 async fn forward_auth_sends_a_guest_browser_to_sign_in_and_an_api_client_gets_401() {
     let stack = two_hosts(true).await;
     let mut guest = Browser::new(&stack);
