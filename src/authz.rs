@@ -435,16 +435,24 @@ fn login_required(state: &AppState, dialect: Dialect, headers: &HeaderMap, origi
         h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Cookie realm="deskgate""#));
         resp
     };
-    // nginx takes any other status than 2xx, 401 and 403 as an error: its own error_page
-    // sends the person to sign in.
-    if dialect == Dialect::AuthRequest || !wants_html(headers) {
-        return unauthorized();
-    }
     let next = original.url(state.config.server.secure);
     let to = format!("{}{PREFIX}/login?next={}", state.config.server.public_url, query_value(&next));
-    match HeaderValue::from_str(&to) {
-        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
-        Err(_) => unauthorized(),
+    let location = HeaderValue::from_str(&to).ok();
+    // nginx takes any other status than 2xx, 401 and 403 as an error: the 401 carries the
+    // sign-in URL, with the original URL encoded in it, as its Location, and nginx's
+    // `error_page 401 =302 $…` sends the person there (nginx cannot encode it itself).
+    if dialect == Dialect::AuthRequest {
+        let mut resp = unauthorized();
+        if let Some(location) = location {
+            resp.headers_mut().insert(header::LOCATION, location);
+        }
+        return resp;
+    }
+    match location {
+        Some(location) if wants_html(headers) => {
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
+        _ => unauthorized(),
     }
 }
 

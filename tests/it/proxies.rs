@@ -142,7 +142,9 @@ async fn comes_back_to_the_original_url(stack: &Stack, front: &Front, name: &str
     let email = format!("back-{name}@example.org");
     let password = "correct horse battery";
     account(stack, &email, "Returning Person", password, &["trial_users", "vips"]).await;
-    for (host, path) in [("help.test", "/chat/sales?q=1"), ("admin.test", "/whoami?q=1")] {
+    for (host, path) in
+        [("help.test", "/chat/sales?q=1&x=%C3%A9+2"), ("admin.test", "/whoami?q=1&next=/elsewhere")]
+    {
         let original = front.url(host, path);
         let page = through(front, host, path, &[("accept", "text/html")]).await;
         assert_eq!(page.status, 302, "{name} {host}: {}", page.body);
@@ -255,9 +257,8 @@ async fn nginx_auth_request_over_https_guards_two_hosts_returns_a_guest_to_the_o
          proxy_pass_request_body off;\nproxy_set_header Content-Length \"\";\n\
          proxy_set_header X-Original-URL $scheme://$http_host$request_uri;\n\
          proxy_set_header X-Original-Method $request_method;\n}}\n\
-         location @signin {{\nreturn 302 {base}/.deskgate/login?rd=$scheme://$http_host$request_uri;\n}}\n\
-         location / {{\nauth_request /_deskgate;\nerror_page 401 = @signin;\n{copy}proxy_pass http://{app};\n}}\n}}\n}}\n",
-        base = stack.base,
+         location / {{\nauth_request /_deskgate;\nauth_request_set $dg_signin $upstream_http_location;\n\
+         error_page 401 =302 $dg_signin;\n{copy}proxy_pass http://{app};\n}}\n}}\n}}\n",
     );
     std::fs::write(dir.0.join("nginx.conf"), conf).unwrap();
     let child = Command::new(nginx)
