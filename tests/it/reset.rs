@@ -163,3 +163,23 @@ async fn altered_foreign_and_expired_tokens_are_refused() {
     assert_eq!(b.get(&format!("/.deskgate/reset?token={ann}")).await.status, 400);
     assert_eq!(set_password(&mut b, &ann, NEW).await.status, 400);
 }
+
+#[tokio::test]
+async fn reset_mails_are_limited_per_account_and_per_client() {
+    let (port, mut mails) = smtp_server().await;
+    let stack = start(Options { head: reset_head(port), ..Default::default() }).await;
+    account(&stack, "many@example.org", "Many", OLD, &[]).await;
+    let mut b = Browser::new(&stack);
+    let first = forgot(&mut b, "many@example.org").await;
+    for _ in 0..3 {
+        assert_eq!(forgot(&mut b, "many@example.org").await.body, first.body, "the same answer");
+    }
+    for _ in 0..3 {
+        mail(&mut mails).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(mails.try_recv().is_err(), "at most three reset mails an hour per account");
+    // The fifth request from one client is its last in the window (limits.validation_mails_per_address).
+    assert_eq!(forgot(&mut b, "other@example.org").await.status, 200);
+    assert_eq!(forgot(&mut b, "other@example.org").await.status, 429);
+}
