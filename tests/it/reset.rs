@@ -183,3 +183,40 @@ async fn reset_mails_are_limited_per_account_and_per_client() {
     assert_eq!(forgot(&mut b, "other@example.org").await.status, 200);
     assert_eq!(forgot(&mut b, "other@example.org").await.status, 429);
 }
+
+/// On replicas sharing Redis and PostgreSQL, a reset on one ends the account's session on
+/// the other at its next request.
+#[tokio::test]
+async fn a_reset_on_one_replica_ends_the_session_on_another() {
+    use crate::scale::{Database, browser_at, helpdesk, replica};
+    let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
+    let Some(db) = Database::create().await else { return };
+    let (port, mut mails) = smtp_server().await;
+    let dir = TempDir::new();
+    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").unwrap();
+    let text = format!(
+        "[server]\npublic_url = \"PUBLIC_URL\"\n[upstream]\nurl = \"{}\"\n[session]\nsecret_file = \"secret\"\n\
+         [storage]\naccounts = \"{}\"\nsessions = \"{redis}\"\nredis_prefix = \"{prefix}\"\nredis_local_cache = \"0s\"\n\
+         {}\n{HELPDESK}",
+        helpdesk().await,
+        db.url,
+        reset_head(port),
+    );
+    let (a, b) = (replica(&dir.0, "a", &text).await, replica(&dir.0, "b", &text).await);
+    db.verified_account("pat@example.org", "Pat", OLD).await;
+    let mut on_b = browser_at(b);
+    assert_eq!(on_b.sign_in("pat@example.org", OLD).await.status, 303);
+    assert!(on_b.is_signed_in().await);
+
+    let mut on_a = browser_at(a);
+    forgot(&mut on_a, "pat@example.org").await;
+    let link = link_to(&mail(&mut mails).await, &format!("http://{a}"), "/.deskgate/reset?token=");
+    // The link is the shared store's: it works on either replica, once.
+    let done = set_password(&mut browser_at(b), &token_of(&link), NEW).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(!on_b.is_signed_in().await, "the session from before ended");
+    assert_eq!(set_password(&mut on_a, &token_of(&link), NEW).await.status, 400);
+    assert_eq!(browser_at(a).sign_in("pat@example.org", NEW).await.status, 303);
+    db.drop_it().await;
+}
