@@ -235,6 +235,8 @@ pub async fn start_session(
         organizations: &model.organizations_named(named),
     });
     let provider_organizations = named.to_vec();
+    // Read after the account: a reset landing in between makes this session end at once.
+    let password_serial = state.accounts.password_serial(&account.id).await?;
     // An account with no address of its own still tells the backend the one its provider
     // gave, marked unverified: it is not on the account, so it grants and links nothing.
     let (email, email_verified) = match &account.email {
@@ -262,6 +264,7 @@ pub async fn start_session(
         }),
         subject: identity.subject.as_str().into(),
         checked_at: now,
+        password_serial,
         created_at: now,
         last_seen: now,
         cache: Default::default(),

@@ -26,6 +26,7 @@ pub async fn run<S: AccountStore>(store: &S) {
     listing_counting_and_disabling(store).await;
     sign_up_status(store).await;
     confirming_an_address(store).await;
+    replacing_a_password(store).await;
     an_unverified_address_grants_nothing_and_cannot_keep_the_address_from_a_verified_claim(store).await;
     let a = store.create(new("Ann@Example.com", &["vips", "power_users"])).await.expect("create");
     assert_eq!(a.usergroups, ["power_users", "vips"]);
@@ -319,6 +320,27 @@ async fn an_unverified_address_grants_nothing_and_cannot_keep_the_address_from_a
     for id in [squatter.id, owner.id, other.id] {
         store.delete(&id).await.expect("clean up");
     }
+}
+
+/// A new password counts in the password serial; only an account with a password gets one.
+async fn replacing_a_password<S: AccountStore>(store: &S) {
+    let a = store.create(new("reset@example.com", &[])).await.expect("create");
+    assert_eq!(store.password_serial(&a.id).await.expect("serial"), 0);
+    assert_eq!(store.set_password(&a.id, "$argon2id$new").await.expect("set"), 1);
+    assert_eq!(store.set_password(&a.id, "$argon2id$newer").await.expect("set"), 2);
+    assert_eq!(store.password_serial(&a.id).await.expect("serial"), 2);
+    let cred = store.credential("reset@example.com").await.expect("credential").expect("found");
+    assert_eq!(cred.password_hash, "$argon2id$newer");
+    let none = store
+        .create(NewAccount { password_hash: None, ..new("nopassword@example.com", &[]) })
+        .await
+        .expect("create");
+    assert!(matches!(store.set_password(&none.id, "$argon2id$x").await, Err(AccountError::NotFound)));
+    assert!(matches!(store.set_password("missing", "$argon2id$x").await, Err(AccountError::NotFound)));
+    assert_eq!(store.password_serial("missing").await.expect("serial"), 0);
+    assert!(store.credential("nopassword@example.com").await.expect("credential").is_none());
+    store.delete(&a.id).await.expect("delete");
+    store.delete(&none.id).await.expect("delete");
 }
 
 async fn sign_up_status<S: AccountStore>(store: &S) {

@@ -317,6 +317,17 @@ pub trait AccountStore: Send + Sync {
         subject: &str,
         account_id: &str,
     ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Replaces the password of an account that signs in with one, and counts the change:
+    /// returns the account's new password serial. [`AccountError::NotFound`] when no such
+    /// account has a password.
+    fn set_password(
+        &self,
+        account_id: &str,
+        password_hash: &str,
+    ) -> impl Future<Output = Result<u64, AccountError>> + Send;
+    /// How many times the account's password was replaced (0 for a missing account): a
+    /// session made under an earlier serial has ended.
+    fn password_serial(&self, account_id: &str) -> impl Future<Output = Result<u64, AccountError>> + Send;
     /// Disables (sign-in refused) or enables an account.
     fn set_disabled(
         &self,
@@ -436,6 +447,12 @@ impl AccountStore for Accounts {
     }
     async fn unlink(&self, provider: &str, subject: &str, account_id: &str) -> Result<(), AccountError> {
         delegate!(self, s => s.unlink(provider, subject, account_id).await)
+    }
+    async fn set_password(&self, account_id: &str, password_hash: &str) -> Result<u64, AccountError> {
+        delegate!(self, s => s.set_password(account_id, password_hash).await)
+    }
+    async fn password_serial(&self, account_id: &str) -> Result<u64, AccountError> {
+        delegate!(self, s => s.password_serial(account_id).await)
     }
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {
         delegate!(self, s => s.set_disabled(account_id, disabled).await)

@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_account_status.sql")),
     (3, include_str!("../../migrations/sqlite/0003_organizations_and_claims.sql")),
     (4, include_str!("../../migrations/sqlite/0004_email_verified.sql")),
+    (5, include_str!("../../migrations/sqlite/0005_password_serial.sql")),
 ];
 
 fn db(e: sqlx::Error) -> AccountError {
@@ -482,6 +483,28 @@ impl AccountStore for SqliteStore {
                 .await
                 .map_err(db)?;
         super::one_account(done.rows_affected())
+    }
+
+    async fn set_password(&self, account_id: &str, password_hash: &str) -> Result<u64, AccountError> {
+        let serial: Option<i64> = sqlx::query_scalar(
+            "UPDATE accounts SET password_hash = ?, password_serial = password_serial + 1 \
+             WHERE id = ? AND password_hash IS NOT NULL RETURNING password_serial",
+        )
+        .bind(password_hash)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        serial.map(|n| n.max(0) as u64).ok_or(AccountError::NotFound)
+    }
+
+    async fn password_serial(&self, account_id: &str) -> Result<u64, AccountError> {
+        let serial: Option<i64> = sqlx::query_scalar("SELECT password_serial FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(serial.unwrap_or(0).max(0) as u64)
     }
 
     async fn set_disabled(&self, account_id: &str, disabled: bool) -> Result<(), AccountError> {

@@ -124,8 +124,13 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let storage = storage::storage(&mut cx, file.storage.take().unwrap_or_default());
     let builtin_enabled =
         file.providers.as_ref().and_then(|p| p.builtin.as_ref()).and_then(|b| b.enabled).unwrap_or(true);
-    let registration =
-        registration::registration(&mut cx, file.registration.take(), file.smtp.take(), builtin_enabled);
+    let (registration, password_reset) = registration::registration(
+        &mut cx,
+        file.registration.take(),
+        file.smtp.take(),
+        file.password_reset.take(),
+        builtin_enabled,
+    );
     let model = model::model(&mut cx, &file);
     let policy = model::policy(&mut cx, file.rules.take().unwrap_or_default(), &model);
     let providers = file.providers.take().unwrap_or_default();
@@ -178,6 +183,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         session,
         storage,
         registration,
+        password_reset,
         model: Arc::new(model),
         policy: Arc::new(policy),
         builtin_enabled,

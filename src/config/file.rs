@@ -21,8 +21,10 @@ pub struct FileConfig {
     pub storage: Option<StorageFile>,
     /// Self sign-up for built-in accounts.
     pub registration: Option<RegistrationFile>,
-    /// The mail server that sends sign-up validation links.
+    /// The mail server that sends sign-up validation links and password-reset links.
     pub smtp: Option<SmtpFile>,
+    /// Password reset for built-in accounts by a mailed link.
+    pub password_reset: Option<PasswordResetFile>,
     /// The built-in usergroup of guests (and of everyone signed in).
     pub everyone: Option<EveryoneFile>,
     /// The built-in usergroup of every signed-in account.
@@ -212,6 +214,15 @@ pub struct StorageFile {
 pub struct RegistrationFile {
     /// `open`, `email-validation`, `approval` or `disabled`.
     pub mode: Option<String>,
+}
+
+/// `[password_reset]`
+#[derive(Debug, Default, Deserialize)]
+pub struct PasswordResetFile {
+    /// Whether built-in accounts may reset a forgotten password by mail (needs `[smtp]`).
+    pub enabled: Option<bool>,
+    /// How long a reset link works (default `1h`).
+    pub ttl: Option<String>,
 }
 
 /// `[smtp]`

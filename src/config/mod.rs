@@ -32,6 +32,8 @@ pub struct Config {
     pub storage: Storage,
     /// Whether people may sign up for built-in accounts.
     pub registration: Registration,
+    /// Password reset by a mailed link, when enabled.
+    pub password_reset: Option<PasswordReset>,
     /// Usergroups, organizations and assignments.
     pub model: Arc<Model>,
     /// Access rules, by host when rules name hosts.
@@ -449,6 +451,20 @@ pub struct Smtp {
     /// Body template (`{name}`, `{link}`).
     pub body: String,
 }
+
+/// `[password_reset]`: built-in accounts may set a new password through a mailed link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordReset {
+    /// Where the mail goes out (`[smtp]`; its subject and body are the validation mail's).
+    pub smtp: Smtp,
+    /// How long a reset link works.
+    pub ttl: Duration,
+}
+
+/// The reset mail's subject.
+pub const RESET_SUBJECT: &str = "Reset your password";
+/// The reset mail's body.
+pub const RESET_BODY: &str = "Hello {name},\n\nsomeone asked to reset the password of your account. To choose a new one, open this link:\n\n{link}\n\nIf you did not ask for this, ignore this message: your password stays as it is.\n";
 
 /// A password read from a file (SMTP, PostgreSQL, Redis), that never prints.
 #[derive(Clone, PartialEq, Eq)]

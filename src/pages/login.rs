@@ -88,6 +88,11 @@ fn form(
         ),
         _ => String::new(),
     };
+    let forgot = if state.config.password_reset.is_some() && state.config.builtin_enabled {
+        format!("<p class=\"muted\"><a href=\"{PREFIX}/forgot\">Forgot your password?</a></p>")
+    } else {
+        String::new()
+    };
     let buttons: String = redirect_choices(state, next)
         .iter()
         .map(|(href, label)| format!("<a class=\"button\" href=\"{}\">{}</a>", esc(href), esc(label)))
@@ -130,7 +135,7 @@ fn form(
          <input id=\"username\" name=\"username\" type=\"{kind}\" autocomplete=\"username\" required value=\"{user}\">\
          <label for=\"password\">Password</label>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>{buttons}{register}",
+         <button type=\"submit\">Sign in</button></form>{forgot}{buttons}{register}",
         csrf = binding.field(state),
         next = forms::next_field(next),
         user = esc(entered.username),

@@ -9,6 +9,7 @@ mod logout;
 mod oidc;
 mod redirect;
 mod register;
+mod reset;
 #[cfg(feature = "saml")]
 mod saml;
 mod validate;
@@ -33,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/register", get(register::show).post(register::submit))
         .route("/validate", get(validate::confirm))
+        .route("/forgot", get(reset::forgot_form).post(reset::forgot))
+        .route("/reset", get(reset::reset_form).post(reset::reset))
         .route("/logout", get(logout::show).post(logout::submit))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))

@@ -64,9 +64,15 @@ pub enum MailError {
 }
 
 fn key(token: &str) -> String {
+    token_key("validate", token)
+}
+
+/// The store key of a mailed token: its SHA-256 under `kind`, so that the store never
+/// holds a working link.
+pub(super) fn token_key(kind: &str, token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("validate:{hex}")
+    format!("{kind}:{hex}")
 }
 
 /// Fills `{name}` and `{link}` into a template.
@@ -74,8 +80,14 @@ fn fill(template: &str, name: &str, link: &str) -> String {
     template.replace("{name}", name).replace("{link}", link)
 }
 
-/// Sends one validation mail over plain SMTP.
-async fn send(smtp: &Smtp, to_name: &str, to_email: &str, link: &str) -> Result<(), MailError> {
+/// Sends one mail over plain SMTP: `subject` and `body` are templates (`{name}`, `{link}`).
+pub(super) async fn send(
+    smtp: &Smtp,
+    (subject, body): (&str, &str),
+    to_name: &str,
+    to_email: &str,
+    link: &str,
+) -> Result<(), MailError> {
     let from: Mailbox = smtp.from.parse().map_err(|_| MailError::Address(smtp.from.clone()))?;
     let to_address = to_email.parse().map_err(|_| MailError::Address(to_email.to_owned()))?;
     // A name with line breaks cannot get here (sign-up refuses control characters); the
@@ -83,9 +95,9 @@ async fn send(smtp: &Smtp, to_name: &str, to_email: &str, link: &str) -> Result<
     let message = Message::builder()
         .from(from)
         .to(Mailbox::new(Some(to_name.to_owned()), to_address))
-        .subject(fill(&smtp.subject, to_name, link))
+        .subject(fill(subject, to_name, link))
         .header(ContentType::TEXT_PLAIN)
-        .body(fill(&smtp.body, to_name, link))
+        .body(fill(body, to_name, link))
         .map_err(MailError::Build)?;
     let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.as_str())
         .port(smtp.port)
@@ -112,7 +124,7 @@ async fn mail_link(state: &AppState, smtp: &Smtp, account: &Account, address: &s
         return Err(MailError::TokenTaken);
     }
     let link = format!("{}{PREFIX}/validate?token={}", state.config.server.public_url, query_value(&token));
-    if let Err(e) = send(smtp, &account.name, address, &link).await {
+    if let Err(e) = send(smtp, (&smtp.subject, &smtp.body), &account.name, address, &link).await {
         // The link must not outlive the account it names.
         let _ = state.sessions.take(&key(&token)).await;
         return Err(e);

@@ -72,6 +72,10 @@ pub struct Session {
     /// for providers with `refresh_groups`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<Box<str>>,
+    /// The account's password serial (see `AccountStore::password_serial`) at sign-in: a
+    /// password reset moves it on, which ends the session.
+    #[serde(default)]
+    pub password_serial: u64,
     /// When the session was created (Unix seconds).
     pub created_at: u64,
     /// When the session was last used, to a granularity of a minute.
@@ -124,6 +128,7 @@ impl Session {
             subject: self.subject.clone(),
             checked_at: self.checked_at,
             refresh_token: self.refresh_token.clone(),
+            password_serial: self.password_serial,
             created_at: self.created_at,
             last_seen: now,
             cache: SessionCache::default(),

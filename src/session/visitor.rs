@@ -99,7 +99,8 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
 
 /// Re-resolves a session made under another config generation or epoch (the account's, or
 /// the shared one that moves when an organization changes); ends it
-/// when the account is gone or disabled, or its provider sign-in was unlinked. `epoch` was read before the account is, so a change
+/// when the account is gone or disabled, its provider sign-in was unlinked, or its password
+/// was reset. `epoch` was read before the account is, so a change
 /// that lands between the two reads moves the epoch again and is picked up next time.
 pub(super) async fn refresh(
     state: &AppState,
@@ -120,6 +121,12 @@ pub(super) async fn refresh(
     {
         state.sessions.delete(key).await?;
         tracing::info!(account = %old.account_id, provider = %old.provider, "Session ended: its sign-in was unlinked");
+        return Ok(None);
+    }
+    // A password reset ends every session signed in before it.
+    if state.accounts.password_serial(&account.id).await? != old.password_serial {
+        state.sessions.delete(key).await?;
+        tracing::info!(account = %old.account_id, "Session ended: the password was reset");
         return Ok(None);
     }
     let mut fresh = old.touched(now);

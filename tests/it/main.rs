@@ -25,6 +25,7 @@ mod proxying;
 mod recheck;
 mod redirects;
 mod registration;
+mod reset;
 mod saml;
 mod scale;
 mod sessions;

@@ -106,9 +106,14 @@ fn unquote(text: &str) -> String {
 
 /// The path and query of the validation link in a mail.
 pub(crate) fn link(mail: &Mail, base: &str) -> String {
+    link_to(mail, base, "/.deskgate/validate?token=")
+}
+
+/// The path and query of the link in a mail that starts with `prefix` (a path and query).
+pub(crate) fn link_to(mail: &Mail, base: &str, prefix: &str) -> String {
     let (head, body) = mail.data.split_once("\r\n\r\n").expect("headers, then a body");
     let text = if head.contains("quoted-printable") { unquote(body) } else { body.to_owned() };
-    let start = text.find(&format!("{base}/.deskgate/validate?token=")).expect("a validation link");
+    let start = text.find(&format!("{base}{prefix}")).expect("the link");
     let url: String = text[start..].chars().take_while(|c| !c.is_whitespace()).collect();
     url.trim_start_matches(base).to_owned()
 }

@@ -1,4 +1,5 @@
-//! `[registration]` and `[smtp]`: who may sign up, and the mail that validates addresses.
+//! `[registration]`, `[password_reset]` and `[smtp]`: who may sign up, and the mail that
+//! validates addresses and resets passwords.
 
 use std::time::Duration;
 
@@ -7,13 +8,14 @@ use crate::config::file::*;
 use crate::config::*;
 
 /// `[registration]`; without a mode, sign-up is open, or off when there are no built-in
-/// accounts to sign up for.
+/// accounts to sign up for. With it `[password_reset]`, which shares `[smtp]`.
 pub(super) fn registration(
     cx: &mut Ctx<'_>,
     f: Option<RegistrationFile>,
     smtp: Option<SmtpFile>,
+    reset: Option<PasswordResetFile>,
     builtin_enabled: bool,
-) -> Registration {
+) -> (Registration, Option<PasswordReset>) {
     let mode = f.and_then(|r| r.mode);
     let registration = match mode.as_deref() {
         None if !builtin_enabled => Registration::Disabled,
@@ -35,10 +37,42 @@ pub(super) fn registration(
             Registration::Open
         }
     };
-    if smtp.is_some() && mode.as_deref() != Some("email-validation") {
-        cx.problem("smtp", "[smtp] is only used when registration.mode is `email-validation`");
+    let reset_enabled = reset.as_ref().and_then(|r| r.enabled).unwrap_or(false);
+    let password_reset = match (&reset, &smtp) {
+        (Some(r), Some(s)) if reset_enabled => {
+            if !builtin_enabled {
+                cx.problem(
+                    "password_reset.enabled",
+                    "password reset needs built-in accounts, which are disabled",
+                );
+            }
+            let ttl = cx.duration("password_reset.ttl", r.ttl.as_ref(), Duration::from_secs(3600));
+            if ttl > Duration::from_secs(24 * 3600) {
+                cx.problem(
+                    "password_reset.ttl",
+                    "must be at most 24h: a reset link is as good as the password",
+                );
+            }
+            // Problems of [smtp] are reported once, by registration when it uses it too.
+            let smtp = match &registration {
+                Registration::EmailValidation(s) => s.clone(),
+                _ => self::smtp(cx, s),
+            };
+            Some(PasswordReset { smtp, ttl })
+        }
+        (Some(_), None) if reset_enabled => {
+            cx.problem("password_reset.enabled", "password reset needs an [smtp] table to send the links");
+            None
+        }
+        _ => None,
+    };
+    if smtp.is_some() && mode.as_deref() != Some("email-validation") && password_reset.is_none() {
+        cx.problem(
+            "smtp",
+            "[smtp] is only used when registration.mode is `email-validation` or [password_reset] is enabled",
+        );
     }
-    registration
+    (registration, password_reset)
 }
 
 fn smtp(cx: &mut Ctx<'_>, f: &SmtpFile) -> Smtp {
@@ -121,6 +155,34 @@ mod tests {
         let Registration::EmailValidation(smtp) = r else { panic!("{r:?}") };
         assert_eq!((smtp.port, smtp.validation_ttl), (25, Duration::from_secs(86_400)));
         assert!(smtp.body.contains("{link}") && smtp.credentials.is_none());
+    }
+
+    #[test]
+    fn password_reset_needs_smtp_and_a_short_ttl() {
+        let load = |tables: &str| {
+            let text = format!("[upstream]\nurl = \"http://127.0.0.1:8081\"\n{tables}\n");
+            load_str("t.toml", &text, std::path::Path::new("/srv")).map(|c| c.password_reset).map_err(|ds| {
+                ds.into_iter().map(|d| format!("{}: {}", d.path, d.message)).collect::<Vec<_>>()
+            })
+        };
+        let smtp = "[smtp]\nhost = \"h\"\nfrom = \"a@b.c\"";
+        let r = load(&format!("[password_reset]\nenabled = true\n{smtp}")).expect("ok").expect("enabled");
+        assert_eq!(r.ttl, Duration::from_secs(3600));
+        assert_eq!(load("[password_reset]\nenabled = false").expect("off"), None);
+        for (tables, expected) in [
+            (
+                "[password_reset]\nenabled = true".to_owned(),
+                "password_reset.enabled: password reset needs an [smtp]",
+            ),
+            (
+                format!("[password_reset]\nenabled = true\nttl = \"48h\"\n{smtp}"),
+                "password_reset.ttl: must be at most 24h",
+            ),
+            (format!("[password_reset]\nenabled = false\n{smtp}"), "smtp: [smtp] is only used when"),
+        ] {
+            let problems = load(&tables).expect_err(&tables);
+            assert!(problems.iter().any(|p| p.starts_with(expected)), "{tables}: {problems:?}");
+        }
     }
 
     #[test]
