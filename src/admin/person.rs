@@ -23,6 +23,7 @@ use crate::usergroups::Source;
 pub struct ShowQuery {
     path: Option<String>,
     host: Option<String>,
+    method: Option<String>,
     done: Option<String>,
 }
 
@@ -41,14 +42,13 @@ fn person_url(id: &str) -> String {
 pub(super) async fn explanation(
     state: &AppState,
     id: &str,
-    path: Option<(&str, Option<&str>)>,
+    ask: Option<explain::Ask<'_>>,
 ) -> Result<Explanation, AdminError> {
     let account = actions::account(state, id).await?;
     let providers = state.accounts.providers(id).await?;
     let claimed = explain::Claimed::new(&state.config, &state.accounts.provider_claims(id).await?);
     let model = state.model().await?;
-    let (path, host) = path.map_or((None, None), |(p, h)| (Some(p), h));
-    Ok(explain::explain(&model, &state.config.policy, account, providers, &claimed, path, host))
+    Ok(explain::explain(&model, &state.config.policy, account, providers, &claimed, ask))
 }
 
 fn done_text(done: &str) -> Option<&'static str> {
@@ -238,7 +238,7 @@ async fn answer(
     headers: &HeaderMap,
     id: &str,
     status: StatusCode,
-    path: Option<(&str, Option<&str>)>,
+    path: Option<explain::Ask<'_>>,
     note: Option<&str>,
     alert: Option<&str>,
 ) -> Result<Response, GatewayError> {
@@ -266,7 +266,11 @@ pub async fn show(
         &headers,
         &id,
         StatusCode::OK,
-        q.path.as_deref().map(|p| (p, q.host.as_deref())),
+        q.path.as_deref().map(|path| explain::Ask {
+            path,
+            host: q.host.as_deref(),
+            method: q.method.as_deref(),
+        }),
         note,
         None,
     )
