@@ -148,6 +148,7 @@ fn render(
     body.push_str("<h2>Access</h2>");
     body.push_str(&view::explanation(e));
     let asked = e.path.as_ref().map_or("", |p| p.asked.as_str());
+    let method = e.path.as_ref().map_or("GET", |p| p.method.as_str());
     // The host field only where rules name hosts.
     let host = if state.config.policy.names_hosts() {
         let asked = e.path.as_ref().and_then(|p| p.host.as_deref()).unwrap_or("");
@@ -162,8 +163,11 @@ fn render(
     body.push_str(&format!(
         "<form method=\"get\" action=\"{url}\"><div class=\"field\"><label for=\"path\">Check access to a path</label>\
          <input id=\"path\" name=\"path\" type=\"text\" placeholder=\"/chat/sales\" value=\"{}\"></div>{host}\
+         <div class=\"field\"><label for=\"method\">With the method</label>\
+         <input id=\"method\" name=\"method\" type=\"text\" placeholder=\"GET\" value=\"{}\"></div>\
          <button type=\"submit\" class=\"secondary\">Explain</button></form>",
-        esc(asked)
+        esc(asked),
+        esc(method)
     ));
 
     let boxes = view::usergroup_boxes(&state.config.model, &a.usergroups, |g| {

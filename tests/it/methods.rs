@@ -11,6 +11,9 @@ fn model() -> String {
 [usergroups.kb_readers]
 permissions = ["portal.view", "kb.read"]
 
+[usergroups.admins]
+permissions = ["deskgate.admin"]
+
 [[rules]]
 path = "/kb/*/comments"
 methods = ["post", "PUT"]
@@ -256,4 +259,27 @@ async fn explain_decides_for_the_method_it_is_given_and_get_otherwise() {
     assert!(text.contains("Decision:   deny — permission-missing"), "{text}");
     let (_, text) = explain(&["--method", "P(ST"]);
     assert!(text.contains("Decision:   invalid") && text.contains("not an HTTP method"), "{text}");
+}
+
+#[tokio::test]
+async fn the_admin_path_check_takes_a_method() {
+    let stack = start(Options { model: model(), ..Default::default() }).await;
+    let id = account(&stack, "asked@example.org", "Asked", "correct horse battery", &["kb_readers"]).await;
+    let mut admin = signed_in(&stack, "admin@example.org", &["admins"]).await;
+    let check = |method: &str| format!("/.deskgate/api/people/{id}?path=/kb/x/comments{method}");
+    let json = [("accept", "application/json")];
+    let get = admin.get_with(&check(""), &json).await.json();
+    assert_eq!(get["path"]["method"], "GET", "{get}");
+    assert_eq!(get["path"]["decision"], "allow", "{get}");
+    let post = admin.get_with(&check("&method=post"), &json).await.json();
+    assert_eq!(post["path"]["method"], "POST", "{post}");
+    assert_eq!(post["path"]["decision"], "deny", "{post}");
+    assert_eq!(
+        post["path"]["rule"],
+        serde_json::json!({"path": "/kb/*/comments (POST, PUT)", "permission": "comments.unmoderated", "public": false})
+    );
+    let page =
+        admin.get_with(&format!("/.deskgate/admin/people/{id}?path=/hooks/email&method=POST"), &[]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<code>/hooks/email (POST)</code> is public"), "{}", page.body);
 }
