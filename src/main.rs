@@ -131,7 +131,7 @@ fn check(files: &[PathBuf], strict: bool) -> ExitCode {
                 // Said every time, so that nobody opens a route to everyone by accident.
                 let public = config.policy.public_routes();
                 if !public.is_empty() {
-                    println!("{}: public routes: {}", file.display(), public.join(", "));
+                    println!("{}: note: public routes: {}", file.display(), public.join(", "));
                 }
                 for note in deskgate::config::notes(&config) {
                     println!("{}: note: {note}", file.display());
