@@ -236,3 +236,39 @@ fn a_denial_names_the_methods_of_the_rule() {
         Decision::Allow
     );
 }
+
+#[test]
+fn a_rule_listing_methods_changes_decisions_for_those_methods_only() {
+    let base = policy();
+    let mut rules = base.rules().to_vec();
+    rules.push(Rule::with("/kb", Access::Permission("kb.write".into()), vec![Method::POST]).expect("rule"));
+    rules.push(Rule::with("/chat/sales", Access::Public, vec![Method::PUT]).expect("rule"));
+    let more = Policy::new(rules);
+    let reader = grants(&["portal.view", "kb.read"]);
+    let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FOO", "post", "put"];
+    for at in ["/", "/kb", "/kb/x", "/kb/advanced/y", "/chat/sales", "/chat/sales/z", "/news", "/none"] {
+        for m in methods {
+            let method = Method::from_bytes(m.as_bytes()).expect("method");
+            let upper = m.to_ascii_uppercase();
+            for who in [Who::SignedIn(&reader), Who::Guest(&reader)] {
+                let before = decide(&base, true, who, &method, &path(at));
+                let after = decide(&more, true, who, &method, &path(at));
+                let listed = (upper == "POST" && at.starts_with("/kb"))
+                    || (upper == "PUT" && at.starts_with("/chat/sales"));
+                if !listed {
+                    assert_eq!(before, after, "{m} {at}");
+                }
+            }
+        }
+    }
+    let post = decide(&more, true, Who::SignedIn(&reader), &Method::POST, &path("/kb/advanced/y"));
+    assert_eq!(
+        post,
+        Decision::Deny(DenyReason::MissingPermission {
+            rule: "/kb/advanced".into(),
+            methods: vec![],
+            permission: "kb.category.advanced".into()
+        }),
+        "the longer path still wins over a shorter rule that lists the method"
+    );
+}
