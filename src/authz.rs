@@ -31,7 +31,7 @@ use crate::forwarded;
 use crate::identity::{HeaderSet, header_value};
 use crate::pages::PREFIX;
 use crate::pages::html::query_value;
-use crate::policy::{Decision, Who, decide_for_host, normalize, request_host};
+use crate::policy::{Decision, Who, normalize, request_host, verdict_for_host};
 use crate::session::Visitor;
 use crate::web::wants_html;
 
@@ -380,11 +380,16 @@ fn answer(
         Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
     };
     let everyone = state.config.model.everyone_enabled;
-    match decide_for_host(&state.config.policy, everyone, who, Some(&original.host), &path) {
+    let verdict =
+        verdict_for_host(&state.config.policy, everyone, who, Some(&original.host), &original.method, &path);
+    // As in the gateway: a guest on a public rule is nobody, not Everyone.
+    let anonymous =
+        matches!(visitor, Visitor::Guest) && (!everyone || verdict.rule.is_some_and(|r| r.is_public()));
+    match verdict.decision {
         Decision::Allow => {
             state.metrics.decision("allow", "");
             let mut resp = StatusCode::OK.into_response();
-            identity(state, visitor, &original.host, resp.headers_mut());
+            identity(state, visitor, anonymous, &original.host, resp.headers_mut());
             resp
         }
         Decision::LoginRequired => {
@@ -407,7 +412,7 @@ fn answer(
 }
 
 /// Every identity header, set even when empty, and the JWT (empty for a guest).
-fn identity(state: &AppState, visitor: &Visitor, host: &str, out: &mut HeaderMap) {
+fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, out: &mut HeaderMap) {
     let n = &state.names;
     let all: [&HeaderName; 8] =
         [&n.user, &n.email, &n.email_verified, &n.name, &n.usergroups, &n.permissions, &n.provider, &n.jwt];
@@ -415,6 +420,7 @@ fn identity(state: &AppState, visitor: &Visitor, host: &str, out: &mut HeaderMap
         out.insert(name.clone(), HeaderValue::from_static(""));
     }
     match visitor {
+        Visitor::Guest if anonymous => {}
         Visitor::Guest => state.guest_headers.apply(out),
         Visitor::SignedIn { session, .. } => {
             HeaderSet::apply_signed_in(n, session, out);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use futures_util::FutureExt as _;
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use crate::clock::Clock;
 use crate::config::load_str;
@@ -126,10 +126,18 @@ pub fn paths(data: &[u8]) {
     };
     let portal = Resolved { usergroups: vec![], permissions: vec!["portal.view".into()] };
     // Every rule is granted, and `/` covers every path.
-    assert_eq!(decide(policy(), true, Who::SignedIn(&all), &normal), Decision::Allow, "{raw:?}");
+    assert_eq!(
+        decide(policy(), true, Who::SignedIn(&all), &Method::GET, &normal),
+        Decision::Allow,
+        "{raw:?}"
+    );
     // Signed in, a refusal is a Deny; a guest is refused only where no rule would let them in.
-    assert_ne!(decide(policy(), true, Who::SignedIn(&portal), &normal), Decision::LoginRequired, "{raw:?}");
-    let guest = decide(policy(), true, Who::Guest(&portal), &normal);
+    assert_ne!(
+        decide(policy(), true, Who::SignedIn(&portal), &Method::GET, &normal),
+        Decision::LoginRequired,
+        "{raw:?}"
+    );
+    let guest = decide(policy(), true, Who::Guest(&portal), &Method::GET, &normal);
     assert!(matches!(guest, Decision::Allow | Decision::LoginRequired), "{raw:?}: {guest:?}");
 }
 

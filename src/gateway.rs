@@ -13,7 +13,7 @@ use crate::error::GatewayError;
 use crate::forwarded;
 use crate::identity;
 use crate::pages::{PREFIX, html};
-use crate::policy::{Decision, DenyReason, Who, decide_for_host, normalize};
+use crate::policy::{Decision, DenyReason, Who, normalize, verdict_for_host};
 use crate::session::Visitor;
 use crate::web::{self, wants_html};
 
@@ -51,7 +51,13 @@ pub async fn forward(
         Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
     };
     let host = request_authority(&req);
-    match decide_for_host(&state.config.policy, state.config.model.everyone_enabled, who, host, &path) {
+    let everyone = state.config.model.everyone_enabled;
+    let verdict = verdict_for_host(&state.config.policy, everyone, who, host, req.method(), &path);
+    // A guest passed a public rule (the only way past while Everyone is disabled): the
+    // backend is told nobody is signed in, not what Everyone holds.
+    let anonymous =
+        matches!(visitor, Visitor::Guest) && (!everyone || verdict.rule.is_some_and(|r| r.is_public()));
+    match verdict.decision {
         Decision::Allow => state.metrics.decision("allow", ""),
         Decision::LoginRequired => {
             state.metrics.decision("login", "");
@@ -72,6 +78,11 @@ pub async fn forward(
     let headers = &mut parts.headers;
     web::remove_cookie(headers, &state.config.session.cookie_name);
     match &visitor {
+        Visitor::Guest if anonymous => {
+            // The stack stripped every identity header the client sent; these say "nobody".
+            headers.insert(state.names.usergroups.clone(), HeaderValue::from_static(""));
+            headers.insert(state.names.permissions.clone(), HeaderValue::from_static(""));
+        }
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } => {
             identity::HeaderSet::apply_signed_in(&state.names, session, headers);
@@ -123,7 +134,7 @@ fn denied(visitor: &Visitor, path: &str, reason: &DenyReason, req: &Request) -> 
         Visitor::Guest => "-",
     };
     match reason {
-        DenyReason::MissingPermission { rule, permission } => {
+        DenyReason::MissingPermission { rule, permission, .. } => {
             tracing::info!(%account, %path, reason = reason.code(), %rule, %permission, "Refused");
         }
         DenyReason::NoRule | DenyReason::NoHostRule => {

@@ -59,6 +59,9 @@ enum Command {
         /// The host the path is asked on, where rules name hosts, e.g. help.example.com.
         #[arg(long, requires = "path")]
         host: Option<String>,
+        /// The method the path is asked with (GET unless given), e.g. POST.
+        #[arg(long, requires = "path")]
+        method: Option<String>,
     },
 }
 
@@ -90,8 +93,15 @@ fn main() -> ExitCode {
         Command::Accounts { command: AccountsCommand::Add { config, email, name, usergroups } } => {
             runtime().and_then(|rt| rt.block_on(add_account(&config, email, name, usergroups)))
         }
-        Command::Explain { config, account, path, host } => runtime()
-            .and_then(|rt| rt.block_on(explain_account(&config, &account, path.as_deref(), host.as_deref()))),
+        Command::Explain { config, account, path, host, method } => runtime().and_then(|rt| {
+            rt.block_on(explain_account(
+                &config,
+                &account,
+                path.as_deref(),
+                host.as_deref(),
+                method.as_deref(),
+            ))
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,6 +128,11 @@ fn check(files: &[PathBuf], strict: bool) -> ExitCode {
                     );
                 }
                 println!("{}: ok", file.display());
+                // Said every time, so that nobody opens a route to everyone by accident.
+                let public = config.policy.public_routes();
+                if !public.is_empty() {
+                    println!("{}: note: public routes: {}", file.display(), public.join(", "));
+                }
                 for note in deskgate::config::notes(&config) {
                     println!("{}: note: {note}", file.display());
                 }
@@ -283,6 +298,7 @@ async fn explain_account(
     reference: &str,
     path: Option<&str>,
     host: Option<&str>,
+    method: Option<&str>,
 ) -> anyhow::Result<()> {
     let config = load(config_path)?;
     let accounts = deskgate::app::open_accounts(&config).await?;
@@ -304,7 +320,14 @@ async fn explain_account(
     let providers = accounts.providers(&account.id).await?;
     let claimed = Claimed::new(&config, &accounts.provider_claims(&account.id).await?);
     let model = config.model.with_organizations(accounts.organizations().await?);
-    let explanation = explain::explain(&model, &config.policy, account, providers, &claimed, path, host);
+    let explanation = explain::explain(
+        &model,
+        &config.policy,
+        account,
+        providers,
+        &claimed,
+        path.map(|path| explain::Ask { path, host, method }),
+    );
     print!("{}", explain::text(&explanation));
     Ok(())
 }

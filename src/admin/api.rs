@@ -138,7 +138,8 @@ fn detail(e: &Explanation) -> Value {
             "asked": c.asked,
             "normalized": c.normalized.as_ref().ok(),
             "host": c.host,
-            "rule": c.rule.as_ref().map(|(pattern, permission)| json!({ "path": pattern, "permission": permission })),
+            "method": c.method,
+            "rule": c.rule.as_ref().map(|(pattern, permission)| json!({ "path": pattern, "permission": permission, "public": permission.is_none() })),
             "decision": decision,
             "reason": reason,
             "granted_by": c.granted_by,
@@ -184,7 +185,7 @@ async fn answer(
     state: &AppState,
     status: StatusCode,
     id: &str,
-    path: Option<(&str, Option<&str>)>,
+    path: Option<explain::Ask<'_>>,
 ) -> Result<Response, GatewayError> {
     match explanation(state, id, path).await {
         Ok(e) => Ok(reply(status, &detail(&e))),
@@ -197,6 +198,7 @@ async fn answer(
 pub struct PersonQuery {
     path: Option<String>,
     host: Option<String>,
+    method: Option<String>,
 }
 
 /// One person.
@@ -205,7 +207,17 @@ pub async fn person(
     Path(id): Path<String>,
     Query(q): Query<PersonQuery>,
 ) -> Result<Response, GatewayError> {
-    answer(&state, StatusCode::OK, &id, q.path.as_deref().map(|p| (p, q.host.as_deref()))).await
+    answer(
+        &state,
+        StatusCode::OK,
+        &id,
+        q.path.as_deref().map(|path| explain::Ask {
+            path,
+            host: q.host.as_deref(),
+            method: q.method.as_deref(),
+        }),
+    )
+    .await
 }
 
 /// Body of a new account.

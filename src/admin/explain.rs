@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 
 use crate::accounts::{Account, ProviderClaims};
 use crate::config::Config;
+use http::Method;
+
 use crate::policy::{Decision, DenyReason, Policies, Who, normalize, verdict_for_host};
 use crate::usergroups::{Member, Model, Source, Withheld};
 
@@ -31,10 +33,13 @@ pub struct PathCheck {
     pub asked: String,
     /// The host asked about, when given.
     pub host: Option<String>,
+    /// The method asked about (`GET` unless given).
+    pub method: String,
     /// The path as normalized for matching, or why it cannot be.
     pub normalized: Result<String, String>,
-    /// The rule that governs it: pattern and required permission.
-    pub rule: Option<(String, String)>,
+    /// The rule that governs it: pattern with its methods, and the required permission
+    /// (none for a public rule).
+    pub rule: Option<(String, Option<String>)>,
     /// The decision.
     pub decision: Option<Decision>,
     /// The person's usergroups that grant the rule's permission.
@@ -167,6 +172,17 @@ pub fn claimed_member<'a>(account: &'a Account, provider: &'a [String], named: &
     }
 }
 
+/// A path to decide for an account.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The path, as given.
+    pub path: &'a str,
+    /// The host it is asked on, where rules name hosts.
+    pub host: Option<&'a str>,
+    /// The method (`GET` unless given).
+    pub method: Option<&'a str>,
+}
+
 /// Explains `account`'s access under `model` and `policy` with what its providers said of
 /// it, and `path` (on `host`, when rules name hosts) if given.
 pub fn explain(
@@ -175,10 +191,11 @@ pub fn explain(
     account: Account,
     providers: Vec<String>,
     claimed: &Claimed,
-    path: Option<&str>,
-    host: Option<&str>,
+    ask: Option<Ask<'_>>,
 ) -> Explanation {
+    let (path, host, method) = ask.map_or((None, None, None), |a| (Some(a.path), a.host, a.method));
     let host = host.map(str::trim).filter(|h| !h.is_empty());
+    let method = method.map(str::trim).filter(|m| !m.is_empty()).unwrap_or("GET").to_ascii_uppercase();
     let (provider, named) = claimed.for_member(model);
     let member = claimed_member(&account, &provider, &named);
     let resolved = model.resolve(&member);
@@ -205,21 +222,31 @@ pub fn explain(
         let mut check = PathCheck {
             asked: asked.to_owned(),
             host: host.map(str::to_owned),
+            method: method.clone(),
             normalized: Err(String::new()),
             rule: None,
             decision: None,
             granted_by: Vec::new(),
         };
         let with_slash = if asked.starts_with('/') { asked.to_owned() } else { format!("/{asked}") };
-        match normalize(&with_slash) {
-            Err(e) => check.normalized = Err(e.to_string()),
-            Ok(normal) => {
+        let parsed =
+            Method::from_bytes(method.as_bytes()).map_err(|_| format!("`{method}` is not an HTTP method"));
+        match (normalize(&with_slash), parsed) {
+            (Err(e), _) => check.normalized = Err(e.to_string()),
+            (_, Err(e)) => check.normalized = Err(e),
+            (Ok(normal), Ok(method)) => {
                 check.normalized = Ok(normal.to_string());
                 // The gateway's own decision, over every reading of the path.
-                let verdict =
-                    verdict_for_host(policy, model.everyone_enabled, Who::SignedIn(&resolved), host, &normal);
+                let verdict = verdict_for_host(
+                    policy,
+                    model.everyone_enabled,
+                    Who::SignedIn(&resolved),
+                    host,
+                    &method,
+                    &normal,
+                );
                 if let Some(rule) = verdict.rule {
-                    check.rule = Some((rule.pattern.clone(), rule.permission.clone()));
+                    check.rule = Some((rule.describe(), rule.permission().map(str::to_owned)));
                     check.granted_by = resolved
                         .usergroups
                         .iter()
@@ -227,7 +254,7 @@ pub fn explain(
                             model
                                 .usergroups
                                 .get(*id)
-                                .is_some_and(|g| g.permissions.contains(&rule.permission))
+                                .is_some_and(|g| rule.permission().is_some_and(|p| g.permissions.contains(p)))
                         })
                         .cloned()
                         .collect();
@@ -278,7 +305,8 @@ pub const PROVIDER_NOTE: &str = "Provider group mappings use the groups (and org
 /// The decision as a short code and a sentence.
 pub fn decision_text(check: &PathCheck) -> (&'static str, String) {
     match (&check.decision, &check.rule) {
-        (Some(Decision::Allow), Some((_, permission))) => {
+        (Some(Decision::Allow), Some((_, None))) => ("allow", "the rule is public: anyone passes".into()),
+        (Some(Decision::Allow), Some((_, Some(permission)))) => {
             ("allow", format!("`{permission}` is granted by {}", check.granted_by.join(", ")))
         }
         (Some(Decision::Allow), None) => ("allow", String::new()),
@@ -359,6 +387,7 @@ pub fn text(e: &Explanation) -> String {
                 let _ = writeln!(out, "\nPath {}", check.asked);
             }
         }
+        let _ = writeln!(out, "  Method:     {}", check.method);
         if let Ok(n) = &check.normalized
             && *n != check.asked
         {
@@ -366,8 +395,11 @@ pub fn text(e: &Explanation) -> String {
         }
         if check.decision.is_some() {
             match &check.rule {
-                Some((pattern, permission)) => {
+                Some((pattern, Some(permission))) => {
                     let _ = writeln!(out, "  Rule:       {pattern} requires {permission}");
+                }
+                Some((pattern, None)) => {
+                    let _ = writeln!(out, "  Rule:       {pattern} is public");
                 }
                 None => {
                     let _ = writeln!(out, "  Rule:       none covers this path");

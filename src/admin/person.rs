@@ -23,6 +23,7 @@ use crate::usergroups::Source;
 pub struct ShowQuery {
     path: Option<String>,
     host: Option<String>,
+    method: Option<String>,
     done: Option<String>,
 }
 
@@ -41,14 +42,13 @@ fn person_url(id: &str) -> String {
 pub(super) async fn explanation(
     state: &AppState,
     id: &str,
-    path: Option<(&str, Option<&str>)>,
+    ask: Option<explain::Ask<'_>>,
 ) -> Result<Explanation, AdminError> {
     let account = actions::account(state, id).await?;
     let providers = state.accounts.providers(id).await?;
     let claimed = explain::Claimed::new(&state.config, &state.accounts.provider_claims(id).await?);
     let model = state.model().await?;
-    let (path, host) = path.map_or((None, None), |(p, h)| (Some(p), h));
-    Ok(explain::explain(&model, &state.config.policy, account, providers, &claimed, path, host))
+    Ok(explain::explain(&model, &state.config.policy, account, providers, &claimed, ask))
 }
 
 fn done_text(done: &str) -> Option<&'static str> {
@@ -148,6 +148,7 @@ fn render(
     body.push_str("<h2>Access</h2>");
     body.push_str(&view::explanation(e));
     let asked = e.path.as_ref().map_or("", |p| p.asked.as_str());
+    let method = e.path.as_ref().map_or("GET", |p| p.method.as_str());
     // The host field only where rules name hosts.
     let host = if state.config.policy.names_hosts() {
         let asked = e.path.as_ref().and_then(|p| p.host.as_deref()).unwrap_or("");
@@ -162,8 +163,11 @@ fn render(
     body.push_str(&format!(
         "<form method=\"get\" action=\"{url}\"><div class=\"field\"><label for=\"path\">Check access to a path</label>\
          <input id=\"path\" name=\"path\" type=\"text\" placeholder=\"/chat/sales\" value=\"{}\"></div>{host}\
+         <div class=\"field\"><label for=\"method\">With the method</label>\
+         <input id=\"method\" name=\"method\" type=\"text\" placeholder=\"GET\" value=\"{}\"></div>\
          <button type=\"submit\" class=\"secondary\">Explain</button></form>",
-        esc(asked)
+        esc(asked),
+        esc(method)
     ));
 
     let boxes = view::usergroup_boxes(&state.config.model, &a.usergroups, |g| {
@@ -238,7 +242,7 @@ async fn answer(
     headers: &HeaderMap,
     id: &str,
     status: StatusCode,
-    path: Option<(&str, Option<&str>)>,
+    path: Option<explain::Ask<'_>>,
     note: Option<&str>,
     alert: Option<&str>,
 ) -> Result<Response, GatewayError> {
@@ -266,7 +270,11 @@ pub async fn show(
         &headers,
         &id,
         StatusCode::OK,
-        q.path.as_deref().map(|p| (p, q.host.as_deref())),
+        q.path.as_deref().map(|path| explain::Ask {
+            path,
+            host: q.host.as_deref(),
+            method: q.method.as_deref(),
+        }),
         note,
         None,
     )

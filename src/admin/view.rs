@@ -92,17 +92,19 @@ pub fn explanation(e: &Explanation) -> String {
     out.push_str(&said(e));
     if let Some(check) = &e.path {
         let rule = match (&check.rule, &check.decision) {
-            (Some((pattern, permission)), _) => {
+            (Some((pattern, Some(permission))), _) => {
                 format!("<code>{}</code> requires <code>{}</code>", esc(pattern), esc(permission))
             }
+            (Some((pattern, None)), _) => format!("<code>{}</code> is public", esc(pattern)),
             (None, Some(_)) => "none covers this path".into(),
             (None, None) => "—".into(),
         };
         let (code, why) = explain::decision_text(check);
         out.push_str(&format!(
-            "<table id=\"decision\"><caption>Access to <code>{}</code></caption><tbody>\
+            "<table id=\"decision\"><caption>Access to <code>{} {}</code></caption><tbody>\
              <tr><th scope=\"row\">Rule</th><td>{rule}</td></tr>\
              <tr><th scope=\"row\">Decision</th><td><strong>{}</strong> {}</td></tr></tbody></table>",
+            esc(&check.method),
             esc(&check.asked),
             esc(code),
             esc(&why)

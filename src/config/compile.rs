@@ -133,6 +133,17 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     );
     let model = model::model(&mut cx, &file);
     let policy = model::policy(&mut cx, file.rules.take().unwrap_or_default(), &model);
+    if policy.lists_methods() {
+        // A backend that honours a method override would run a POST that was decided as a GET.
+        for (i, h) in server.allowed_override_headers.iter().enumerate() {
+            if h.as_str().contains("method") {
+                cx.problem(
+                    format!("server.allowed_override_headers[{i}]"),
+                    format!("rules decide by method, so `{h}` would let a request be decided as one method and run as another"),
+                );
+            }
+        }
+    }
     let providers = file.providers.take().unwrap_or_default();
     #[cfg(feature = "ldap")]
     let ldap = providers::ldap(&mut cx, providers.ldap.unwrap_or_default(), &model);

@@ -298,8 +298,12 @@ pub struct AssignmentFile {
 pub struct RuleFile {
     /// Path pattern: the path and everything below it; `*` matches one segment.
     pub path: Option<String>,
-    /// Permission required.
+    /// Permission required; a rule has this or `public = true`, never both.
     pub permission: Option<String>,
+    /// Anyone passes, even when Everyone is disabled; the backend gets a guest as nobody.
+    pub public: Option<bool>,
+    /// The methods the rule governs (`["POST", "PUT"]`, any case); every method when absent.
+    pub methods: Option<Vec<String>>,
     /// The host the rule applies to (`help.example.com`, `*.example.com`); when one rule
     /// names a host, every rule must.
     pub host: Option<String>,

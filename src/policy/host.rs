@@ -7,6 +7,8 @@
 //! before any wildcard, a longer wildcard before a shorter one. A host no pattern covers,
 //! or a request with no readable host, is denied.
 
+use http::Method;
+
 use super::{Decision, DenyReason, NormalPath, Policy, Verdict, Who, verdict};
 
 /// A host a rule applies to.
@@ -143,6 +145,29 @@ impl Policies {
     pub fn names_hosts(&self) -> bool {
         matches!(self, Policies::ByHost(_))
     }
+
+    /// Every rule with the host it applies to, if rules name hosts.
+    fn all(&self) -> impl Iterator<Item = (Option<&HostPattern>, &super::Rule)> {
+        let sets: Vec<(Option<&HostPattern>, &Policy)> = match self {
+            Policies::AnyHost(policy) => vec![(None, policy)],
+            Policies::ByHost(hosts) => hosts.iter().map(|(h, p)| (Some(h), p)).collect(),
+        };
+        sets.into_iter().flat_map(|(h, p)| p.rules().iter().map(move |r| (h, r)))
+    }
+
+    /// The public rules in words, in the order they are matched: `/hooks/email (POST)`, and
+    /// `help.example.com/static` where rules name hosts.
+    pub fn public_routes(&self) -> Vec<String> {
+        self.all()
+            .filter(|(_, r)| r.is_public())
+            .map(|(h, r)| h.map_or_else(|| r.describe(), |h| format!("{h}{}", r.describe())))
+            .collect()
+    }
+
+    /// Whether any rule lists methods.
+    pub fn lists_methods(&self) -> bool {
+        self.all().any(|(_, r)| !r.methods.is_empty())
+    }
 }
 
 /// Decides a request for `host` (the request's `Host`, as sent) and `path`: the rules of
@@ -153,11 +178,12 @@ pub fn verdict_for_host<'p>(
     everyone_enabled: bool,
     who: Who<'_>,
     host: Option<&str>,
+    method: &Method,
     path: &NormalPath,
 ) -> Verdict<'p> {
     let host = host.and_then(request_host);
     match policies.for_host(host.as_deref()) {
-        Some((_, policy)) => verdict(policy, everyone_enabled, who, path),
+        Some((_, policy)) => verdict(policy, everyone_enabled, who, method, path),
         None => Verdict { decision: Decision::Deny(DenyReason::NoHostRule), rule: None },
     }
 }
@@ -168,9 +194,10 @@ pub fn decide_for_host(
     everyone_enabled: bool,
     who: Who<'_>,
     host: Option<&str>,
+    method: &Method,
     path: &NormalPath,
 ) -> Decision {
-    verdict_for_host(policies, everyone_enabled, who, host, path).decision
+    verdict_for_host(policies, everyone_enabled, who, host, method, path).decision
 }
 
 #[cfg(test)]
@@ -199,7 +226,7 @@ mod tests {
 
     fn permission_for(p: &Policies, host: &str) -> Option<String> {
         let host = request_host(host)?;
-        p.for_host(Some(&host)).map(|(_, policy)| policy.rules()[0].permission.clone())
+        p.for_host(Some(&host)).and_then(|(_, policy)| policy.rules()[0].permission().map(str::to_owned))
     }
 
     #[test]
@@ -228,14 +255,14 @@ mod tests {
         for host in [Some("other.test"), None, Some("help.example.com@evil"), Some("a b"), Some("")] {
             for who in [Who::Guest(&all), Who::SignedIn(&all)] {
                 assert_eq!(
-                    decide_for_host(&p, true, who, host, &root),
+                    decide_for_host(&p, true, who, host, &Method::GET, &root),
                     Decision::Deny(DenyReason::NoHostRule),
                     "{host:?}"
                 );
             }
         }
         assert_eq!(
-            decide_for_host(&p, true, Who::SignedIn(&all), Some("help.example.com"), &root),
+            decide_for_host(&p, true, Who::SignedIn(&all), Some("help.example.com"), &Method::GET, &root),
             Decision::Allow
         );
     }
@@ -246,7 +273,10 @@ mod tests {
         let reader = grants(&["kb.read"]);
         let root = normalize("/").expect("path");
         for host in [None, Some("anything.test"), Some("not a host")] {
-            assert_eq!(decide_for_host(&p, true, Who::SignedIn(&reader), host, &root), Decision::Allow);
+            assert_eq!(
+                decide_for_host(&p, true, Who::SignedIn(&reader), host, &Method::GET, &root),
+                Decision::Allow
+            );
         }
     }
 

@@ -477,7 +477,10 @@ async fn the_api_creates_a_person_assigns_usergroups_and_explains_a_path() {
     assert_eq!(sources("vips"), json!([{"kind": "assigned"}]));
     assert_eq!(sources("registered"), json!([{"kind": "built-in"}]));
     assert_eq!(detail["path"]["decision"], "allow");
-    assert_eq!(detail["path"]["rule"], json!({"path": "/chat/support", "permission": "chat.support"}));
+    assert_eq!(
+        detail["path"]["rule"],
+        json!({"path": "/chat/support", "permission": "chat.support", "public": false})
+    );
     assert_eq!(detail["path"]["granted_by"], json!(["vips"]));
 
     // The new person signs in with the password the administrator set.

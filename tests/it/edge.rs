@@ -14,20 +14,20 @@ use crate::support::*;
 /// What a recording upstream saw: every byte of every connection, and each byte that came
 /// before the upstream had answered 101.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     bytes: Vec<u8>,
     before_switch: Vec<u8>,
 }
 
 impl Seen {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
 }
 
 /// How the recording upstream answers a request head that asks for an upgrade.
 #[derive(Clone, Copy)]
-enum OnUpgrade {
+pub(crate) enum OnUpgrade {
     /// `101` to whatever was asked (as a backend speaking h2c would).
     SwitchBlindly,
     /// A proper WebSocket `101`, after a pause.
@@ -37,7 +37,7 @@ enum OnUpgrade {
 }
 
 /// An upstream that records everything and answers every plain request `200 ok`.
-async fn recording_upstream(on_upgrade: OnUpgrade) -> (String, Arc<Mutex<Seen>>) {
+pub(crate) async fn recording_upstream(on_upgrade: OnUpgrade) -> (String, Arc<Mutex<Seen>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));

@@ -14,6 +14,7 @@ mod guests;
 mod ldap;
 mod limits;
 mod managed_redis;
+mod methods;
 mod metrics;
 mod oidc;
 mod organizations;

@@ -47,7 +47,8 @@ fn explain(
     claimed: &Claimed,
     path: Option<&str>,
 ) -> Explanation {
-    super::explain(model, policy, account, providers, claimed, path, None)
+    let ask = path.map(|path| super::Ask { path, host: None, method: None });
+    super::explain(model, policy, account, providers, claimed, ask)
 }
 
 #[test]
@@ -58,11 +59,18 @@ fn a_host_decides_which_rules_apply_and_an_uncovered_host_is_named() {
         (HostPattern::parse("admin.test").expect("host"), Policy::new(vec![rule("/", "chat.sales")])),
     ]);
     let ask = |host: Option<&str>| {
-        super::explain(&model(), &policies, wile(&[]), vec![], &Claimed::default(), Some("/x"), host)
+        super::explain(
+            &model(),
+            &policies,
+            wile(&[]),
+            vec![],
+            &Claimed::default(),
+            Some(super::Ask { path: "/x", host, method: None }),
+        )
     };
     let help = ask(Some("HELP.test:443"));
     let check = help.path.as_ref().expect("checked");
-    assert_eq!(check.rule, Some(("/".into(), "kb.read".into())));
+    assert_eq!(check.rule, Some(("/".into(), Some("kb.read".into()))));
     assert!(text(&help).contains("Path /x on HELP.test:443"));
     let nowhere = ask(Some("other.test"));
     let check = nowhere.path.as_ref().expect("checked");
@@ -115,7 +123,7 @@ fn a_path_shows_the_rule_the_decision_and_who_grants_it() {
         Some("/CHAT/sales/../sales/today"),
     );
     let check = e.path.as_ref().expect("checked");
-    assert_eq!(check.rule, Some(("/chat/sales".into(), "chat.sales".into())));
+    assert_eq!(check.rule, Some(("/chat/sales".into(), Some("chat.sales".into()))));
     assert_eq!(check.decision, Some(Decision::Allow));
     assert_eq!(check.granted_by, ["trial_users", "vips"]);
     assert_eq!(decision_text(check).0, "allow");
@@ -182,7 +190,7 @@ fn explain_decides_a_unicode_spelling_as_the_gateway_does() {
     other.email = Some("road@runner.example".into());
     let e = explain(&model(), &policy(), other, vec![], &Claimed::default(), Some("/chat/%C5%BFupport"));
     let check = e.path.as_ref().expect("checked");
-    assert_eq!(check.rule, Some(("/chat/support".into(), "chat.support".into())));
+    assert_eq!(check.rule, Some(("/chat/support".into(), Some("chat.support".into()))));
     assert!(
         matches!(check.decision, Some(Decision::Deny(DenyReason::MissingPermission { .. }))),
         "{check:?}"

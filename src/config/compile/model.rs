@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Ctx, valid_id, valid_permission};
 use crate::config::file::*;
-use crate::policy::{HostPattern, Policies, Policy, Rule};
+use http::Method;
+
+use crate::policy::{Access, HostPattern, Policies, Policy, Rule};
 use crate::usergroups::{EVERYONE, Model, Organization, REGISTERED, Usergroup};
 
 fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTreeSet<String> {
@@ -135,13 +137,31 @@ pub(super) fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> P
     // admins and "the other hosts" by others: each rule says which it means.
     let hosted = rules.iter().position(|r| r.host.is_some());
     let mut compiled: BTreeMap<Option<HostPattern>, Vec<Rule>> = BTreeMap::new();
-    let mut seen: HashMap<(Option<HostPattern>, String), usize> = HashMap::new();
+    // Per host and path: the method sets seen so far (empty: the rule without methods).
+    type Seen = Vec<(Vec<Method>, usize)>;
+    let mut seen: HashMap<(Option<HostPattern>, String), Seen> = HashMap::new();
     for (i, r) in rules.into_iter().enumerate() {
         let path = format!("rules[{i}]");
-        let (Some(pattern), Some(permission)) = (r.path, r.permission) else {
-            cx.problem(&path, "every rule needs `path` and `permission`");
+        let Some(pattern) = r.path else {
+            cx.problem(&path, "every rule needs `path`, and `permission` or `public = true`");
             continue;
         };
+        let access = match (r.permission, r.public) {
+            (Some(_), Some(true)) => {
+                cx.problem(
+                    format!("{path}.public"),
+                    "a public rule lets anyone through, so it takes no `permission`: remove one of the two",
+                );
+                continue;
+            }
+            (Some(permission), _) => Access::Permission(permission),
+            (None, Some(true)) => Access::Public,
+            (None, _) => {
+                cx.problem(&path, "every rule needs `permission`, or `public = true` to let anyone through");
+                continue;
+            }
+        };
+        let Some(methods) = methods(cx, &path, r.methods) else { continue };
         let host = match (&r.host, hosted) {
             (Some(h), _) => match HostPattern::parse(h) {
                 Ok(h) => Some(h),
@@ -161,26 +181,35 @@ pub(super) fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> P
             }
             (None, None) => None,
         };
-        if !valid_permission(&permission) {
-            cx.problem(format!("{path}.permission"), format!("`{permission}` is not a permission"));
-            continue;
+        if let Access::Permission(permission) = &access {
+            if !valid_permission(permission) {
+                cx.problem(format!("{path}.permission"), format!("`{permission}` is not a permission"));
+                continue;
+            }
+            if !granted.contains(permission) {
+                cx.problem(
+                    format!("{path}.permission"),
+                    format!("no usergroup grants `{permission}`: nobody could pass this rule (a typo?)"),
+                );
+            }
         }
-        if !granted.contains(&permission) {
-            cx.problem(
-                format!("{path}.permission"),
-                format!("no usergroup grants `{permission}`: nobody could pass this rule (a typo?)"),
-            );
-        }
-        match Rule::new(&pattern, &permission) {
+        match Rule::with(&pattern, access, methods.clone()) {
             Ok(rule) => {
                 let key = rule.pattern.to_lowercase().trim_end_matches('/').to_owned();
-                if let Some(first) = seen.insert((host.clone(), key), i) {
+                let earlier = seen.entry((host.clone(), key)).or_default();
+                // The same path once without methods and once per disjoint method set.
+                let clash = earlier.iter().find(|(m, _)| {
+                    (m.is_empty() && methods.is_empty()) || m.iter().any(|x| methods.contains(x))
+                });
+                if let Some((_, first)) = clash {
                     let on = host.as_ref().map(|h| format!(" on `{h}`")).unwrap_or_default();
+                    let what = if methods.is_empty() { "path" } else { "path and a method" };
                     cx.problem(
                         format!("{path}.path"),
-                        format!("`{pattern}` is already the path of rules[{first}]{on}"),
+                        format!("`{pattern}` is already the {what} of rules[{first}]{on}"),
                     );
                 } else {
+                    earlier.push((methods, i));
                     compiled.entry(host).or_default().push(rule);
                 }
             }
@@ -193,6 +222,35 @@ pub(super) fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> P
     Policies::by_host(
         compiled.into_iter().filter_map(|(host, rules)| Some((host?, Policy::new(rules)))).collect(),
     )
+}
+
+/// A rule's `methods`, upper case: `None` (after a problem at the key) when one is not a
+/// method or the list is empty; an absent list is every method.
+fn methods(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> Option<Vec<Method>> {
+    let Some(list) = list else { return Some(Vec::new()) };
+    if list.is_empty() {
+        cx.problem(format!("{path}.methods"), "is empty: leave `methods` out to cover every method");
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (i, m) in list.iter().enumerate() {
+        let upper = m.trim().to_ascii_uppercase();
+        match Method::from_bytes(upper.as_bytes()) {
+            Ok(method) if !upper.is_empty() && upper.len() <= 32 => {
+                if out.contains(&method) {
+                    cx.problem(format!("{path}.methods[{i}]"), format!("`{m}` is listed twice"));
+                    ok = false;
+                }
+                out.push(method);
+            }
+            _ => {
+                cx.problem(format!("{path}.methods[{i}]"), format!("`{m}` is not an HTTP method"));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 #[cfg(test)]
@@ -248,5 +306,65 @@ mod tests {
         ))
         .expect_err("refused");
         assert!(errors[0].2.contains("already the path of rules[0] on `help.test`"), "{errors:?}");
+    }
+
+    #[test]
+    fn methods_are_validated_at_their_key() {
+        let errors =
+            load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nmethods = []\n").expect_err("refused");
+        assert_eq!((errors[0].0, errors[0].1.as_str()), (8, "rules[0].methods"), "{errors:?}");
+        let errors =
+            load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nmethods = [\"GET\", \"PO ST\"]\n")
+                .expect_err("refused");
+        assert_eq!(errors[0].1, "rules[0].methods[1]", "{errors:?}");
+        assert!(errors[0].2.contains("not an HTTP method"), "{errors:?}");
+        let p = load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nmethods = [\"post\", \"Put\"]\n")
+            .expect("valid");
+        assert_eq!(p.public_routes(), Vec::<String>::new());
+        assert!(p.lists_methods());
+    }
+
+    #[test]
+    fn the_same_path_may_have_disjoint_method_sets_but_not_overlapping_ones() {
+        let base = "[[rules]]\npath = \"/kb\"\npermission = \"kb.read\"\n\
+                    [[rules]]\npath = \"/kb\"\npermission = \"kb.read\"\nmethods = [\"POST\", \"PUT\"]\n\
+                    [[rules]]\npath = \"/kb/\"\npermission = \"kb.read\"\nmethods = [\"DELETE\"]\n";
+        load(base).expect("valid");
+        let errors = load(&format!(
+            "{base}[[rules]]\npath = \"/KB\"\npermission = \"kb.read\"\nmethods = [\"put\"]\n"
+        ))
+        .expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].1, "rules[3].path");
+        assert!(errors[0].2.contains("rules[1]"), "{errors:?}");
+        let errors = load(&format!("{base}[[rules]]\npath = \"/kb\"\npermission = \"kb.read\"\n"))
+            .expect_err("refused");
+        assert!(errors[0].2.contains("rules[0]"), "{errors:?}");
+    }
+
+    #[test]
+    fn public_with_a_permission_is_refused_at_its_key() {
+        let errors = load("[[rules]]\npath = \"/hooks\"\npermission = \"kb.read\"\npublic = true\n")
+            .expect_err("refused");
+        assert_eq!((errors[0].0, errors[0].1.as_str()), (8, "rules[0].public"), "{errors:?}");
+        assert!(errors[0].2.contains("takes no `permission`"), "{errors:?}");
+        let errors = load("[[rules]]\npath = \"/hooks\"\npublic = false\n").expect_err("refused");
+        assert_eq!(errors[0].1, "rules[0]");
+        let p = load(
+            "[[rules]]\npath = \"/hooks/email\"\npublic = true\nmethods = [\"POST\"]\n\
+             [[rules]]\npath = \"/static/*\"\npublic = true\n",
+        )
+        .expect("valid");
+        assert_eq!(p.public_routes(), ["/static/*", "/hooks/email (POST)"]);
+    }
+
+    #[test]
+    fn method_rules_refuse_a_method_override_header_let_through() {
+        let errors = load(
+            "[server]\nallowed_override_headers = [\"X-HTTP-Method-Override\"]\n\
+             [[rules]]\npath = \"/\"\npermission = \"kb.read\"\nmethods = [\"GET\"]\n",
+        )
+        .expect_err("refused");
+        assert_eq!(errors[0].1, "server.allowed_override_headers[0]", "{errors:?}");
     }
 }

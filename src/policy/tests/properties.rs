@@ -204,7 +204,7 @@ proptest! {
         let (base, spelled_path) = (path(&base), path(&spelled));
         prop_assert_eq!(spelled_path.lower(), base.lower(), "{}", spelled);
         for who in [Who::Guest(&g), Who::SignedIn(&g)] {
-            prop_assert_eq!(decide(&p, true, who, &spelled_path), decide(&p, true, who, &base), "{}", spelled);
+            prop_assert_eq!(decide(&p, true, who, &Method::GET, &spelled_path), decide(&p, true, who, &Method::GET, &base), "{}", spelled);
         }
     }
 
@@ -220,19 +220,19 @@ proptest! {
         prop_assert!(spelled_path.readings().any(|r| r == base.lower()), "{}", spelled);
         let g = grants(&granted);
         for who in [Who::Guest(&g), Who::SignedIn(&g)] {
-            let (b, s) = (decide(&p, true, who, &base), decide(&p, true, who, &spelled_path));
+            let (b, s) = (decide(&p, true, who, &Method::GET, &base), decide(&p, true, who, &Method::GET, &spelled_path));
             prop_assert!(severity(&s) >= severity(&b), "{}: {:?} is laxer than {:?}", spelled, s, b);
         }
         // Someone granted everything the other readings could reach is decided exactly as
         // for the plain path: with everything, or everything but the plain path's rule.
         let all = grants(PERMISSIONS);
-        prop_assert_eq!(decide(&p, true, Who::SignedIn(&all), &spelled_path), Decision::Allow);
-        if let Some(rule) = p.rule_for(&base) {
-            let but: Vec<&str> = PERMISSIONS.iter().copied().filter(|q| *q != rule.permission).collect();
+        prop_assert_eq!(decide(&p, true, Who::SignedIn(&all), &Method::GET, &spelled_path), Decision::Allow);
+        if let Some(rule) = p.rule_for(&Method::GET, &base) {
+            let but: Vec<&str> = PERMISSIONS.iter().copied().filter(|q| Some(*q) != rule.permission()).collect();
             let g = grants(&but);
             prop_assert_eq!(
-                decide(&p, true, Who::SignedIn(&g), &spelled_path),
-                decide(&p, true, Who::SignedIn(&g), &base),
+                decide(&p, true, Who::SignedIn(&g), &Method::GET, &spelled_path),
+                decide(&p, true, Who::SignedIn(&g), &Method::GET, &base),
                 "{}", spelled
             );
         }

@@ -20,7 +20,10 @@ fn outcomes(raw: &str) -> (Decision, Decision) {
     let p = unicode_policy();
     let everyone = grants(&["portal.view", "kb.read"]);
     let n = path(raw);
-    (decide(&p, true, Who::Guest(&everyone), &n), decide(&p, true, Who::SignedIn(&everyone), &n))
+    (
+        decide(&p, true, Who::Guest(&everyone), &Method::GET, &n),
+        decide(&p, true, Who::SignedIn(&everyone), &Method::GET, &n),
+    )
 }
 
 fn refused_as(raw: &str, rule: &str, permission: &str) {
@@ -28,7 +31,11 @@ fn refused_as(raw: &str, rule: &str, permission: &str) {
     assert_eq!(guest, Decision::LoginRequired, "guest at {raw}");
     assert_eq!(
         member,
-        Decision::Deny(DenyReason::MissingPermission { rule: rule.into(), permission: permission.into() }),
+        Decision::Deny(DenyReason::MissingPermission {
+            rule: rule.into(),
+            methods: vec![],
+            permission: permission.into()
+        }),
         "member at {raw}"
     );
 }
@@ -98,8 +105,8 @@ fn a_spelling_refused_under_one_reading_is_refused_even_if_another_allows() {
     let sales = grants(&["portal.view", "chat.sales"]);
     let n = path("/chat/%C5%BFales");
     assert!(n.readings().count() > 1);
-    assert_eq!(decide(&p, true, Who::SignedIn(&sales), &n), Decision::Allow);
-    let verdict = verdict(&p, true, Who::SignedIn(&grants(&["portal.view"])), &n);
+    assert_eq!(decide(&p, true, Who::SignedIn(&sales), &Method::GET, &n), Decision::Allow);
+    let verdict = verdict(&p, true, Who::SignedIn(&grants(&["portal.view"])), &Method::GET, &n);
     assert_eq!(verdict.rule.map(|r| r.pattern.as_str()), Some("/chat/sales"));
 }
 
@@ -109,7 +116,11 @@ fn non_ascii_paths_that_fold_to_no_protected_rule_are_still_served() {
     let member = grants(&["portal.view", "kb.read"]);
     for raw in ["/kb/caf%C3%A9", "/kb/Stra%C3%9Fe", "/kb/%E2%84%AA", "/%E6%97%A5%E6%9C%AC", "/kb/ｓａｌｅｓ"]
     {
-        assert_eq!(decide(&p, true, Who::SignedIn(&member), &path(raw)), Decision::Allow, "{raw}");
+        assert_eq!(
+            decide(&p, true, Who::SignedIn(&member), &Method::GET, &path(raw)),
+            Decision::Allow,
+            "{raw}"
+        );
     }
 }
 
@@ -149,7 +160,7 @@ fn patterns_that_fold_ambiguously_are_refused() {
     ] {
         let rule = Rule::new(good, "x").unwrap_or_else(|e| panic!("{good}: {e}"));
         let p = Policy::new(vec![rule]);
-        assert!(p.rule_for(&path(plain)).is_some(), "{good} covers {plain}");
+        assert!(p.rule_for(&Method::GET, &path(plain)).is_some(), "{good} covers {plain}");
     }
 }
 
