@@ -30,6 +30,7 @@ pub mod redirect;
 pub mod session;
 pub mod signin;
 pub mod stack;
+pub mod state;
 pub mod tls;
 pub mod usergroups;
 pub mod web;

@@ -16,10 +16,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::{AccountQuery, AccountStatus, AccountStore};
-use crate::app::AppState;
 use crate::config::{RateLimit, Registration};
 use crate::error::GatewayError;
 use crate::session::{SessionStore, StoreError};
+use crate::state::AppState;
 
 /// Seconds between two log lines of one [`Notice`].
 const NOTICE_INTERVAL: u64 = 60;

@@ -4,10 +4,10 @@
 use deskgate_provider::Identity;
 
 use crate::accounts::{Account, AccountStore};
-use crate::app::AppState;
 pub use crate::config::AccountPolicy;
 use crate::error::GatewayError;
 use crate::session::{Session, SessionKey, SessionStore, deadline, new_cookie_value};
+use crate::state::AppState;
 use crate::usergroups::Member;
 
 /// Why an identity does not get a session.

@@ -13,7 +13,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::{admin, authz, edge, error, forwarded, gateway, pages, session};
 
 /// Request ids: 64 random bits, hex.

@@ -26,10 +26,10 @@ use axum::routing::{get, post, put};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
-use crate::app::AppState;
 use crate::config::AccountPolicy;
 use crate::pages::{PREFIX, html};
 use crate::session::Visitor;
+use crate::state::AppState;
 use crate::usergroups::{EVERYONE, Model, REGISTERED, Usergroup};
 
 /// What a change form that failed the CSRF or origin check is told.

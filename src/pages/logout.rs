@@ -9,9 +9,9 @@ use http::{HeaderMap, StatusCode, header};
 use super::PREFIX;
 use super::forms;
 use super::html;
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::session::{SessionStore, Visitor};
+use crate::state::AppState;
 
 /// The posted form.
 #[derive(serde::Deserialize)]

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use super::{Session, SessionKey, SessionStore, StoreError, deadline};
 use crate::accounts::AccountStore;
-use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::state::AppState;
 
 /// How long after a provider could not answer it is asked again, and how long a check
 /// keeps others from starting (longer than any replica reuses a session it read).

@@ -9,8 +9,8 @@ use http::request::Parts;
 
 use super::{Session, SessionKey, SessionStore};
 use crate::accounts::AccountStore;
-use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::state::AppState;
 use crate::usergroups::Member;
 use crate::web;
 
