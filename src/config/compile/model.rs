@@ -249,4 +249,14 @@ mod tests {
         .expect_err("refused");
         assert!(errors[0].2.contains("already the path of rules[0] on `help.test`"), "{errors:?}");
     }
+
+    #[test]
+    fn an_ambiguous_pattern_is_a_config_error_at_its_key_path() {
+        let text = "[upstream]\nurl = \"http://127.0.0.1:8081\"\n\n[everyone]\nenabled = true\npermissions = [\"chat.sales\"]\n\n[[rules]]\npath = \"/chat/\u{17f}ales\"\npermission = \"chat.sales\"\n";
+        let problems = load_str("t.toml", text, std::path::Path::new(".")).expect_err("refused");
+        assert!(
+            problems.iter().any(|p| p.path == "rules[0].path" && p.message.contains("reads differently")),
+            "{problems:?}"
+        );
+    }
 }
