@@ -24,6 +24,16 @@ pub use visitor::{Visitor, deadline, lookup};
 use crate::clock::Clock;
 use crate::usergroups::Resolved;
 
+/// A signature kept with a session: what its token's text is built from again.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed {
+    /// Which key signed it (the first bytes of the key's id).
+    pub(crate) key: u64,
+    /// When it was signed (the token's `iat`).
+    pub(crate) iat: u64,
+    pub(crate) signature: [u8; 64],
+}
+
 /// A signed-in person's session.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Session {
@@ -90,7 +100,7 @@ pub struct SessionCache(Mutex<Cached>);
 pub struct Cached {
     /// The signature of the session's current JWT (its text is built again from the
     /// session at each request).
-    pub jwt: Option<crate::jwt::Signed>,
+    pub jwt: Option<Signed>,
 }
 
 impl SessionCache {
