@@ -31,8 +31,8 @@ use crate::identity::{HeaderSet, header_value};
 use crate::pages::PREFIX;
 use crate::pages::html::query_value;
 use crate::policy::{Decision, Who, decide_for_host, normalize, request_host};
-use crate::session::Visitor;
 use crate::state::AppState;
+use crate::visitor::Visitor;
 use crate::web::wants_html;
 
 /// The endpoints' common path under the reserved prefix.

@@ -13,8 +13,8 @@ use crate::forwarded;
 use crate::identity;
 use crate::pages::{PREFIX, html};
 use crate::policy::{Decision, DenyReason, Who, decide_for_host, normalize};
-use crate::session::Visitor;
 use crate::state::AppState;
+use crate::visitor::Visitor;
 use crate::web::{self, wants_html};
 
 /// Decides and forwards one request.

@@ -33,6 +33,7 @@ pub mod stack;
 pub mod state;
 pub mod tls;
 pub mod usergroups;
+pub mod visitor;
 pub mod web;
 
 pub use app::Gateway;

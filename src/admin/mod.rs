@@ -28,9 +28,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::config::AccountPolicy;
 use crate::pages::{PREFIX, html};
-use crate::session::Visitor;
 use crate::state::AppState;
 use crate::usergroups::{EVERYONE, Model, REGISTERED, Usergroup};
+use crate::visitor::Visitor;
 
 /// What a change form that failed the CSRF or origin check is told.
 const FOREIGN_FORM: &str =

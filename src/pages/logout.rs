@@ -10,8 +10,9 @@ use super::PREFIX;
 use super::forms;
 use super::html;
 use crate::error::GatewayError;
-use crate::session::{SessionStore, Visitor};
+use crate::session::SessionStore;
 use crate::state::AppState;
+use crate::visitor::Visitor;
 
 /// The posted form.
 #[derive(serde::Deserialize)]

@@ -3,10 +3,8 @@
 //! copy of the store's keys cannot be replayed as cookies.
 
 mod memory;
-mod recheck;
 mod redis;
 mod redis_link;
-mod visitor;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -18,11 +16,14 @@ use sha2::{Digest, Sha256};
 pub use self::redis::RedisStore;
 pub use self::redis_link::LinkError as RedisLinkError;
 pub use memory::{MemoryBounds, MemoryStore};
-pub use recheck::token_binding;
-pub use visitor::{Visitor, deadline, lookup};
 
 use crate::clock::Clock;
 use crate::usergroups::Resolved;
+
+/// The binding a session's sealed refresh token is sealed under.
+pub fn token_binding(account_id: &str, provider: &str, subject: &str) -> String {
+    format!("{account_id}\n{provider}\n{subject}")
+}
 
 /// A signature kept with a session: what its token's text is built from again.
 #[derive(Debug, Clone, Copy)]
