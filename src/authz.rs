@@ -26,13 +26,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
-use crate::app::AppState;
 use crate::forwarded;
 use crate::identity::{HeaderSet, header_value};
 use crate::pages::PREFIX;
 use crate::pages::html::query_value;
 use crate::policy::{Decision, Who, normalize, request_host, verdict_for_host};
-use crate::session::Visitor;
+use crate::state::AppState;
+use crate::visitor::Visitor;
 use crate::web::wants_html;
 
 /// The endpoints' common path under the reserved prefix.

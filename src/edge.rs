@@ -16,8 +16,6 @@ use base64::engine::general_purpose::STANDARD;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Version};
 
-use crate::proxy::{connection_has_token, connection_tokens};
-
 /// Headers some backend frameworks take as the "real" URL or method of a request. Matched
 /// in lower case with `_` read as `-`.
 const OVERRIDE_HEADERS: [&str; 8] = [
@@ -156,6 +154,22 @@ fn remove_upgrade(headers: &mut HeaderMap) {
     {
         headers.insert(header::CONNECTION, v);
     }
+}
+
+/// Whether any `Connection` header lists `token`.
+pub(crate) fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
+    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+/// The comma-separated tokens of every `Connection` header.
+pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// The `Sec-WebSocket-Accept` an upstream must answer a handshake's key with.

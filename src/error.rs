@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::accounts::AccountError;
-use crate::app::AppState;
 use crate::pages::html;
 use crate::proxy::{BodyFault, ProxyError};
 use crate::session::StoreError;
+use crate::state::AppState;
 use crate::web::wants_html;
 
 /// A failure while handling a request.

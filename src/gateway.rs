@@ -8,13 +8,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::forwarded;
 use crate::identity;
 use crate::pages::{PREFIX, html};
 use crate::policy::{Decision, DenyReason, Who, normalize, verdict_for_host};
-use crate::session::Visitor;
+use crate::state::AppState;
+use crate::visitor::Visitor;
 use crate::web::{self, wants_html};
 
 /// Decides and forwards one request.

@@ -13,7 +13,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use http::HeaderValue;
 use sha2::{Digest, Sha256};
 
-use crate::session::Session;
+use crate::session::{Session, Signed};
 
 /// Why the signing key could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -41,16 +41,6 @@ pub enum KeySource {
     Secret,
     /// Made at start, kept for the life of the process.
     Generated,
-}
-
-/// A signature kept with a session: what its token's text is built from again.
-#[derive(Debug, Clone, Copy)]
-pub struct Signed {
-    /// Which key signed it (the first bytes of the key's id).
-    key: u64,
-    /// When it was signed (the token's `iat`).
-    iat: u64,
-    signature: [u8; 64],
 }
 
 /// A key that signed tokens which may still be in use.

@@ -30,8 +30,10 @@ pub mod redirect;
 pub mod session;
 pub mod signin;
 pub mod stack;
+pub mod state;
 pub mod tls;
 pub mod usergroups;
+pub mod visitor;
 pub mod web;
 
 pub use app::Gateway;

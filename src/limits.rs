@@ -8,7 +8,6 @@
 //! count (a right password, a provider that did not answer) is taken back.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,48 +15,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::accounts::{AccountQuery, AccountStatus, AccountStore};
-use crate::app::AppState;
 use crate::config::{RateLimit, Registration};
 use crate::error::GatewayError;
+use crate::logging::Notice;
 use crate::session::{SessionStore, StoreError};
-
-/// Seconds between two log lines of one [`Notice`].
-const NOTICE_INTERVAL: u64 = 60;
-
-/// A log line for a bound that was reached, written at most once a minute with the number
-/// of refusals since the last one, so that a flood cannot flood the log as well.
-#[derive(Debug)]
-pub struct Notice {
-    what: &'static str,
-    /// When the last line was written (Unix seconds; 0: never).
-    logged_at: AtomicU64,
-    /// Refusals not yet reported.
-    pending: AtomicU64,
-}
-
-impl Notice {
-    /// A notice for the bound named `what`.
-    pub const fn new(what: &'static str) -> Notice {
-        Notice { what, logged_at: AtomicU64::new(0), pending: AtomicU64::new(0) }
-    }
-
-    /// Counts one refusal at `now`; writes the line when the last is a minute old.
-    pub fn hit(&self, now: u64, detail: &'static str) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        let last = self.logged_at.load(Ordering::Relaxed);
-        if (last == 0 || now >= last + NOTICE_INTERVAL)
-            && self.logged_at.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
-        {
-            let refused = self.pending.swap(0, Ordering::Relaxed);
-            tracing::warn!(
-                limit = self.what,
-                detail,
-                refused,
-                "Limit reached: requests refused (one line a minute at most, with the count since the last)"
-            );
-        }
-    }
-}
+use crate::state::AppState;
 
 /// The notices of one running config.
 #[derive(Debug)]
@@ -300,19 +262,5 @@ mod tests {
         let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
         assert_eq!(counted_address(mapped), "192.0.2.1");
         assert_eq!(counted_address("192.0.2.1".parse().unwrap()), "192.0.2.1");
-    }
-
-    #[test]
-    fn a_notice_logs_at_most_once_a_minute_and_counts_what_it_held_back() {
-        let n = Notice::new("test");
-        n.hit(1_000, "x");
-        assert_eq!(n.pending.load(Ordering::Relaxed), 0, "the first refusal is logged at once");
-        for _ in 0..500 {
-            n.hit(1_030, "x");
-        }
-        assert_eq!(n.pending.load(Ordering::Relaxed), 500, "held back within the minute");
-        n.hit(1_060, "x");
-        assert_eq!(n.pending.load(Ordering::Relaxed), 0, "reported with the next line");
-        assert_eq!(n.logged_at.load(Ordering::Relaxed), 1_060);
     }
 }

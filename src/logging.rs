@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing_subscriber::filter::{Targets, filter_fn};
 use tracing_subscriber::fmt;
@@ -85,4 +86,61 @@ pub fn init(log: &Log) -> Result<(), LogError> {
     }
     tracing_subscriber::registry().with(layers).try_init()?;
     Ok(())
+}
+
+/// Seconds between two log lines of one [`Notice`].
+const NOTICE_INTERVAL: u64 = 60;
+
+/// A log line for a bound that was reached, written at most once a minute with the number
+/// of refusals since the last one, so that a flood cannot flood the log as well.
+#[derive(Debug)]
+pub struct Notice {
+    what: &'static str,
+    /// When the last line was written (Unix seconds; 0: never).
+    logged_at: AtomicU64,
+    /// Refusals not yet reported.
+    pending: AtomicU64,
+}
+
+impl Notice {
+    /// A notice for the bound named `what`.
+    pub const fn new(what: &'static str) -> Notice {
+        Notice { what, logged_at: AtomicU64::new(0), pending: AtomicU64::new(0) }
+    }
+
+    /// Counts one refusal at `now`; writes the line when the last is a minute old.
+    pub fn hit(&self, now: u64, detail: &'static str) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        let last = self.logged_at.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + NOTICE_INTERVAL)
+            && self.logged_at.compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            let refused = self.pending.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                limit = self.what,
+                detail,
+                refused,
+                "Limit reached: requests refused (one line a minute at most, with the count since the last)"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_logs_at_most_once_a_minute_and_counts_what_it_held_back() {
+        let n = Notice::new("test");
+        n.hit(1_000, "x");
+        assert_eq!(n.pending.load(Ordering::Relaxed), 0, "the first refusal is logged at once");
+        for _ in 0..500 {
+            n.hit(1_030, "x");
+        }
+        assert_eq!(n.pending.load(Ordering::Relaxed), 500, "held back within the minute");
+        n.hit(1_060, "x");
+        assert_eq!(n.pending.load(Ordering::Relaxed), 0, "reported with the next line");
+        assert_eq!(n.logged_at.load(Ordering::Relaxed), 1_060);
+    }
 }

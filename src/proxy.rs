@@ -14,6 +14,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::{self, Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
+use crate::edge::{connection_has_token, connection_tokens};
+
 /// The client type shared by every clone of a [`Proxy`].
 type HttpClient = Client<HttpConnector, Body>;
 
@@ -344,22 +346,6 @@ fn take_upgrade(req: &mut Request<Body>) -> Option<(OnUpgrade, HeaderValue, Head
     let key = req.headers().get(header::SEC_WEBSOCKET_KEY)?.clone();
     let on_upgrade = req.extensions_mut().remove::<OnUpgrade>()?;
     Some((on_upgrade, protocol, key))
-}
-
-/// Whether any `Connection` header lists `token`.
-pub(crate) fn connection_has_token(headers: &HeaderMap, token: &str) -> bool {
-    connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(token))
-}
-
-/// The comma-separated tokens of every `Connection` header.
-pub(crate) fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 /// Removes the hop-by-hop headers and every header the `Connection` header names, except

@@ -4,10 +4,10 @@
 use deskgate_provider::Identity;
 
 use crate::accounts::{Account, AccountStore};
-use crate::app::AppState;
 pub use crate::config::AccountPolicy;
 use crate::error::GatewayError;
-use crate::session::{Session, SessionKey, SessionStore, deadline, new_cookie_value};
+use crate::session::{Session, SessionKey, SessionStore, new_cookie_value};
+use crate::state::AppState;
 use crate::usergroups::Member;
 
 /// Why an identity does not get a session.
@@ -278,4 +278,10 @@ pub async fn start_session(
         "Signed in"
     );
     Ok(cookie)
+}
+
+/// The session's store deadline: idle timeout from now, capped by the absolute timeout.
+pub fn deadline(state: &AppState, created_at: u64, now: u64) -> u64 {
+    let s = &state.config.session;
+    (now + s.idle_timeout.as_secs()).min(created_at + s.absolute_timeout.as_secs())
 }

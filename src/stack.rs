@@ -13,8 +13,8 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::AppState;
-use crate::{admin, authz, edge, error, forwarded, gateway, pages, session};
+use crate::state::AppState;
+use crate::{admin, authz, edge, error, forwarded, gateway, pages, visitor};
 
 /// Request ids: 64 random bits, hex.
 #[derive(Clone, Copy, Default)]
@@ -65,7 +65,7 @@ pub fn build(state: AppState) -> Router {
                 .layer(middleware::from_fn(settle))
                 .layer(middleware::from_fn_with_state(state.clone(), strip_client_headers))
                 // 4–5. session lookup → Visitor (Guest or SignedIn)
-                .layer(middleware::from_fn_with_state(state, session::lookup))
+                .layer(middleware::from_fn_with_state(state, visitor::lookup))
                 // body limit innermost: it changes the body type the layers above expect
                 .layer(RequestBodyLimitLayer::new(max_body)),
         );

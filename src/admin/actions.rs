@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 
 use super::{Admin, assignable};
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore, NewAccount};
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::session::{SessionStore, StoreError};
+use crate::state::AppState;
 
 /// Why a change was refused or failed.
 #[derive(Debug, thiserror::Error)]

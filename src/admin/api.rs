@@ -15,9 +15,9 @@ use super::people::held_custom;
 use super::person::explanation;
 use super::{Admin, CSRF_HEADER, assignable, json as reply, json_error, membership, same_origin};
 use crate::accounts::{AccountQuery, AccountStore, Listed};
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pages::forms;
+use crate::state::AppState;
 use crate::usergroups::{Model, Source, Withheld};
 
 /// Most people one listing request returns.

@@ -26,11 +26,11 @@ use axum::routing::{get, post, put};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
-use crate::app::AppState;
 use crate::config::AccountPolicy;
 use crate::pages::{PREFIX, html};
-use crate::session::Visitor;
+use crate::state::AppState;
 use crate::usergroups::{EVERYONE, Model, REGISTERED, Usergroup};
+use crate::visitor::Visitor;
 
 /// What a change form that failed the CSRF or origin check is told.
 const FOREIGN_FORM: &str =

@@ -19,12 +19,12 @@ use super::actions::{self, AdminError};
 use super::api::{ApiCsrf, failure};
 use super::{Admin, FOREIGN_FORM, Fields, form_ok, json as reply, json_error, view};
 use crate::accounts::{AccountStore, Organization};
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pages::PREFIX;
 use crate::pages::forms::{self, Binding};
 use crate::pages::html::{esc, query_value};
 use crate::session::SessionStore;
+use crate::state::AppState;
 use crate::usergroups::Model;
 
 /// What an administrator enters for an organization.

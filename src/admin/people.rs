@@ -9,12 +9,12 @@ use super::actions::{self, AdminError, Creation};
 use super::explain::{Claimed, claimed_member};
 use super::{Admin, Fields, assignable, form_ok, membership, view};
 use crate::accounts::{AccountQuery, AccountStatus, AccountStore, Listed};
-use crate::app::AppState;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::pages::PREFIX;
 use crate::pages::forms::{self, Binding};
 use crate::pages::html::{esc, query_value};
+use crate::state::AppState;
 use crate::usergroups::{EVERYONE, Model, REGISTERED};
 
 /// People per page.

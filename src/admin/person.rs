@@ -11,11 +11,11 @@ use super::actions::{self, AdminError};
 use super::explain::{self, Explanation};
 use super::{Admin, FOREIGN_FORM, Fields, form_ok, view};
 use crate::accounts::AccountStore;
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::pages::PREFIX;
 use crate::pages::forms::{self, Binding};
 use crate::pages::html::{esc, query_value};
+use crate::state::AppState;
 use crate::usergroups::Source;
 
 /// Query of the page.

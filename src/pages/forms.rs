@@ -8,8 +8,8 @@ use http::{HeaderMap, HeaderValue, header};
 
 use super::PREFIX;
 use super::html::esc;
-use crate::app::AppState;
 use crate::redirect::safe_target;
+use crate::state::AppState;
 use crate::web::{self, CookieAttrs};
 
 /// The CSRF binding of a browser, and the cookie to set when it had none.

@@ -11,12 +11,13 @@ use http::{HeaderMap, StatusCode, header};
 use super::PREFIX;
 use super::forms::{self, Binding};
 use super::html::{self, esc, query_value};
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::limits;
 use crate::metrics::SignIn;
-use crate::session::{SessionKey, Visitor};
+use crate::session::SessionKey;
 use crate::signin::{self, AccountPolicy, Refusal};
+use crate::state::AppState;
+use crate::visitor::Visitor;
 use crate::web;
 
 /// Query of the login page.

@@ -9,9 +9,10 @@ use http::{HeaderMap, StatusCode, header};
 use super::PREFIX;
 use super::forms;
 use super::html;
-use crate::app::AppState;
 use crate::error::GatewayError;
-use crate::session::{SessionStore, Visitor};
+use crate::session::SessionStore;
+use crate::state::AppState;
+use crate::visitor::Visitor;
 
 /// The posted form.
 #[derive(serde::Deserialize)]

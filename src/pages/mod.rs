@@ -21,8 +21,8 @@ use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::app::AppState;
-use crate::session::Visitor;
+use crate::state::AppState;
+use crate::visitor::Visitor;
 
 /// The reserved prefix.
 pub const PREFIX: &str = "/.deskgate";

@@ -10,9 +10,9 @@ use super::PREFIX;
 use super::forms;
 use super::html;
 use super::redirect;
-use crate::app::AppState;
 use crate::config::OidcProvider;
 use crate::error::GatewayError;
+use crate::state::AppState;
 
 /// Query of the start link.
 #[derive(Debug, serde::Deserialize)]

@@ -9,12 +9,12 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use super::PREFIX;
 use super::forms;
 use super::html;
-use crate::app::AppState;
 use crate::error::GatewayError;
 use crate::metrics::SignIn;
 use crate::pending::{self, Pending, Unsealed};
 use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy, Refusal};
+use crate::state::AppState;
 use crate::web;
 
 /// How long a person has to come back from the provider.

@@ -15,12 +15,12 @@ use super::forms::{self, Binding};
 use super::html::{self, esc};
 use super::validate;
 use crate::accounts::{AccountError, AccountQuery, AccountStatus, AccountStore, NewAccount};
-use crate::app::AppState;
 use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
 use crate::limits::{self, Refused};
 use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy};
+use crate::state::AppState;
 use crate::web;
 
 /// Query of the page.

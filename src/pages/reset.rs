@@ -23,12 +23,12 @@ use super::forms::{self, Binding};
 use super::html::{self, esc, query_value};
 use super::validate::{send, token_key};
 use crate::accounts::{AccountError, AccountStatus, AccountStore};
-use crate::app::AppState;
 use crate::config::{PasswordReset, RESET_BODY, RESET_SUBJECT};
 use crate::error::GatewayError;
 use crate::limits;
 use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy};
+use crate::state::AppState;
 use crate::web;
 use deskgate_builtin::HashError;
 

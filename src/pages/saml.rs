@@ -14,10 +14,10 @@ use super::PREFIX;
 use super::forms;
 use super::html;
 use super::redirect;
-use crate::app::AppState;
 use crate::config::SamlProvider;
 use crate::error::GatewayError;
 use crate::session::SessionStore;
+use crate::state::AppState;
 
 /// Query of the start link.
 #[derive(Debug, serde::Deserialize)]

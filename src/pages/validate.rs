@@ -21,10 +21,10 @@ use sha2::{Digest, Sha256};
 use super::PREFIX;
 use super::html::{self, query_value};
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
-use crate::app::AppState;
 use crate::config::Smtp;
 use crate::error::GatewayError;
 use crate::session::SessionStore;
+use crate::state::AppState;
 
 /// Time allowed for the whole SMTP exchange.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);

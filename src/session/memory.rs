@@ -49,7 +49,7 @@ pub struct MemoryStore {
     clock: Clock,
     bounds: MemoryBounds,
     /// Refusals at the bounds, logged as one line a minute.
-    full: Arc<crate::limits::Notice>,
+    full: Arc<crate::logging::Notice>,
 }
 
 impl MemoryStore {
@@ -59,7 +59,7 @@ impl MemoryStore {
             maps: Arc::default(),
             clock,
             bounds: MemoryBounds::default(),
-            full: Arc::new(crate::limits::Notice::new("memory store full")),
+            full: Arc::new(crate::logging::Notice::new("memory store full")),
         }
     }
 

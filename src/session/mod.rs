@@ -3,10 +3,8 @@
 //! copy of the store's keys cannot be replayed as cookies.
 
 mod memory;
-mod recheck;
 mod redis;
 mod redis_link;
-mod visitor;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -18,11 +16,24 @@ use sha2::{Digest, Sha256};
 pub use self::redis::RedisStore;
 pub use self::redis_link::LinkError as RedisLinkError;
 pub use memory::{MemoryBounds, MemoryStore};
-pub use recheck::token_binding;
-pub use visitor::{Visitor, deadline, lookup};
 
 use crate::clock::Clock;
 use crate::usergroups::Resolved;
+
+/// The binding a session's sealed refresh token is sealed under.
+pub fn token_binding(account_id: &str, provider: &str, subject: &str) -> String {
+    format!("{account_id}\n{provider}\n{subject}")
+}
+
+/// A signature kept with a session: what its token's text is built from again.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed {
+    /// Which key signed it (the first bytes of the key's id).
+    pub(crate) key: u64,
+    /// When it was signed (the token's `iat`).
+    pub(crate) iat: u64,
+    pub(crate) signature: [u8; 64],
+}
 
 /// A signed-in person's session.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -94,7 +105,7 @@ pub struct SessionCache(Mutex<Cached>);
 pub struct Cached {
     /// The signature of the session's current JWT (its text is built again from the
     /// session at each request).
-    pub jwt: Option<crate::jwt::Signed>,
+    pub jwt: Option<Signed>,
 }
 
 impl SessionCache {

@@ -92,7 +92,7 @@ pub struct Stack {
     /// Holds the config and account database until the stack is dropped.
     pub _dir: TempDir,
     pub config_path: PathBuf,
-    pub gateway: deskgate::app::AppState,
+    pub gateway: deskgate::state::AppState,
     /// Reloads the running gateway's config.
     pub reloader: deskgate::app::Reloader,
 }

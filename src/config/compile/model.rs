@@ -367,4 +367,14 @@ mod tests {
         .expect_err("refused");
         assert_eq!(errors[0].1, "server.allowed_override_headers[0]", "{errors:?}");
     }
+
+    #[test]
+    fn an_ambiguous_pattern_is_a_config_error_at_its_key_path() {
+        let text = "[upstream]\nurl = \"http://127.0.0.1:8081\"\n\n[everyone]\nenabled = true\npermissions = [\"chat.sales\"]\n\n[[rules]]\npath = \"/chat/\u{17f}ales\"\npermission = \"chat.sales\"\n";
+        let problems = load_str("t.toml", text, std::path::Path::new(".")).expect_err("refused");
+        assert!(
+            problems.iter().any(|p| p.path == "rules[0].path" && p.message.contains("reads differently")),
+            "{problems:?}"
+        );
+    }
 }

@@ -7,12 +7,15 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http::request::Parts;
 
-use super::{Session, SessionKey, SessionStore};
 use crate::accounts::AccountStore;
-use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::session::{Session, SessionKey, SessionStore};
+use crate::signin::deadline;
+use crate::state::AppState;
 use crate::usergroups::Member;
 use crate::web;
+
+mod recheck;
 
 /// The person behind a request.
 #[derive(Debug, Clone)]
@@ -56,12 +59,6 @@ pub async fn lookup(
     Ok(next.run(req).await)
 }
 
-/// The session's store deadline: idle timeout from now, capped by the absolute timeout.
-pub fn deadline(state: &AppState, created_at: u64, now: u64) -> u64 {
-    let s = &state.config.session;
-    (now + s.idle_timeout.as_secs()).min(created_at + s.absolute_timeout.as_secs())
-}
-
 async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError> {
     let Some((session, epoch)) = state.sessions.get_with_epoch(&key).await? else {
         return Ok(Visitor::Guest);
@@ -74,8 +71,8 @@ async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError
         state.sessions.delete(&key).await?;
         return Ok(Visitor::Guest);
     }
-    let session = if super::recheck::due(state, &session, now) {
-        match super::recheck::run(state, &key, session, epoch, now).await? {
+    let session = if recheck::due(state, &session, now) {
+        match recheck::run(state, &key, session, epoch, now).await? {
             Some(s) => s,
             None => return Ok(Visitor::Guest),
         }

@@ -10,10 +10,11 @@
 
 use std::sync::Arc;
 
-use super::{Session, SessionKey, SessionStore, StoreError, deadline};
 use crate::accounts::AccountStore;
-use crate::app::AppState;
 use crate::error::GatewayError;
+use crate::session::{Session, SessionKey, SessionStore, StoreError, token_binding};
+use crate::signin::deadline;
+use crate::state::AppState;
 
 /// How long after a provider could not answer it is asked again, and how long a check
 /// keeps others from starting (longer than any replica reuses a session it read).
@@ -34,11 +35,6 @@ fn rechecked(state: &AppState, provider: &str) -> bool {
     }
     let _ = state;
     provider.starts_with("ldap.")
-}
-
-/// The binding a session's sealed refresh token is sealed under.
-pub fn token_binding(account_id: &str, provider: &str, subject: &str) -> String {
-    format!("{account_id}\n{provider}\n{subject}")
 }
 
 /// What the provider said.
@@ -123,7 +119,7 @@ pub async fn run(
                 );
             }
             // Resolved as at sign-in: assignments, organizations and these groups.
-            super::visitor::refresh(state, key, &fresh, epoch, now).await
+            super::refresh(state, key, &fresh, epoch, now).await
         }
     }
 }
