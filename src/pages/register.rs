@@ -172,9 +172,17 @@ fn invalid(f: &RegisterForm) -> Option<&'static str> {
         Some("Please give a name of up to 100 characters.")
     } else if !plausible_email {
         Some("Please give a valid email address.")
-    } else if f.password.chars().count() < 10 || f.password.len() > 1024 {
+    } else {
+        password_problem(&f.password, &f.confirm)
+    }
+}
+
+/// What is wrong with a new password and its repetition, if anything: the one password rule
+/// of sign-up and password reset.
+pub(super) fn password_problem(password: &str, confirm: &str) -> Option<&'static str> {
+    if password.chars().count() < 10 || password.len() > 1024 {
         Some("The password must have at least 10 characters.")
-    } else if f.password != f.confirm {
+    } else if password != confirm {
         Some("The two passwords differ.")
     } else {
         None

@@ -291,17 +291,6 @@ pub async fn reset_form(
     Ok(binding.attach(page))
 }
 
-/// The password rules of sign-up.
-fn invalid(f: &ResetForm) -> Option<&'static str> {
-    if f.password.chars().count() < 10 || f.password.len() > 1024 {
-        Some("The password must have at least 10 characters.")
-    } else if f.password != f.confirm {
-        Some("The two passwords differ.")
-    } else {
-        None
-    }
-}
-
 /// `POST /reset`: sets the new password, ends every session of the account and signs the
 /// person in with a fresh one.
 pub async fn reset(
@@ -327,7 +316,7 @@ pub async fn reset(
         ));
     }
     // Checked before the link is used, so that a typo does not cost it.
-    if let Some(text) = invalid(&f) {
+    if let Some(text) = super::register::password_problem(&f.password, &f.confirm) {
         return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, text));
     }
     let Some(ticket) = take(&state, &f.token).await? else {
