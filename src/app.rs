@@ -285,16 +285,8 @@ fn build(
     let names = HeaderNames::new(&config.header_prefix)?;
     let guest = config.model.guest();
     let guest_headers = HeaderSet::guest(&names, &guest);
-    let proxy = Proxy::new(&UpstreamSettings {
-        url: config.upstream.url.clone(),
-        connect_timeout: config.upstream.connect_timeout,
-        timeout: config.upstream.timeout,
-        http2: config.upstream.http2,
-        pool_idle_timeout: Duration::from_secs(90),
-        workers: config.server.workers,
-    })
     // A client's `Connection: X-Deskgate-User` must not make the proxy drop what we set.
-    .with_protected_headers([
+    let protected = [
         names.user.clone(),
         names.email.clone(),
         names.name.clone(),
@@ -302,7 +294,21 @@ fn build(
         names.permissions.clone(),
         names.provider.clone(),
         names.jwt.clone(),
-    ]);
+    ];
+    // Each upstream has pools and timeouts of its own.
+    let build_proxy = |upstream: &crate::config::Upstream| {
+        Proxy::new(&UpstreamSettings {
+            url: upstream.url.clone(),
+            connect_timeout: upstream.connect_timeout,
+            timeout: upstream.timeout,
+            http2: upstream.http2,
+            pool_idle_timeout: Duration::from_secs(90),
+            workers: config.server.workers,
+        })
+        .with_protected_headers(protected.clone())
+    };
+    let proxy = build_proxy(&config.upstream);
+    let upstreams = config.upstreams.iter().map(|(id, u)| (id.clone(), build_proxy(u))).collect();
     // OIDC key sets: fetched again every hour besides the refetch for an unknown key, so
     // that a key a provider withdraws stops being trusted; a failed fetch keeps the last
     // good keys, so this only logs. The first fetch is at the first sign-in, as before.
@@ -359,6 +365,7 @@ fn build(
         csrf,
         clock,
         proxy,
+        upstreams,
         metrics,
         pending,
         config,

@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
+use crate::bearer::{self, Bearer};
 use crate::forwarded;
 use crate::identity::{HeaderSet, header_value};
 use crate::pages::PREFIX;
@@ -310,7 +311,7 @@ async fn forward_auth(
     req: Request,
 ) -> Response {
     let read = read_forward_auth(req.headers());
-    answer(&state, peer, &visitor, req.headers(), Dialect::ForwardAuth, read)
+    answer(&state, peer, visitor, req.headers(), Dialect::ForwardAuth, read).await
 }
 
 async fn auth_request(
@@ -320,7 +321,7 @@ async fn auth_request(
     req: Request,
 ) -> Response {
     let read = read_auth_request(req.headers());
-    answer(&state, peer, &visitor, req.headers(), Dialect::AuthRequest, read)
+    answer(&state, peer, visitor, req.headers(), Dialect::AuthRequest, read).await
 }
 
 async fn ext_authz(
@@ -339,7 +340,7 @@ async fn ext_authz(
         }
         _ => Err(Malformed::BadTarget("path")),
     };
-    answer(&state, peer, &visitor, req.headers(), Dialect::ExtAuthz, read)
+    answer(&state, peer, visitor, req.headers(), Dialect::ExtAuthz, read).await
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -348,10 +349,10 @@ fn text(status: StatusCode, body: String) -> Response {
     resp
 }
 
-fn answer(
+async fn answer(
     state: &AppState,
     peer: SocketAddr,
-    visitor: &Visitor,
+    visitor: Visitor,
     headers: &HeaderMap,
     dialect: Dialect,
     read: Result<Original, Malformed>,
@@ -375,9 +376,18 @@ fn answer(
             return text(StatusCode::BAD_REQUEST, "The original path is malformed.\n".into());
         }
     };
-    let who = match visitor {
-        Visitor::Guest => Who::Guest(&state.guest),
-        Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
+    // The client's own bearer token, copied by the proxy, answers for it as on a proxied
+    // request (the proxy's own address is the one counted, unless it names the client).
+    let visitor = match bearer::authenticate(state, peer, headers).await {
+        Ok(Bearer::Absent) => visitor,
+        Ok(Bearer::Accepted(v)) => v,
+        Ok(Bearer::Refused(resp)) => return resp,
+        Err(e) => return e.into_response(),
+    };
+    let visitor = &visitor;
+    let who = match visitor.session() {
+        None => Who::Guest(&state.guest),
+        Some(session) => Who::SignedIn(&session.resolved),
     };
     let everyone = state.config.model.everyone_enabled;
     let verdict =
@@ -398,10 +408,7 @@ fn answer(
         }
         Decision::Deny(reason) => {
             state.metrics.decision("deny", reason.code());
-            let account = match visitor {
-                Visitor::SignedIn { session, .. } => session.account_id.as_str(),
-                Visitor::Guest => "-",
-            };
+            let account = visitor.session().map_or("-", |s| s.account_id.as_str());
             tracing::info!(%account, host = %original.host, %path, reason = reason.code(), endpoint = dialect.name(), "Refused");
             let body = serde_json::json!({"error": "forbidden", "reason": reason.code()}).to_string();
             let mut resp = (StatusCode::FORBIDDEN, body).into_response();
@@ -422,7 +429,7 @@ fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, ou
     match visitor {
         Visitor::Guest if anonymous => {}
         Visitor::Guest => state.guest_headers.apply(out),
-        Visitor::SignedIn { session, .. } => {
+        Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {
             HeaderSet::apply_signed_in(n, session, out);
             if !out.contains_key(&n.email) {
                 out.insert(n.email.clone(), header_value(""));

@@ -8,11 +8,12 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
+use crate::bearer::{self, Bearer};
 use crate::error::GatewayError;
 use crate::forwarded;
 use crate::identity;
 use crate::pages::{PREFIX, html};
-use crate::policy::{Decision, DenyReason, Who, normalize, verdict_for_host};
+use crate::policy::{Decision, DenyReason, Who, normalize, request_host, verdict_for_host};
 use crate::state::AppState;
 use crate::visitor::Visitor;
 use crate::web::{self, wants_html};
@@ -46,11 +47,22 @@ pub async fn forward(
             None,
         ));
     }
-    let who = match &visitor {
-        Visitor::Guest => Who::Guest(&state.guest),
-        Visitor::SignedIn { session, .. } => Who::SignedIn(&session.resolved),
+    let mut req = req;
+    let visitor = match bearer::authenticate(&state, peer, req.headers()).await? {
+        Bearer::Absent => visitor,
+        Bearer::Accepted(v) => {
+            // Consumed here: the backend is told who it is, not handed the credential.
+            req.headers_mut().remove(header::AUTHORIZATION);
+            v
+        }
+        Bearer::Refused(resp) => return Ok(resp),
+    };
+    let who = match visitor.session() {
+        None => Who::Guest(&state.guest),
+        Some(session) => Who::SignedIn(&session.resolved),
     };
     let host = request_authority(&req);
+    let route_host = host.and_then(request_host);
     let everyone = state.config.model.everyone_enabled;
     let verdict = verdict_for_host(&state.config.policy, everyone, who, host, req.method(), &path);
     // A guest passed a public rule (the only way past while Everyone is disabled): the
@@ -84,7 +96,7 @@ pub async fn forward(
             headers.insert(state.names.permissions.clone(), HeaderValue::from_static(""));
         }
         Visitor::Guest => state.guest_headers.apply(headers),
-        Visitor::SignedIn { session, .. } => {
+        Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {
             identity::HeaderSet::apply_signed_in(&state.names, session, headers);
             let audience =
                 state.config.jwt.audience_for(headers.get(header::HOST).and_then(|h| h.to_str().ok()));
@@ -98,8 +110,10 @@ pub async fn forward(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     forwarded::set(headers, peer.ip(), proto, host);
+    let routed = state.config.routes.pick(route_host.as_deref(), &path);
+    let proxy = routed.and_then(|id| state.upstreams.get(id)).unwrap_or(&state.proxy);
     let began = std::time::Instant::now();
-    let answer = state.proxy.forward(Request::from_parts(parts, body), &target).await;
+    let answer = proxy.forward(Request::from_parts(parts, body), &target).await;
     state.metrics.upstream(answer.as_ref().ok().map(|r| r.status()), began.elapsed());
     Ok(answer?)
 }
@@ -129,10 +143,7 @@ fn login_required(req: &Request) -> Response {
 }
 
 fn denied(visitor: &Visitor, path: &str, reason: &DenyReason, req: &Request) -> Response {
-    let account = match visitor {
-        Visitor::SignedIn { session, .. } => session.account_id.as_str(),
-        Visitor::Guest => "-",
-    };
+    let account = visitor.session().map_or("-", |s| s.account_id.as_str());
     match reason {
         DenyReason::MissingPermission { rule, permission, .. } => {
             tracing::info!(%account, %path, reason = reason.code(), %rule, %permission, "Refused");

@@ -226,6 +226,30 @@ pub async fn start_session(
             );
         }
     }
+    let session = resolve_session(state, account, identity, provider_usergroups, refresh_token).await?;
+    let cookie = new_cookie_value();
+    state.sessions.put(&SessionKey::from_cookie(&cookie), session, deadline(state, now, now)).await?;
+    tracing::info!(
+        target: "deskgate::audit",
+        account = %account.id,
+        provider = %identity.provider,
+        "Signed in"
+    );
+    Ok(cookie)
+}
+
+/// The session `account` gets for `identity` (not stored): its usergroups resolved with the
+/// provider's mapped groups and the organizations the provider named. A sign-in stores it
+/// under a new cookie; a bearer token acts with it for one request.
+pub async fn resolve_session(
+    state: &AppState,
+    account: &Account,
+    identity: &Identity,
+    provider_usergroups: Vec<String>,
+    refresh_token: Option<&str>,
+) -> Result<Session, GatewayError> {
+    let now = state.clock.now();
+    let named = identity.attributes.get("organization").map(Vec::as_slice).unwrap_or_default();
     let model = state.model().await?;
     let resolved = model.resolve(&Member {
         email: account.email.as_deref(),
@@ -243,7 +267,7 @@ pub async fn start_session(
         Some(e) => (Some(e.clone()), account.email_verified),
         None => (identity.email.clone(), false),
     };
-    let session = Session {
+    Ok(Session {
         account_id: account.id.clone(),
         email,
         email_verified,
@@ -268,16 +292,7 @@ pub async fn start_session(
         created_at: now,
         last_seen: now,
         cache: Default::default(),
-    };
-    let cookie = new_cookie_value();
-    state.sessions.put(&SessionKey::from_cookie(&cookie), session, deadline(state, now, now)).await?;
-    tracing::info!(
-        target: "deskgate::audit",
-        account = %account.id,
-        provider = %identity.provider,
-        "Signed in"
-    );
-    Ok(cookie)
+    })
 }
 
 /// The session's store deadline: idle timeout from now, capped by the absolute timeout.

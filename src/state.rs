@@ -48,8 +48,10 @@ pub struct Inner {
     pub csrf: Csrf,
     /// Time.
     pub clock: Clock,
-    /// The upstream.
+    /// The default upstream (`[upstream]`).
     pub proxy: Proxy,
+    /// The upstreams `[[routes]]` send requests to, by id.
+    pub upstreams: std::collections::BTreeMap<String, Proxy>,
     /// Metrics, kept across reloads.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The usergroup model with stored organizations, and the shared epoch it was read at.

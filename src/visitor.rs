@@ -29,6 +29,22 @@ pub enum Visitor {
         /// The session.
         session: Arc<Session>,
     },
+    /// Acting as an account for this one request through a bearer token (see
+    /// [`crate::bearer`]): a session resolved as a sign-in's would be, never stored.
+    Bearer {
+        /// The session the token stands for.
+        session: Arc<Session>,
+    },
+}
+
+impl Visitor {
+    /// The session behind the request, when someone is signed in or sent a bearer token.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        match self {
+            Visitor::Guest => None,
+            Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => Some(session),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Visitor {

@@ -14,6 +14,7 @@ mod limits;
 mod model;
 mod providers;
 mod registration;
+mod routes;
 mod server;
 mod storage;
 
@@ -119,7 +120,12 @@ fn valid_header_prefix(p: &str) -> bool {
 pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Problem>) -> Config {
     let mut cx = Ctx { problems, base };
     let server = server::server(&mut cx, file.server.take().unwrap_or_default());
-    let upstream = server::upstream(&mut cx, file.upstream.take());
+    let upstream = server::upstream(&mut cx, "upstream", file.upstream.take());
+    let (upstreams, routes) = routes::routes(
+        &mut cx,
+        file.upstreams.take().unwrap_or_default(),
+        file.routes.take().unwrap_or_default(),
+    );
     let session = server::session(&mut cx, file.session.take().unwrap_or_default(), &server.public_url);
     let storage = storage::storage(&mut cx, file.storage.take().unwrap_or_default());
     let builtin_enabled =
@@ -191,6 +197,8 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         log,
         server,
         upstream,
+        upstreams,
+        routes,
         session,
         storage,
         registration,

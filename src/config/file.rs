@@ -13,8 +13,12 @@ use serde::Deserialize;
 pub struct FileConfig {
     /// Where deskgate listens and how it is reached.
     pub server: Option<ServerFile>,
-    /// The application deskgate protects.
+    /// The application deskgate protects: where requests no route names go.
     pub upstream: Option<UpstreamFile>,
+    /// Further applications, keyed by id, that `[[routes]]` send requests to.
+    pub upstreams: Option<BTreeMap<String, UpstreamFile>>,
+    /// Which requests go to which of `[upstreams]`: by path prefix and/or host.
+    pub routes: Option<Vec<RouteFile>>,
     /// Session cookie and lifetimes.
     pub session: Option<SessionFile>,
     /// Where sessions and accounts are kept.
@@ -132,6 +136,17 @@ pub struct UpstreamFile {
     pub timeout: Option<String>,
     /// Speak HTTP/2 (prior knowledge) to the upstream.
     pub http2: Option<bool>,
+}
+
+/// `[[routes]]`
+#[derive(Debug, Default, Deserialize)]
+pub struct RouteFile {
+    /// Path prefix, matched at a segment boundary on the normalized path (`/api`).
+    pub prefix: Option<String>,
+    /// Host, without port (`chat.example.com`, `*.example.com`).
+    pub host: Option<String>,
+    /// The id of the `[upstreams.<id>]` table the requests go to.
+    pub upstream: Option<String>,
 }
 
 /// `[session]`

@@ -26,6 +26,10 @@ pub struct Config {
     pub server: Server,
     /// `[upstream]`
     pub upstream: Upstream,
+    /// `[upstreams.<id>]`, by id.
+    pub upstreams: std::collections::BTreeMap<String, Upstream>,
+    /// `[[routes]]`, most specific first.
+    pub routes: crate::routes::Routes,
     /// `[session]`
     pub session: Session,
     /// `[storage]`

@@ -96,7 +96,7 @@ async fn jwks(State(state): State<AppState>) -> Response {
 /// `/.deskgate` (and `/.deskgate/`): who is signed in, or the way to sign in.
 pub async fn index(visitor: Visitor) -> Response {
     match visitor {
-        Visitor::Guest => Redirect::to(&format!("{PREFIX}/login")).into_response(),
+        Visitor::Guest | Visitor::Bearer { .. } => Redirect::to(&format!("{PREFIX}/login")).into_response(),
         Visitor::SignedIn { session, .. } => {
             let body = format!(
                 "<p>Signed in as <strong>{}</strong>{}.</p><p class=\"muted\">Usergroups: {}</p>\

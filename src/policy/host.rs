@@ -50,7 +50,7 @@ impl HostPattern {
     }
 
     /// Higher is more specific: an exact name beats every wildcard.
-    fn specificity(&self) -> usize {
+    pub fn specificity(&self) -> usize {
         match self {
             HostPattern::Exact(_) => usize::MAX,
             HostPattern::Wildcard(suffix) => suffix.len(),

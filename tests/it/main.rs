@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on purpose")]
 
 mod admin;
+mod bearer;
 mod browser;
 mod cli;
 mod edge;
@@ -27,6 +28,7 @@ mod recheck;
 mod redirects;
 mod registration;
 mod reset;
+mod routes;
 mod saml;
 mod scale;
 mod sessions;

@@ -93,6 +93,11 @@ pub struct OidcConfig {
     /// person's claims, and so their groups, again.
     #[serde(default)]
     pub refresh_groups: bool,
+    /// Accept this provider's JWTs (ID tokens, or access tokens in JWT form) sent as
+    /// `Authorization: Bearer` on proxied requests and forward-auth questions, when their
+    /// `aud` holds one of these; absent: no bearer token of this provider is accepted.
+    #[serde(default)]
+    pub bearer_audiences: Option<Vec<String>>,
 }
 
 const MAX_SKEW: Duration = Duration::from_secs(300);
@@ -257,6 +262,8 @@ impl OidcConfig {
             }
         }
 
+        let bearer_audiences = self.bearer_audiences(&mut problems);
+
         let http = match Http::new(http_timeout) {
             Ok(http) => Some(http),
             Err(e) => {
@@ -302,8 +309,34 @@ impl OidcConfig {
             groups: self.groups.clone(),
             refresh_groups: self.refresh_groups,
             google,
+            bearer_audiences,
         };
         Ok((Oidc::from_settings(settings, http, clock), problems))
+    }
+
+    fn bearer_audiences(&self, problems: &mut Vec<Problem>) -> Vec<String> {
+        let Some(list) = &self.bearer_audiences else { return Vec::new() };
+        if list.is_empty() {
+            problems.push(Problem::new(
+                "bearer_audiences",
+                "name at least one audience, or leave it out to accept no bearer tokens",
+            ));
+        }
+        let mut out: Vec<String> = Vec::new();
+        for (i, audience) in list.iter().enumerate() {
+            let path = format!("bearer_audiences[{i}]");
+            if audience.is_empty() || audience.len() > 255 || audience.trim() != audience {
+                problems
+                    .push(Problem::new(path, "an audience is a non-empty value without surrounding spaces"));
+            } else if audience.chars().any(char::is_control) {
+                problems.push(Problem::new(path, "contains a control character"));
+            } else if out.contains(audience) {
+                problems.push(Problem::new(path, format!("`{audience}` is listed twice")));
+            } else {
+                out.push(audience.clone());
+            }
+        }
+        out
     }
 
     fn algorithms(&self, problems: &mut Vec<Problem>) -> Vec<Algorithm> {

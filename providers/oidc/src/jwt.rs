@@ -171,6 +171,24 @@ pub(crate) fn parse<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Jws<'a>
     Ok(Jws { alg, kid, signing_input, signature, claims })
 }
 
+/// The `iss` a compact JWS claims, read without checking anything: only to choose which
+/// provider is to verify it. `None` for anything that is not a JWS with a string `iss`.
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let claims = decode_json(payload, "", "").ok()?;
+    match claims.get("iss") {
+        Some(Value::String(iss)) => Some(iss.clone()),
+        _ => None,
+    }
+}
+
 /// Length of `header.payload` in a token already known to have three parts.
 fn header_len(token: &str) -> usize {
     token.rfind('.').unwrap_or(token.len())
@@ -185,12 +203,32 @@ fn decode_json(
     serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed(not_object))
 }
 
+/// Whom a token must be for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Audience<'a> {
+    /// An ID token for this client: `aud` holds the client id, and `azp` (required when
+    /// there are several audiences) names it.
+    Client(&'a str),
+    /// A bearer token: `aud` holds one of these; when it lists several audiences, `azp`
+    /// must be present and one of these too.
+    AnyOf(&'a [String]),
+}
+
+impl Audience<'_> {
+    fn accepts(&self, aud: &str) -> bool {
+        match self {
+            Audience::Client(id) => *id == aud,
+            Audience::AnyOf(list) => list.iter().any(|a| a == aud),
+        }
+    }
+}
+
 /// What a token must say to be for this client and this sign-in.
 #[derive(Debug)]
 pub(crate) struct Expected<'a> {
     /// Accepted `iss` values: the configured issuer, plus Google's scheme-less spelling.
     pub(crate) issuers: &'a [String],
-    pub(crate) client_id: &'a str,
+    pub(crate) audience: Audience<'a>,
     /// The sign-in's nonce; `None` for a token from a refresh, which came straight from the
     /// token endpoint to this client and is not tied to a browser's sign-in.
     pub(crate) nonce: Option<&'a str>,
@@ -222,11 +260,15 @@ pub(crate) fn check_claims(
         }
         _ => return Err(IdTokenError::MissingClaim("aud")),
     };
-    if !audiences.contains(&expected.client_id) {
+    if !audiences.iter().any(|a| expected.audience.accepts(a)) {
         return Err(IdTokenError::WrongAudience);
     }
+    // A bearer token for one audience may name any client as its authorized party: the
+    // audience is what it was issued for.
+    let check_azp = matches!(expected.audience, Audience::Client(_)) || audiences.len() > 1;
     match claims.get("azp") {
-        Some(Value::String(azp)) if azp == expected.client_id => {}
+        _ if !check_azp => {}
+        Some(Value::String(azp)) if expected.audience.accepts(azp) => {}
         Some(Value::String(_)) => return Err(IdTokenError::WrongAuthorizedParty),
         Some(_) => return Err(IdTokenError::MissingClaim("azp")),
         None if audiences.len() > 1 => return Err(IdTokenError::WrongAuthorizedParty),

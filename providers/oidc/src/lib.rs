@@ -34,12 +34,16 @@ use serde_json::{Map, Value};
 pub use clock::{Clock, SystemClock};
 pub use config::{GOOGLE_ISSUER, OidcConfig, Preset};
 pub use error::{OidcError, VerifyError};
-pub use jwt::{Algorithm, IdTokenError};
+pub use jwt::{Algorithm, IdTokenError, unverified_issuer};
 pub use refresh::Refreshed;
 
 use config::Secret;
 use discovery::Discovered;
 use error::chain;
+
+fn bearer_refused(error: IdTokenError) -> AuthError {
+    AuthError::Protocol(format!("bearer token refused: {error}"))
+}
 
 /// The compiled configuration.
 #[derive(Debug)]
@@ -66,6 +70,9 @@ pub(crate) struct Settings {
     /// Google's way of asking for a refresh token (`access_type=offline`) rather than the
     /// `offline_access` scope.
     pub(crate) google: bool,
+    /// Audiences whose JWTs from this provider are accepted as `Authorization: Bearer`;
+    /// empty: none are.
+    pub(crate) bearer_audiences: Vec<String>,
 }
 
 /// An ID token whose signature and binding claims have been verified.
@@ -191,12 +198,59 @@ impl Oidc {
         discovered.jwks.verify(&jws, &self.inner.http, self.inner.clock.as_ref()).await?;
         let expected = jwt::Expected {
             issuers: &settings.accepted_issuers,
-            client_id: &settings.client_id,
+            audience: jwt::Audience::Client(&settings.client_id),
             nonce,
             skew: settings.clock_skew,
         };
         jwt::check_claims(&jws.claims, &expected, self.inner.clock.now())?;
         Ok(IdToken { alg: jws.alg, kid: jws.kid, claims: jws.claims })
+    }
+
+    /// Whether this provider's JWTs are accepted as `Authorization: Bearer`
+    /// (`bearer_audiences` is set).
+    pub fn accepts_bearer(&self) -> bool {
+        !self.inner.settings.bearer_audiences.is_empty()
+    }
+
+    /// Whether `iss` names this provider (its issuer, or Google's other spelling of it).
+    pub fn is_issuer(&self, iss: &str) -> bool {
+        self.inner.settings.accepted_issuers.iter().any(|i| i == iss)
+    }
+
+    /// Verifies a JWT this provider issued (an ID token, or an access token in JWT form)
+    /// that a client sent as `Authorization: Bearer`, and reads the person from it as a
+    /// sign-in would: the signature with the provider's keys (refetched at most once, and
+    /// not more often than the refetch pause, for an unknown key id) under the algorithm
+    /// allow-list, `iss`, an `aud` from `bearer_audiences` (and `azp` from it when there are
+    /// several), `exp`, `iat` and `nbf` against `now` with the clock skew. No nonce: nobody
+    /// signed in here. A provider without `bearer_audiences` refuses every token.
+    pub async fn verify_bearer(
+        &self,
+        token: &str,
+        now: std::time::SystemTime,
+    ) -> Result<Identity, AuthError> {
+        let settings = &self.inner.settings;
+        if settings.bearer_audiences.is_empty() {
+            return Err(AuthError::NotAllowed(
+                "this provider's tokens are not accepted as bearer tokens".into(),
+            ));
+        }
+        let jws = jwt::parse(token, &settings.algorithms).map_err(bearer_refused)?;
+        let discovered = self.discovered().await?;
+        discovered.jwks.verify(&jws, &self.inner.http, self.inner.clock.as_ref()).await.map_err(
+            |e| match e {
+                VerifyError::Refused(e) => bearer_refused(e),
+                VerifyError::Unavailable(e) => e.into(),
+            },
+        )?;
+        let expected = jwt::Expected {
+            issuers: &settings.accepted_issuers,
+            audience: jwt::Audience::AnyOf(&settings.bearer_audiences),
+            nonce: None,
+            skew: settings.clock_skew,
+        };
+        jwt::check_claims(&jws.claims, &expected, now).map_err(bearer_refused)?;
+        identity::identity(settings, &jws.claims)
     }
 
     /// Where to send the browser to sign out at the provider too, when `end_session` is set

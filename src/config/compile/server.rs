@@ -166,12 +166,14 @@ fn tls(cx: &mut Ctx<'_>, f: TlsFile) -> Option<crate::config::Tls> {
     }
 }
 
-pub(super) fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
+/// `[upstream]`, or one of `[upstreams]`, at the key path `at`.
+pub(super) fn upstream(cx: &mut Ctx<'_>, at: &str, f: Option<UpstreamFile>) -> Upstream {
+    let key = |name: &str| format!("{at}.{name}");
     let fallback = http::Uri::from_static("http://127.0.0.1:8081");
     let f = f.unwrap_or_default();
     let url = match f.url.as_deref() {
         None => {
-            cx.problem("upstream.url", "is required: the URL of the application deskgate protects");
+            cx.problem(key("url"), "is required: the URL of the application deskgate protects");
             fallback
         }
         Some(u) => match u.parse::<http::Uri>() {
@@ -182,13 +184,13 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
             }
             Ok(uri) if uri.scheme_str() == Some("https") => {
                 cx.problem(
-                    "upstream.url",
+                    key("url"),
                     "https upstreams are not supported yet; use http on a private network",
                 );
                 fallback
             }
             _ => {
-                cx.problem("upstream.url", format!("`{u}` is not an http URL without a query"));
+                cx.problem(key("url"), format!("`{u}` is not an http URL without a query"));
                 fallback
             }
         },
@@ -196,11 +198,11 @@ pub(super) fn upstream(cx: &mut Ctx<'_>, f: Option<UpstreamFile>) -> Upstream {
     Upstream {
         url,
         connect_timeout: cx.duration(
-            "upstream.connect_timeout",
+            &key("connect_timeout"),
             f.connect_timeout.as_ref(),
             Duration::from_secs(5),
         ),
-        timeout: cx.duration("upstream.timeout", f.timeout.as_ref(), Duration::from_secs(60)),
+        timeout: cx.duration(&key("timeout"), f.timeout.as_ref(), Duration::from_secs(60)),
         http2: f.http2.unwrap_or(false),
     }
 }

@@ -246,3 +246,17 @@ fn refresh_groups_asks_for_offline_access_except_at_google() {
     assert_eq!(google.inner.settings.scope, "openid email profile", "Google refuses offline_access");
     assert!(google.inner.settings.google);
 }
+
+#[test]
+fn bearer_audiences_are_off_when_absent_and_checked_when_given() {
+    assert!(!config().build("corp").expect("builds").accepts_bearer());
+    let on = OidcConfig { bearer_audiences: Some(vec!["helpdesk-api".into()]), ..config() };
+    assert!(on.build("corp").expect("builds").accepts_bearer());
+    let empty = OidcConfig { bearer_audiences: Some(Vec::new()), ..config() };
+    assert_eq!(paths(&empty), ["bearer_audiences"]);
+    let bad = OidcConfig {
+        bearer_audiences: Some(vec!["ok".into(), " spaced".into(), String::new(), "ok".into()]),
+        ..config()
+    };
+    assert_eq!(paths(&bad), ["bearer_audiences[1]", "bearer_audiences[2]", "bearer_audiences[3]"]);
+}

@@ -27,6 +27,7 @@ fn settings() -> Settings {
         groups: Vec::new(),
         refresh_groups: false,
         google: false,
+        bearer_audiences: Vec::new(),
     }
 }
 

@@ -27,7 +27,7 @@ fn check(claims: &Value, at: SystemTime) -> Result<(), IdTokenError> {
     let issuers = [ISSUER.to_owned(), "id.example.com".to_owned()];
     let expected = Expected {
         issuers: &issuers,
-        client_id: "deskgate",
+        audience: Audience::Client("deskgate"),
         nonce: Some("n-123"),
         skew: Duration::from_secs(60),
     };
@@ -176,6 +176,35 @@ fn authorized_party_is_checked_and_required_with_several_audiences() {
     assert_eq!(check(&several, now()), Ok(()));
     assert_eq!(check(&with("azp", json!("deskgate")), now()), Ok(()));
     assert_eq!(check(&with("azp", json!("other")), now()), Err(IdTokenError::WrongAuthorizedParty));
+}
+
+#[test]
+fn bearer_audiences_come_from_the_allow_list_and_several_need_an_allowed_azp() {
+    let issuers = [ISSUER.to_owned()];
+    let allowed = ["helpdesk-api".to_owned(), "deskgate".to_owned()];
+    let bearer = |claims: &Value| {
+        let expected = Expected {
+            issuers: &issuers,
+            audience: Audience::AnyOf(&allowed),
+            nonce: None,
+            skew: Duration::from_secs(60),
+        };
+        let Value::Object(map) = claims else { panic!("claims must be an object") };
+        check_claims(map, &expected, now())
+    };
+    assert_eq!(bearer(&with("aud", json!("helpdesk-api"))), Ok(()));
+    assert_eq!(bearer(&with("aud", json!("someone-else"))), Err(IdTokenError::WrongAudience));
+    // One audience: the authorized party is whichever client asked for the token.
+    let mut single = with("aud", json!("helpdesk-api"));
+    single["azp"] = json!("a-script");
+    assert_eq!(bearer(&single), Ok(()));
+    let mut several = with("aud", json!(["helpdesk-api", "other-api"]));
+    assert_eq!(bearer(&several), Err(IdTokenError::WrongAuthorizedParty));
+    several["azp"] = json!("other-api");
+    assert_eq!(bearer(&several), Err(IdTokenError::WrongAuthorizedParty));
+    several["azp"] = json!("helpdesk-api");
+    assert_eq!(bearer(&several), Ok(()));
+    assert_eq!(bearer(&with("iss", json!("https://other.example"))), Err(IdTokenError::WrongIssuer));
 }
 
 #[test]
