@@ -6,10 +6,32 @@ use super::{Config, Registration};
 /// Notes on `config`, each naming the keys it is about.
 pub fn notes(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    unverified_grants(config, &mut out);
+    // Said every time, so that where traffic goes and who may skip the cookie is never a surprise.
+    if !config.routes.all().is_empty() {
+        let routes: Vec<String> = config.routes.all().iter().map(crate::routes::Route::describe).collect();
+        out.push(format!("routes (most specific first): {}", routes.join(", ")));
+    }
+    for id in config.upstreams.keys() {
+        if !config.routes.all().iter().any(|r| &r.upstream == id) {
+            out.push(format!("upstreams.{id}: no route sends requests to it"));
+        }
+    }
+    #[cfg(feature = "oidc")]
+    for p in config.oidc.iter().filter(|p| p.oidc.accepts_bearer()) {
+        out.push(format!(
+            "providers.oidc.{}.bearer_audiences: its tokens are accepted as `Authorization: Bearer` on every proxied request",
+            p.key
+        ));
+    }
+    out
+}
+
+fn unverified_grants(config: &Config, out: &mut Vec<String>) {
     let mode = match config.registration {
         Registration::Open => "open",
         Registration::Approval => "approval",
-        Registration::EmailValidation(_) | Registration::Disabled => return out,
+        Registration::EmailValidation(_) | Registration::Disabled => return,
     };
     let mut keys: Vec<String> = config
         .model
@@ -29,7 +51,6 @@ pub fn notes(config: &Config) -> Vec<String> {
             keys.join(", ")
         ));
     }
-    out
 }
 
 #[cfg(test)]
@@ -57,5 +78,21 @@ mod tests {
         let disabled = format!("[registration]\nmode = \"disabled\"\n{text}");
         assert!(notes(&config(&disabled)).is_empty());
         assert!(notes(&config(MODEL)).is_empty(), "nothing granted by email, nothing to say");
+    }
+
+    #[test]
+    fn routes_and_unused_upstreams_are_named() {
+        let text = format!(
+            "[registration]\nmode = \"disabled\"\n{MODEL}[upstreams.api]\nurl = \"http://127.0.0.1:2\"\n\
+             [upstreams.spare]\nurl = \"http://127.0.0.1:3\"\n[[routes]]\nprefix = \"/api\"\nupstream = \"api\"\n\
+             [[routes]]\nhost = \"chat.example.com\"\nprefix = \"/ws\"\nupstream = \"api\"\n"
+        );
+        assert_eq!(
+            notes(&config(&text)),
+            [
+                "routes (most specific first): chat.example.com/ws → api, /api → api",
+                "upstreams.spare: no route sends requests to it",
+            ]
+        );
     }
 }

@@ -14,6 +14,8 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use deskgate::accounts::AccountStore;
+
 use crate::oidc::{AtProvider, SECRET_FILE};
 use crate::support::*;
 
@@ -222,6 +224,12 @@ async fn a_provider_id_token_acts_as_its_account_with_the_mapped_usergroups() {
     let mut forged = question.clone();
     forged[0].1 = "Bearer not.a.token";
     get(&stack, "/.deskgate/authz/forward-auth", &forged).await.assert_invalid_token("forward-auth");
+
+    // The account is looked up at every request: once disabled, its tokens stop working.
+    let account =
+        stack.gateway.accounts.by_email("alice@corp.example.com").await.unwrap().expect("made at first use");
+    stack.gateway.accounts.set_disabled(&account.id, true).await.unwrap();
+    with_token(&stack, "/whoami", &token).await.assert_invalid_token("a disabled account");
 }
 
 #[tokio::test]
