@@ -100,6 +100,22 @@ upstream = "chat"
     )
 }
 
+/// A gateway on `port` in front of three recorders on `ports`: the default upstream, `api`
+/// (prefix `/api`) and `chat` (host `chat.example.com`).
+async fn gateway(port: u16, ports: [u16; 3]) -> (Stack, [Recorder; 3]) {
+    let default = Recorder::start("default", ports[0]).await;
+    let api = Recorder::start("api", ports[1]).await;
+    let chat = Recorder::start("chat", ports[2]).await;
+    let stack = start(Options {
+        upstream: Some(default.url()),
+        model: routed(&api, &chat),
+        port: Some(port),
+        ..Default::default()
+    })
+    .await;
+    (stack, [default, api, chat])
+}
+
 /// A raw `GET target` with `Host: host` (and nothing else that a client library would
 /// tidy up); the status and body.
 async fn get(stack: &Stack, host: &str, target: &str, extra: &str) -> (u16, String) {
@@ -131,18 +147,7 @@ async fn who_answers(stack: &Stack, host: &str, target: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn requests_go_to_the_upstream_of_their_prefix_or_host_and_nowhere_else() {
-    let (default, api, chat) = (
-        Recorder::start("default", 19830).await,
-        Recorder::start("api", 19831).await,
-        Recorder::start("chat", 19832).await,
-    );
-    let stack = start(Options {
-        upstream: Some(default.url()),
-        model: routed(&api, &chat),
-        port: Some(19821),
-        ..Default::default()
-    })
-    .await;
+    let (stack, [default, api, chat]) = gateway(19821, [19830, 19831, 19832]).await;
     let here = stack.addr.to_string();
     for (host, target, expected) in [
         (here.as_str(), "/", "default"),
@@ -173,18 +178,7 @@ async fn requests_go_to_the_upstream_of_their_prefix_or_host_and_nowhere_else() 
 
 #[tokio::test]
 async fn other_spellings_of_a_prefix_are_routed_as_their_normalized_path() {
-    let (default, api, chat) = (
-        Recorder::start("default", 19833).await,
-        Recorder::start("api", 19834).await,
-        Recorder::start("chat", 19835).await,
-    );
-    let stack = start(Options {
-        upstream: Some(default.url()),
-        model: routed(&api, &chat),
-        port: Some(19822),
-        ..Default::default()
-    })
-    .await;
+    let (stack, [default, api, chat]) = gateway(19822, [19833, 19834, 19835]).await;
     let here = stack.addr.to_string();
     for trick in [
         "//api/x",
@@ -218,18 +212,7 @@ async fn other_spellings_of_a_prefix_are_routed_as_their_normalized_path() {
 
 #[tokio::test]
 async fn rules_apply_to_every_upstream_alike() {
-    let (default, api, chat) = (
-        Recorder::start("default", 19836).await,
-        Recorder::start("api", 19837).await,
-        Recorder::start("chat", 19838).await,
-    );
-    let stack = start(Options {
-        upstream: Some(default.url()),
-        model: routed(&api, &chat),
-        port: Some(19823),
-        ..Default::default()
-    })
-    .await;
+    let (stack, [_default, api, _chat]) = gateway(19823, [19836, 19837, 19838]).await;
     let here = stack.addr.to_string();
     for target in ["/api/private", "/API/Private/x", "//api/./private"] {
         let (status, _) = who_answers(&stack, &here, target).await;
@@ -258,18 +241,7 @@ async fn websocket(stack: &Stack, host: &str, path: &str) -> String {
 
 #[tokio::test]
 async fn websocket_upgrades_reach_the_upstream_of_their_route() {
-    let (default, api, chat) = (
-        Recorder::start("default", 19839).await,
-        Recorder::start("api", 19840).await,
-        Recorder::start("chat", 19841).await,
-    );
-    let stack = start(Options {
-        upstream: Some(default.url()),
-        model: routed(&api, &chat),
-        port: Some(19824),
-        ..Default::default()
-    })
-    .await;
+    let (stack, [default, api, chat]) = gateway(19824, [19839, 19840, 19841]).await;
     let here = stack.addr.to_string();
     assert_eq!(websocket(&stack, &here, "/api/stream").await, "api:/api/stream");
     assert_eq!(websocket(&stack, &here, "//API/./stream").await, "api:/API/stream");
