@@ -134,4 +134,24 @@ mod tests {
         assert_eq!(pick(Some("help.example.com"), "/kb").as_deref(), None);
         assert_eq!(pick(Some("other.test"), "/api").as_deref(), Some("api"));
     }
+
+    proptest::proptest! {
+        /// However a path is spelled, it goes where its normalized form goes, and the API
+        /// upstream gets exactly the paths whose first segment is `api` in any case.
+        #[test]
+        fn a_path_is_routed_as_its_normalized_form(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(&["api", "API", "Api", "apix", "ap", "v2", "chat", "x", ".", "..", "", "%2F", "%5c", "%61pi", "api;p", "a%2Fpi"][..]),
+                0..6,
+            ),
+        ) {
+            let raw = format!("/{}", pieces.join("/"));
+            let Ok(normal) = normalize(&raw) else { return Ok(()) };
+            let again = normalize(&normal.encoded()).unwrap();
+            let routes = routes();
+            proptest::prop_assert_eq!(routes.pick(None, &normal), routes.pick(None, &again));
+            let first_is_api = normal.lower().first().is_some_and(|s| s == "api");
+            proptest::prop_assert_eq!(routes.pick(None, &normal).is_some(), first_is_api, "{}", raw);
+        }
+    }
 }
