@@ -328,6 +328,13 @@ async fn forged_and_malformed_bearer_tokens_are_refused_and_nothing_panics() {
     let (status, _) = raw(stack.addr, "/whoami", &[("Authorization", "Bearer \u{7f}x")]).await;
     assert!(status == 400 || status == 401, "{status}");
 
+    // Each was refused for its own reason: the signature and algorithm checks, the issuer,
+    // the size, the form.
+    let metrics = stack.gateway.metrics.render(0);
+    for (reason, count) in [("refused", 6), ("unknown-issuer", 2), ("too-long", 1), ("malformed", 8)] {
+        let line = format!("deskgate_requests_total{{decision=\"bearer\",reason=\"{reason}\"}} {count}");
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     // The gateway is still there, and the real token still works.
     assert_eq!(with_token(&stack, "/whoami", &token).await.status, 200);
 }
