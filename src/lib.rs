@@ -11,12 +11,14 @@ pub mod config;
 pub mod connections;
 pub mod edge;
 pub mod error;
+pub(crate) mod forms;
 pub mod forwarded;
 /// Entry points of the fuzz targets in `fuzz/`; not a stable API.
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+pub mod html;
 pub mod identity;
 pub mod jwt;
 pub mod limits;
