@@ -28,27 +28,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::bearer::{self, Bearer};
 use crate::forwarded;
+use crate::html::query_value;
 use crate::identity::{HeaderSet, header_value};
-use crate::pages::PREFIX;
-use crate::pages::html::query_value;
 use crate::policy::{Decision, Who, normalize, request_host, verdict_for_host};
 use crate::state::AppState;
 use crate::visitor::Visitor;
-use crate::web::wants_html;
-
-/// The endpoints' common path under the reserved prefix.
-pub const AUTHZ: &str = "/authz";
-
-/// Whether `req` asks a forward-auth endpoint from a peer that is not a trusted proxy. The
-/// session lookup skips such a question, so it costs no store read: the endpoint refuses it
-/// whoever the cookie names.
-pub fn untrusted_question(state: &AppState, req: &Request) -> bool {
-    let under = req.uri().path().strip_prefix(PREFIX).and_then(|p| p.strip_prefix(AUTHZ));
-    under.is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        && req.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|ConnectInfo(peer)| {
-            !forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies)
-        })
-}
+use crate::web::{AUTHZ, PREFIX, wants_html};
 
 /// The longest original target (path and query) read, in bytes.
 pub const MAX_TARGET: usize = 8 * 1024;

@@ -2,16 +2,18 @@
 //! the cause and marks the response; the `rescue` layer renders the mark as a generic page
 //! (or JSON) with the request id. No internal error text ever reaches the client.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use crate::accounts::AccountError;
-use crate::pages::html;
+use crate::html;
+use crate::metrics::Metrics;
 use crate::proxy::{BodyFault, ProxyError};
 use crate::session::StoreError;
-use crate::state::AppState;
 use crate::web::wants_html;
 
 /// A failure while handling a request.
@@ -140,7 +142,7 @@ impl IntoResponse for GatewayError {
 }
 
 /// Renders marked failures with the request id; passes everything else through.
-pub async fn rescue(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn rescue(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let html = wants_html(req.headers());
     let mut resp = next.run(req).await;
@@ -158,7 +160,7 @@ pub async fn rescue(State(state): State<AppState>, req: Request, next: Next) -> 
         return resp;
     };
     if f.status.is_server_error() {
-        state.metrics.error(f.source);
+        metrics.error(f.source);
     }
     if html {
         let body = format!(

@@ -11,12 +11,12 @@ use http::{HeaderValue, StatusCode, header};
 use crate::bearer::{self, Bearer};
 use crate::error::GatewayError;
 use crate::forwarded;
+use crate::html;
 use crate::identity;
-use crate::pages::{PREFIX, html};
 use crate::policy::{Decision, DenyReason, Who, normalize, request_host, verdict_for_host};
 use crate::state::AppState;
 use crate::visitor::Visitor;
-use crate::web::{self, wants_html};
+use crate::web::{self, PREFIX, wants_html};
 
 /// Decides and forwards one request.
 pub async fn forward(

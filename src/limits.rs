@@ -1,6 +1,7 @@
 //! The bounds on what requests from nobody signed in may make the gateway do: sign-in
 //! attempts (counted per address, per account and address, and per account), sign-ups and
-//! validation mails; and the log line that says a bound was reached, at most once a minute.
+//! validation mails. A bound that is reached is logged at most once a minute, through the
+//! state's [`crate::logging::Notices`].
 //!
 //! Counting reserves first: a hit is added to its counter before the work it guards, and the
 //! count that comes back decides. However many requests arrive at once, at most the limit
@@ -17,33 +18,8 @@ use sha2::{Digest, Sha256};
 use crate::accounts::{AccountQuery, AccountStatus, AccountStore};
 use crate::config::{RateLimit, Registration};
 use crate::error::GatewayError;
-use crate::logging::Notice;
 use crate::session::{SessionStore, StoreError};
 use crate::state::AppState;
-
-/// The notices of one running config.
-#[derive(Debug)]
-pub struct Notices {
-    /// Sign-ins refused by the attempt limits.
-    pub sign_in: Notice,
-    /// Sign-ups refused by their limits.
-    pub sign_up: Notice,
-    /// Validation mails not sent because of their limits.
-    pub mail: Notice,
-    /// Sign-ins and sign-ups refused because every password check turn was taken.
-    pub hashing: Notice,
-}
-
-impl Default for Notices {
-    fn default() -> Self {
-        Notices {
-            sign_in: Notice::new("sign-in attempts"),
-            sign_up: Notice::new("sign-ups"),
-            mail: Notice::new("validation mails"),
-            hashing: Notice::new("password checks at once"),
-        }
-    }
-}
 
 /// Why a request was refused by a limit, and what the client is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

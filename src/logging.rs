@@ -1,6 +1,7 @@
 //! Where `deskgate serve` logs: text or one JSON object per line on standard output, and the
 //! audit events (`target: "deskgate::audit"`: sign-ins, sign-outs, administrators' changes)
-//! optionally in a file of their own. `RUST_LOG` filters as usual.
+//! optionally in a file of their own. `RUST_LOG` filters as usual. Also the once-a-minute
+//! log lines of reached bounds ([`Notice`]).
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -122,6 +123,30 @@ impl Notice {
                 refused,
                 "Limit reached: requests refused (one line a minute at most, with the count since the last)"
             );
+        }
+    }
+}
+
+/// The notices of one running config, one per bound of `crate::limits`.
+#[derive(Debug)]
+pub struct Notices {
+    /// Sign-ins refused by the attempt limits.
+    pub sign_in: Notice,
+    /// Sign-ups refused by their limits.
+    pub sign_up: Notice,
+    /// Validation mails not sent because of their limits.
+    pub mail: Notice,
+    /// Sign-ins and sign-ups refused because every password check turn was taken.
+    pub hashing: Notice,
+}
+
+impl Default for Notices {
+    fn default() -> Self {
+        Notices {
+            sign_in: Notice::new("sign-in attempts"),
+            sign_up: Notice::new("sign-ups"),
+            mail: Notice::new("validation mails"),
+            hashing: Notice::new("password checks at once"),
         }
     }
 }

@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{admin, authz, edge, error, forwarded, gateway, pages, visitor};
+use crate::{admin, authz, edge, error, forwarded, gateway, pages, visitor, web};
 
 /// Request ids: 64 random bits, hex.
 #[derive(Clone, Copy, Default)]
@@ -30,17 +30,19 @@ impl MakeRequestId for RandomId {
 /// Builds the service.
 pub fn build(state: AppState) -> Router {
     let cfg = &state.config;
-    // deskgate's own pages: a deadline of their own (body limits are set per route there).
-    let own = pages::routes().layer(TimeoutLayer::with_status_code(
+    // deskgate's own pages, with the admin pages and the forward-auth endpoints: a deadline
+    // of their own (body limits are set per route there).
+    let own = pages::routes(admin::routes().merge(authz::routes()));
+    let own = own.layer(TimeoutLayer::with_status_code(
         http::StatusCode::SERVICE_UNAVAILABLE,
         cfg.server.request_timeout,
     ));
     let max_body = usize::try_from(cfg.server.max_body_bytes).unwrap_or(usize::MAX);
     let hsts = cfg.server.tls.as_ref().and_then(|t| t.hsts.clone());
     let router = Router::new()
-        .nest(pages::PREFIX, own)
+        .nest(web::PREFIX, own)
         // The session page answers with a trailing slash too (nesting matches only without).
-        .route(&format!("{}/", pages::PREFIX), axum::routing::get(pages::index))
+        .route(&format!("{}/", web::PREFIX), axum::routing::get(pages::index))
         .fallback(gateway::forward)
         .with_state(state.clone())
         .layer(
@@ -58,7 +60,7 @@ pub fn build(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 // 2. error rescue (the one place errors become pages), panics
-                .layer(middleware::from_fn_with_state(state.clone(), error::rescue))
+                .layer(middleware::from_fn_with_state(state.metrics.clone(), error::rescue))
                 .layer(CatchPanicLayer::custom(error::panic_response))
                 // 3. methods, targets and upgrades never forwarded; every client spelling of our
                 //    headers, untrusted X-Forwarded-*, `_` names and override headers stripped
@@ -111,13 +113,13 @@ async fn strip_client_headers(
 ) -> Response {
     // The administration API's CSRF header may share the identity prefix; it is kept only
     // for the API, whose requests are never proxied.
-    let own = req.uri().path().strip_prefix(pages::PREFIX);
+    let own = req.uri().path().strip_prefix(web::PREFIX);
     let api = own.is_some_and(|rest| rest.starts_with("/api/"));
     let trusted = forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies);
     // A trusted proxy's forward-auth question names the original URL in override headers;
     // they are read there (and only there), never forwarded.
-    let question = trusted
-        && own.is_some_and(|rest| rest.strip_prefix(authz::AUTHZ).is_some_and(|r| r.starts_with('/')));
+    let question =
+        trusted && own.is_some_and(|rest| rest.strip_prefix(web::AUTHZ).is_some_and(|r| r.starts_with('/')));
     let headers = req.headers_mut();
     let csrf = if api { headers.remove(admin::CSRF_HEADER) } else { None };
     let identity = state.names.strip(headers);

@@ -57,7 +57,7 @@ pub struct Inner {
     /// The usergroup model with stored organizations, and the shared epoch it was read at.
     pub(crate) model: std::sync::Mutex<Option<(u64, Arc<Model>)>>,
     /// The once-a-minute log lines of the limits.
-    pub notices: crate::limits::Notices,
+    pub notices: crate::logging::Notices,
     /// Seals pending OIDC and SAML sign-ins into browser cookies.
     pub pending: PendingKey,
     /// Dropped with this state (a reload replaces it): the background tasks of its

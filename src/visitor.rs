@@ -1,19 +1,21 @@
 //! Who is asking: the session lookup layer and the [`Visitor`] it leaves on the request.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::request::Parts;
 
 use crate::accounts::AccountStore;
 use crate::error::GatewayError;
+use crate::forwarded;
 use crate::session::{Session, SessionKey, SessionStore};
 use crate::signin::deadline;
 use crate::state::AppState;
 use crate::usergroups::Member;
-use crate::web;
+use crate::web::{self, AUTHZ, PREFIX};
 
 mod recheck;
 
@@ -64,7 +66,7 @@ pub async fn lookup(
 ) -> Result<Response, GatewayError> {
     // A forward-auth question from a peer that may not ask is refused by its endpoint: it
     // reads no session (the endpoint sees a guest).
-    if crate::authz::untrusted_question(&state, &req) {
+    if untrusted_question(&state, &req) {
         return Ok(next.run(req).await);
     }
     let visitor = match web::cookie(req.headers(), &state.config.session.cookie_name) {
@@ -73,6 +75,17 @@ pub async fn lookup(
     };
     req.extensions_mut().insert(visitor);
     Ok(next.run(req).await)
+}
+
+/// Whether `req` asks a forward-auth endpoint from a peer that is not a trusted proxy. The
+/// session lookup skips such a question, so it costs no store read: the endpoint refuses it
+/// whoever the cookie names.
+fn untrusted_question(state: &AppState, req: &Request) -> bool {
+    let under = req.uri().path().strip_prefix(PREFIX).and_then(|p| p.strip_prefix(AUTHZ));
+    under.is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        && req.extensions().get::<ConnectInfo<SocketAddr>>().is_some_and(|ConnectInfo(peer)| {
+            !forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies)
+        })
 }
 
 async fn find(state: &AppState, key: SessionKey) -> Result<Visitor, GatewayError> {

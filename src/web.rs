@@ -1,11 +1,17 @@
-//! Small HTTP helpers shared by deskgate's own pages: cookies, CSRF tokens, form bodies,
-//! and telling browsers from API clients.
+//! Small HTTP helpers shared by deskgate's own pages: their reserved paths, cookies, CSRF
+//! tokens, form bodies, and telling browsers from API clients.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue, header};
 use sha2::Sha256;
+
+/// The reserved prefix of deskgate's own pages; never proxied.
+pub const PREFIX: &str = "/.deskgate";
+
+/// The forward-auth endpoints' common path under [`PREFIX`].
+pub const AUTHZ: &str = "/authz";
 
 /// The value of cookie `name` in the request, if present.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -16,7 +16,7 @@ use super::person::explanation;
 use super::{Admin, CSRF_HEADER, assignable, json as reply, json_error, membership, same_origin};
 use crate::accounts::{AccountQuery, AccountStore, Listed};
 use crate::error::GatewayError;
-use crate::pages::forms;
+use crate::forms;
 use crate::state::AppState;
 use crate::usergroups::{Model, Source, Withheld};
 
@@ -38,7 +38,7 @@ impl FromRequestParts<AppState> for ApiCsrf {
         tracing::info!(
             target: "deskgate::audit",
             method = %parts.method,
-            path = %format!("{}{}", crate::pages::PREFIX, parts.uri.path()),
+            path = %format!("{}{}", crate::web::PREFIX, parts.uri.path()),
             "Administration refused: missing or foreign CSRF token or origin"
         );
         Err(json_error(StatusCode::FORBIDDEN, "csrf"))

@@ -27,10 +27,11 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::config::AccountPolicy;
-use crate::pages::{PREFIX, html};
+use crate::html;
 use crate::state::AppState;
 use crate::usergroups::{EVERYONE, Model, REGISTERED, Usergroup};
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
 /// What a change form that failed the CSRF or origin check is told.
 const FOREIGN_FORM: &str =
@@ -218,7 +219,7 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 /// Whether a posted form is from deskgate's own page: the token of the browser's binding,
 /// and no foreign `Origin`.
 fn form_ok(state: &AppState, headers: &HeaderMap, token: &str) -> bool {
-    same_origin(state, headers) && crate::pages::forms::csrf_ok(state, headers, token)
+    same_origin(state, headers) && crate::forms::csrf_ok(state, headers, token)
 }
 
 /// A posted form's fields in order; a repeated name (a group of checkboxes) stays repeated,

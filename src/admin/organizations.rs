@@ -20,12 +20,12 @@ use super::api::{ApiCsrf, failure};
 use super::{Admin, FOREIGN_FORM, Fields, form_ok, json as reply, json_error, view};
 use crate::accounts::{AccountStore, Organization};
 use crate::error::GatewayError;
-use crate::pages::PREFIX;
-use crate::pages::forms::{self, Binding};
-use crate::pages::html::{esc, query_value};
+use crate::forms::{self, Binding};
+use crate::html::{esc, query_value};
 use crate::session::SessionStore;
 use crate::state::AppState;
 use crate::usergroups::Model;
+use crate::web::PREFIX;
 
 /// What an administrator enters for an organization.
 #[derive(Debug, Default, Clone)]

@@ -11,11 +11,11 @@ use super::{Admin, Fields, assignable, form_ok, membership, view};
 use crate::accounts::{AccountQuery, AccountStatus, AccountStore, Listed};
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::pages::PREFIX;
-use crate::pages::forms::{self, Binding};
-use crate::pages::html::{esc, query_value};
+use crate::forms::{self, Binding};
+use crate::html::{esc, query_value};
 use crate::state::AppState;
 use crate::usergroups::{EVERYONE, Model, REGISTERED};
+use crate::web::PREFIX;
 
 /// People per page.
 const PER_PAGE: u64 = 25;

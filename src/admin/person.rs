@@ -12,11 +12,11 @@ use super::explain::{self, Explanation};
 use super::{Admin, FOREIGN_FORM, Fields, form_ok, view};
 use crate::accounts::AccountStore;
 use crate::error::GatewayError;
-use crate::pages::PREFIX;
-use crate::pages::forms::{self, Binding};
-use crate::pages::html::{esc, query_value};
+use crate::forms::{self, Binding};
+use crate::html::{esc, query_value};
 use crate::state::AppState;
 use crate::usergroups::Source;
+use crate::web::PREFIX;
 
 /// Query of the page.
 #[derive(Debug, Default, serde::Deserialize)]

@@ -13,10 +13,10 @@ use super::person::TokenForm;
 use super::{Admin, form_ok, json as reply, json_error, view};
 use crate::accounts::{Account, AccountQuery, AccountStatus, AccountStore};
 use crate::error::GatewayError;
-use crate::pages::PREFIX;
-use crate::pages::forms::{self, Binding};
-use crate::pages::html::{esc, query_value};
+use crate::forms::{self, Binding};
+use crate::html::{esc, query_value};
 use crate::state::AppState;
+use crate::web::PREFIX;
 
 /// Most pending sign-ups one page shows; the oldest come first.
 const SHOWN: u64 = 200;

@@ -1,12 +1,12 @@
 //! The administration pages' layout: wider than the sign-in pages, with tables and a
-//! navigation bar; escaping is `pages::html::esc`, as everywhere.
+//! navigation bar; escaping is `html::esc`, as everywhere.
 
 use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
 use super::explain::{self, Explanation, PROVIDER_NOTE};
-use crate::pages::PREFIX;
-use crate::pages::html::esc;
+use crate::html::esc;
+use crate::web::PREFIX;
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
 header{background:#1d2330;padding:.7rem 1.5rem}header a{color:#fff;margin-right:1.2rem;text-decoration:none}\

@@ -8,17 +8,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_provider::{AuthError, Identity, PasswordProvider};
 use http::{HeaderMap, StatusCode, header};
 
-use super::PREFIX;
-use super::forms::{self, Binding};
-use super::html::{self, esc, query_value};
 use crate::error::GatewayError;
+use crate::forms::{self, Binding};
+use crate::html::{self, esc, query_value};
 use crate::limits;
 use crate::metrics::SignIn;
 use crate::session::SessionKey;
 use crate::signin::{self, AccountPolicy, Refusal};
 use crate::state::AppState;
 use crate::visitor::Visitor;
-use crate::web;
+use crate::web::{self, PREFIX};
 
 /// Query of the login page.
 #[derive(Debug, serde::Deserialize)]

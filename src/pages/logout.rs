@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode, header};
 
-use super::PREFIX;
-use super::forms;
-use super::html;
 use crate::error::GatewayError;
+use crate::forms;
+use crate::html;
 use crate::session::SessionStore;
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
 /// The posted form.
 #[derive(serde::Deserialize)]

@@ -1,8 +1,6 @@
 //! deskgate's own pages under the reserved prefix `/.deskgate/`: sign-in, sign-up,
 //! sign-out, health and the JWKS. Never proxied.
 
-pub(crate) mod forms;
-pub mod html;
 mod login;
 mod logout;
 #[cfg(feature = "oidc")]
@@ -21,14 +19,14 @@ use axum::routing::get;
 use http::{HeaderValue, StatusCode, header};
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::html;
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
-/// The reserved prefix.
-pub const PREFIX: &str = "/.deskgate";
-
-/// The routes under [`PREFIX`].
-pub fn routes() -> Router<AppState> {
+/// The routes under [`PREFIX`]: these pages and `others` (the stack passes the admin
+/// pages and the forward-auth endpoints), all under one body limit and one fallback.
+pub fn routes(others: Router<AppState>) -> Router<AppState> {
     let router = Router::new()
         .route("/", get(index))
         .route("/login", get(login::show).post(login::submit))
@@ -40,8 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/jwks.json", get(jwks))
-        .merge(crate::admin::routes())
-        .merge(crate::authz::routes())
+        .merge(others)
         // deskgate's own forms are small.
         .layer(RequestBodyLimitLayer::new(64 * 1024));
     #[cfg(feature = "oidc")]

@@ -6,13 +6,13 @@ use axum::response::Response;
 use deskgate_provider::{Callback, RedirectProvider};
 use http::{HeaderMap, StatusCode};
 
-use super::PREFIX;
-use super::forms;
-use super::html;
 use super::redirect;
 use crate::config::OidcProvider;
 use crate::error::GatewayError;
+use crate::forms;
+use crate::html;
 use crate::state::AppState;
+use crate::web::PREFIX;
 
 /// Query of the start link.
 #[derive(Debug, serde::Deserialize)]

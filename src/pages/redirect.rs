@@ -6,16 +6,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_provider::{AuthError, Identity, Started};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::PREFIX;
-use super::forms;
-use super::html;
 use crate::error::GatewayError;
+use crate::forms;
+use crate::html;
 use crate::metrics::SignIn;
 use crate::pending::{self, Pending, Unsealed};
 use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy, Refusal};
 use crate::state::AppState;
-use crate::web;
+use crate::web::{self, PREFIX};
 
 /// How long a person has to come back from the provider.
 pub const PENDING_SECS: u64 = 600;

@@ -10,18 +10,17 @@ use deskgate_builtin::HashError;
 use deskgate_provider::Identity;
 use http::{HeaderMap, StatusCode, header};
 
-use super::PREFIX;
-use super::forms::{self, Binding};
-use super::html::{self, esc};
 use super::validate;
 use crate::accounts::{AccountError, AccountQuery, AccountStatus, AccountStore, NewAccount};
 use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
+use crate::forms::{self, Binding};
+use crate::html::{self, esc};
 use crate::limits::{self, Refused};
 use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy};
 use crate::state::AppState;
-use crate::web;
+use crate::web::{self, PREFIX};
 
 /// Query of the page.
 #[derive(Debug, serde::Deserialize)]

@@ -18,18 +18,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deskgate_provider::Identity;
 use http::{HeaderMap, StatusCode, header};
 
-use super::PREFIX;
-use super::forms::{self, Binding};
-use super::html::{self, esc, query_value};
 use super::validate::{send, token_key};
 use crate::accounts::{AccountError, AccountStatus, AccountStore};
 use crate::config::{PasswordReset, RESET_BODY, RESET_SUBJECT};
 use crate::error::GatewayError;
+use crate::forms::{self, Binding};
+use crate::html::{self, esc, query_value};
 use crate::limits;
 use crate::session::{SessionKey, SessionStore};
 use crate::signin::{self, AccountPolicy};
 use crate::state::AppState;
-use crate::web;
+use crate::web::{self, PREFIX};
 use deskgate_builtin::HashError;
 
 /// At most this many reset mails per account in [`MAILS_WINDOW`].

@@ -10,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 use deskgate_provider::{Callback, RedirectProvider};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::PREFIX;
-use super::forms;
-use super::html;
 use super::redirect;
 use crate::config::SamlProvider;
 use crate::error::GatewayError;
+use crate::forms;
+use crate::html;
 use crate::session::SessionStore;
 use crate::state::AppState;
+use crate::web::PREFIX;
 
 /// Query of the start link.
 #[derive(Debug, serde::Deserialize)]

@@ -18,13 +18,13 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::{Digest, Sha256};
 
-use super::PREFIX;
-use super::html::{self, query_value};
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
 use crate::config::Smtp;
 use crate::error::GatewayError;
+use crate::html::{self, query_value};
 use crate::session::SessionStore;
 use crate::state::AppState;
+use crate::web::PREFIX;
 
 /// Time allowed for the whole SMTP exchange.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);

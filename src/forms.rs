@@ -6,11 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, header};
 
-use super::PREFIX;
-use super::html::esc;
+use crate::html::esc;
 use crate::redirect::safe_target;
 use crate::state::AppState;
-use crate::web::{self, CookieAttrs};
+use crate::web::{self, CookieAttrs, PREFIX};
 
 /// The CSRF binding of a browser, and the cookie to set when it had none.
 pub struct Binding {
