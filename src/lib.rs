@@ -5,8 +5,8 @@
 //! The top-level modules are layered: when one imports another, the other never imports
 //! it back, directly or through others (`layering_tests` checks every file of `src/`).
 //! Low down are small helpers such as `web` and `html`, then `error` and `state`; above
-//! those `forms`, `limits`, `signin` and `visitor`; then the handlers (`pages`, `admin`,
-//! `authz`, `gateway`), and `stack` assembles them all.
+//! those `forms`, `limits`, `signin`, `visitor` and `bearer`; then the handlers (`pages`,
+//! `admin`, `authz`, `gateway`), and `stack` assembles them all.
 
 pub mod accounts;
 pub mod admin;
