@@ -301,6 +301,7 @@ fn build(
         names.usergroups.clone(),
         names.permissions.clone(),
         names.provider.clone(),
+        names.auth.clone(),
         names.jwt.clone(),
     ]);
     // OIDC key sets: fetched again every hour besides the refetch for an unknown key, so
@@ -361,6 +362,10 @@ fn build(
         proxy,
         metrics,
         pending,
+        tokens: crate::bearer::TokenCache::new(match &config.storage.sessions {
+            SessionsBackend::Redis { local_cache, .. } => *local_cache,
+            SessionsBackend::Memory => Duration::from_secs(1),
+        }),
         config,
         model: Default::default(),
         notices: Default::default(),

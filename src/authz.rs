@@ -414,8 +414,17 @@ fn answer(
 /// Every identity header, set even when empty, and the JWT (empty for a guest).
 fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, out: &mut HeaderMap) {
     let n = &state.names;
-    let all: [&HeaderName; 8] =
-        [&n.user, &n.email, &n.email_verified, &n.name, &n.usergroups, &n.permissions, &n.provider, &n.jwt];
+    let all: [&HeaderName; 9] = [
+        &n.user,
+        &n.email,
+        &n.email_verified,
+        &n.name,
+        &n.usergroups,
+        &n.permissions,
+        &n.provider,
+        &n.auth,
+        &n.jwt,
+    ];
     for name in all {
         out.insert(name.clone(), HeaderValue::from_static(""));
     }

@@ -82,6 +82,7 @@ pub async fn forward(
             // The stack stripped every identity header the client sent; these say "nobody".
             headers.insert(state.names.usergroups.clone(), HeaderValue::from_static(""));
             headers.insert(state.names.permissions.clone(), HeaderValue::from_static(""));
+            headers.insert(state.names.auth.clone(), HeaderValue::from_static(""));
         }
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } => {

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod authz;
+pub mod bearer;
 pub mod clock;
 pub mod config;
 pub mod connections;

@@ -1,8 +1,9 @@
 //! Who is asking: the session lookup layer and the [`Visitor`] it leaves on the request.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::request::Parts;
@@ -51,9 +52,22 @@ pub async fn lookup(
     if crate::authz::untrusted_question(&state, &req) {
         return Ok(next.run(req).await);
     }
-    let visitor = match web::cookie(req.headers(), &state.config.session.cookie_name) {
-        None => Visitor::Guest,
-        Some(value) => find(&state, SessionKey::from_cookie(value)).await?,
+    // An API token, where tokens are read, speaks for the request whatever the cookie says.
+    let token = if crate::bearer::applies(req.uri().path()) {
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(p)| p.ip());
+        let peer = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let client = crate::forwarded::client_addr(peer, req.headers(), &state.config.server.trusted_proxies);
+        crate::bearer::visitor(&state, req.headers_mut(), client).await?
+    } else {
+        None
+    };
+    let visitor = match token {
+        Some(Ok(visitor)) => visitor,
+        Some(Err(refusal)) => return Ok(refusal.response()),
+        None => match web::cookie(req.headers(), &state.config.session.cookie_name) {
+            None => Visitor::Guest,
+            Some(value) => find(&state, SessionKey::from_cookie(value)).await?,
+        },
     };
     req.extensions_mut().insert(visitor);
     Ok(next.run(req).await)

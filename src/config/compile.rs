@@ -16,6 +16,7 @@ mod providers;
 mod registration;
 mod server;
 mod storage;
+mod tokens;
 
 struct Ctx<'a> {
     problems: &'a mut Vec<Problem>,
@@ -184,6 +185,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     };
     let rate_limit = limits::rate_limit(&mut cx, file.rate_limit.take().unwrap_or_default());
     let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
+    let api_tokens = tokens::api_tokens(&mut cx, file.api_tokens.take().unwrap_or_default());
     let metrics = file.metrics.take().map(|m| server::metrics(&mut cx, m, server.listen));
     let log = server::log(&mut cx, file.log.take().unwrap_or_default());
     Config {
@@ -207,6 +209,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         header_prefix,
         jwt,
         rate_limit,
+        api_tokens,
         limits,
         fingerprint: 0,
     }

@@ -12,6 +12,7 @@ mod register;
 mod reset;
 #[cfg(feature = "saml")]
 mod saml;
+pub(crate) mod tokens;
 mod validate;
 
 use axum::Router;
@@ -40,6 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/jwks.json", get(jwks))
+        .route(tokens::PAGE, get(tokens::show).post(tokens::create))
+        .route("/account/tokens/{id}/revoke", axum::routing::post(tokens::revoke))
+        .route(crate::bearer::LOOKUP_PATH, get(tokens::lookup))
         .merge(crate::admin::routes())
         .merge(crate::authz::routes())
         // deskgate's own forms are small.
@@ -100,7 +104,8 @@ pub async fn index(visitor: Visitor) -> Response {
         Visitor::SignedIn { session, .. } => {
             let body = format!(
                 "<p>Signed in as <strong>{}</strong>{}.</p><p class=\"muted\">Usergroups: {}</p>\
-                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/logout\">Sign out</a></p>",
+                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/account/tokens\">API tokens</a> · \
+                 <a href=\"{PREFIX}/logout\">Sign out</a></p>",
                 html::esc(&session.name),
                 session.email.as_deref().map(|e| format!(" ({})", html::esc(e))).unwrap_or_default(),
                 html::esc(&session.resolved.usergroups.join(", ")),

@@ -120,7 +120,17 @@ impl SessionCache {
     }
 }
 
+/// The provider a request made with an API token is said to come through
+/// (`X-Deskgate-Provider`, the JWT's `provider`): every sign-in provider's id but the
+/// built-in one has a dot.
+pub const TOKEN_PROVIDER: &str = "token";
+
 impl Session {
+    /// Whether this is the stand-in session of a request made with an API token.
+    pub fn by_token(&self) -> bool {
+        self.provider == TOKEN_PROVIDER
+    }
+
     /// A copy with fresh `last_seen`, sharing nothing cached.
     pub fn touched(&self, now: u64) -> Session {
         Session {
