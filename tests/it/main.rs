@@ -33,4 +33,5 @@ mod sessions;
 mod signup;
 mod support;
 mod tls;
+mod tokens;
 mod usergroups;
