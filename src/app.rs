@@ -362,7 +362,7 @@ fn build(
         proxy,
         metrics,
         pending,
-        tokens: crate::bearer::TokenCache::new(match &config.storage.sessions {
+        tokens: crate::session::TokenCache::new(match &config.storage.sessions {
             SessionsBackend::Redis { local_cache, .. } => *local_cache,
             SessionsBackend::Memory => Duration::from_secs(1),
         }),

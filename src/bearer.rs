@@ -12,10 +12,9 @@
 //! by default) in a bounded per-replica cache keyed by the token's hash: a revocation, or a
 //! change to the account, reaches every replica within that window.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,19 +23,20 @@ use crate::accounts::tokens::{self, ApiToken, TOKEN_PREFIX, TokenStore};
 use crate::accounts::{Account, AccountStatus, AccountStore};
 use crate::error::GatewayError;
 use crate::limits::counted_address;
-use crate::pages::PREFIX;
-use crate::session::{Session, SessionKey, SessionStore, TOKEN_PROVIDER};
+use crate::session::{Session, SessionKey, SessionStore, TOKEN_PROVIDER, TokenEntry};
 use crate::state::AppState;
 use crate::usergroups::Resolved;
-use crate::visitor::Visitor;
 
 pub mod issue;
 
-/// The account lookup, the one deskgate page a token reaches.
+/// The account lookup, the one deskgate page a token reaches (under the reserved prefix).
 pub const LOOKUP_PATH: &str = "/api/accounts/lookup";
 
-/// Most verified tokens one replica keeps at once.
-const CACHE_MAX: usize = 10_000;
+/// The reserved prefix and the forward-auth endpoints' path under it, as `pages::PREFIX`
+/// and `authz::AUTHZ` (spelled here so that this module, which the session lookup calls,
+/// imports neither; a test checks they agree).
+const PREFIX: &str = "/.deskgate";
+const AUTHZ: &str = "/authz";
 
 /// What the request's `Authorization` header holds, as far as deskgate is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +95,7 @@ pub fn applies(path: &str) -> bool {
         None => true,
         Some(rest) => {
             rest == LOOKUP_PATH
-                || rest.strip_prefix(crate::authz::AUTHZ).is_some_and(|r| r.is_empty() || r.starts_with('/'))
+                || rest.strip_prefix(AUTHZ).is_some_and(|r| r.is_empty() || r.starts_with('/'))
         }
     }
 }
@@ -141,70 +141,6 @@ impl Refusal {
     }
 }
 
-/// A verified token, as one replica keeps it.
-struct Entry {
-    token_id: String,
-    expires_at: u64,
-    last_used_at: Option<u64>,
-    session: Arc<Session>,
-    read_at: Instant,
-}
-
-/// Verified tokens by hash, each for at most the window; bounded in number.
-pub struct TokenCache {
-    ttl: Duration,
-    map: Mutex<HashMap<String, Entry>>,
-}
-
-impl std::fmt::Debug for TokenCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache").field("ttl", &self.ttl).finish_non_exhaustive()
-    }
-}
-
-impl TokenCache {
-    /// A cache that keeps a verified token for `ttl`.
-    pub fn new(ttl: Duration) -> TokenCache {
-        TokenCache { ttl, map: Mutex::new(HashMap::new()) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get(&self, hash: &str, now: u64) -> Option<(String, Option<u64>, Arc<Session>)> {
-        let map = self.lock();
-        let e = map.get(hash)?;
-        (e.read_at.elapsed() < self.ttl && now < e.expires_at)
-            .then(|| (e.token_id.clone(), e.last_used_at, e.session.clone()))
-    }
-
-    fn put(&self, hash: String, entry: Entry) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut map = self.lock();
-        if map.len() >= CACHE_MAX {
-            map.retain(|_, e| e.read_at.elapsed() < self.ttl);
-            if map.len() >= CACHE_MAX {
-                map.clear();
-            }
-        }
-        map.insert(hash, entry);
-    }
-
-    fn used(&self, hash: &str, at: u64) {
-        if let Some(e) = self.lock().get_mut(hash) {
-            e.last_used_at = Some(at);
-        }
-    }
-
-    /// Forgets a token at once on this replica (it was revoked here).
-    pub fn forget(&self, token_id: &str) {
-        self.lock().retain(|_, e| e.token_id != token_id);
-    }
-}
-
 /// The usergroups and permissions an account holds now, without a session: its assignments,
 /// organizations, config assignments and what its providers said at its last sign-in,
 /// mapped by today's rules (as the person page explains them).
@@ -227,14 +163,14 @@ pub fn narrowed(account: Resolved, token: &ApiToken) -> Resolved {
     }
 }
 
-/// The visitor a request's credential makes, or the answer that refuses it; `None` when
-/// the request carries nothing of ours (the session cookie decides). Removes the token from
-/// the request.
-pub async fn visitor(
+/// The stand-in session a request's token makes (with a store key no session has), or the
+/// answer that refuses it; `None` when the request carries nothing of ours (the session
+/// cookie decides). Removes the token from the request.
+pub async fn authenticate(
     state: &AppState,
     headers: &mut HeaderMap,
     client: IpAddr,
-) -> Result<Option<Result<Visitor, Refusal>>, GatewayError> {
+) -> Result<Option<Result<(SessionKey, Arc<Session>), Refusal>>, GatewayError> {
     let token = match credential(headers) {
         Credential::None => return Ok(None),
         Credential::Malformed => {
@@ -251,13 +187,13 @@ async fn verify(
     state: &AppState,
     token: &str,
     client: IpAddr,
-) -> Result<Result<Visitor, Refusal>, GatewayError> {
+) -> Result<Result<(SessionKey, Arc<Session>), Refusal>, GatewayError> {
     let now = state.clock.now();
     let hash = tokens::token_hash(token);
     let key = || SessionKey::from_cookie(&format!("token:{hash}"));
     if let Some((id, last_used, session)) = state.tokens.get(&hash, now) {
         touch(state, &hash, &id, last_used, now).await?;
-        return Ok(Ok(Visitor::SignedIn { key: key(), session }));
+        return Ok(Ok((key(), session)));
     }
     let counter = format!("rl:token:{}", counted_address(client));
     let rl = state.config.rate_limit;
@@ -290,7 +226,7 @@ async fn verify(
     });
     state.tokens.put(
         hash.clone(),
-        Entry {
+        TokenEntry {
             token_id: record.id.clone(),
             expires_at: record.expires_at,
             last_used_at: record.last_used_at,
@@ -299,7 +235,7 @@ async fn verify(
         },
     );
     touch(state, &hash, &record.id, record.last_used_at, now).await?;
-    Ok(Ok(Visitor::SignedIn { key: key(), session }))
+    Ok(Ok((key(), session)))
 }
 
 /// The token under `hash` and its account, when both may be used now.
@@ -363,6 +299,12 @@ mod tests {
         strip(&mut h);
         let left: Vec<_> = h.get_all(header::AUTHORIZATION).iter().collect();
         assert_eq!(left, ["Basic y"]);
+    }
+
+    #[test]
+    fn the_paths_spelled_here_are_the_pages_own() {
+        assert_eq!(PREFIX, crate::pages::PREFIX);
+        assert_eq!(AUTHZ, crate::authz::AUTHZ);
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub struct Inner {
     /// Seals pending OIDC and SAML sign-ins into browser cookies.
     pub pending: PendingKey,
     /// API tokens verified lately on this replica.
-    pub tokens: crate::bearer::TokenCache,
+    pub tokens: crate::session::TokenCache,
     /// Dropped with this state (a reload replaces it): the background tasks of its
     /// providers see that and end.
     pub(crate) _tasks: tokio::sync::watch::Sender<()>,

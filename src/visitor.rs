@@ -57,12 +57,12 @@ pub async fn lookup(
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(p)| p.ip());
         let peer = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let client = crate::forwarded::client_addr(peer, req.headers(), &state.config.server.trusted_proxies);
-        crate::bearer::visitor(&state, req.headers_mut(), client).await?
+        crate::bearer::authenticate(&state, req.headers_mut(), client).await?
     } else {
         None
     };
     let visitor = match token {
-        Some(Ok(visitor)) => visitor,
+        Some(Ok((key, session))) => Visitor::SignedIn { key, session },
         Some(Err(refusal)) => return Ok(refusal.response()),
         None => match web::cookie(req.headers(), &state.config.session.cookie_name) {
             None => Visitor::Guest,

@@ -5,6 +5,7 @@
 mod memory;
 mod redis;
 mod redis_link;
+mod token_cache;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,8 @@ use sha2::{Digest, Sha256};
 pub use self::redis::RedisStore;
 pub use self::redis_link::LinkError as RedisLinkError;
 pub use memory::{MemoryBounds, MemoryStore};
+pub(crate) use token_cache::Entry as TokenEntry;
+pub use token_cache::TokenCache;
 
 use crate::clock::Clock;
 use crate::usergroups::Resolved;

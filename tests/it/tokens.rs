@@ -522,3 +522,41 @@ async fn the_lookup_tells_registered_unknown_and_disabled_addresses_apart_for_to
     assert_eq!(bearer(&stack.base, &lookup("not-an-address"), &may).await.0, 400);
     let _ = &mut pat;
 }
+
+#[tokio::test]
+async fn forward_auth_answers_for_a_token_as_for_a_session_and_refuses_a_bad_one() {
+    let stack = stack_with("trusted_proxies = [\"127.0.0.1\"]", "").await;
+    let id = account(&stack, "fa@example.org", "Fa", PASSWORD, &["vips"]).await;
+    let mut b = Browser::new(&stack);
+    assert_eq!(b.sign_in("fa@example.org", PASSWORD).await.status, 303);
+    let (_, token) = make_token(&mut b, "proxy", &["tickets.read"]).await;
+    let ask = |uri: &'static str, auth: String| {
+        let base = stack.base.clone();
+        async move {
+            let value = auth;
+            let headers = [
+                ("x-forwarded-method", "GET"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "help.example.com"),
+                ("x-forwarded-uri", uri),
+                ("authorization", value.as_str()),
+            ];
+            script(&base, "/.deskgate/authz/forward-auth", &headers).await
+        }
+    };
+    let (status, headers, body) = ask("/api/tickets", format!("Bearer {token}")).await;
+    assert_eq!(status, 200, "{body}");
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("<absent>").to_owned();
+    assert_eq!(h("x-deskgate-user"), id);
+    assert_eq!(h("x-deskgate-auth"), "token");
+    assert_eq!(h("x-deskgate-permissions"), "tickets.read");
+    assert_eq!(h("x-deskgate-jwt").split('.').count(), 3, "a JWT");
+    // The subset holds here too, and a bad token is refused, never sent to sign in.
+    assert_eq!(ask("/chat/support", format!("Bearer {token}")).await.0, 403);
+    let (status, headers, body) = ask("/api/tickets", format!("Bearer dg_{}", "q".repeat(43))).await;
+    assert_invalid_token(status, &headers, &body, "forward auth");
+    // A guest's answer sets the header, empty.
+    let (status, headers, _) = ask("/kb", "Basic eDp5".into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("x-deskgate-auth").map(|v| v.to_str().unwrap()), Some(""));
+}
