@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::accounts::tokens::{self, ApiToken, TOKEN_PREFIX, TokenStore};
@@ -127,16 +127,13 @@ impl Refusal {
                 "Too many failed attempts; try again later.",
             ),
         };
-        let body = serde_json::json!({ "error": error, "error_description": text }).to_string();
-        let mut resp = (status, body).into_response();
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut resp =
+            crate::web::json(status, &serde_json::json!({ "error": error, "error_description": text }));
         let challenge = match self {
             Refusal::Ambiguous => r#"Bearer realm="deskgate", error="invalid_request""#,
             _ => r#"Bearer realm="deskgate", error="invalid_token""#,
         };
-        h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         resp
     }
 }

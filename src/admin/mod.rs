@@ -194,11 +194,7 @@ fn forbidden_json() -> Response {
 
 /// A JSON response.
 fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    crate::web::json(status, body)
 }
 
 /// A JSON error with a short message.

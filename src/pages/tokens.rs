@@ -16,6 +16,7 @@ use crate::bearer::issue::{self, IssueError, Wanted};
 use crate::error::GatewayError;
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::json;
 
 /// The page's path under [`PREFIX`].
 pub const PAGE: &str = "/account/tokens";
@@ -212,14 +213,6 @@ pub async fn revoke(
             render(&state, &binding, &account, e.status(), &top).await
         }
     }
-}
-
-fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
 }
 
 /// Query of the lookup.
