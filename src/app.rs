@@ -293,6 +293,7 @@ fn build(
         names.usergroups.clone(),
         names.permissions.clone(),
         names.provider.clone(),
+        names.auth.clone(),
         names.jwt.clone(),
     ];
     // Each upstream has pools and timeouts of its own.
@@ -368,6 +369,10 @@ fn build(
         upstreams,
         metrics,
         pending,
+        tokens: crate::session::TokenCache::new(match &config.storage.sessions {
+            SessionsBackend::Redis { local_cache, .. } => *local_cache,
+            SessionsBackend::Memory => Duration::from_secs(1),
+        }),
         config,
         model: Default::default(),
         notices: Default::default(),

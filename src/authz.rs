@@ -26,7 +26,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
-use crate::bearer::{self, Bearer};
 use crate::forwarded;
 use crate::html::query_value;
 use crate::identity::{HeaderSet, header_value};
@@ -361,14 +360,8 @@ async fn answer(
             return text(StatusCode::BAD_REQUEST, "The original path is malformed.\n".into());
         }
     };
-    // The client's own bearer token, copied by the proxy, answers for it as on a proxied
-    // request (the proxy's own address is the one counted, unless it names the client).
-    let visitor = match bearer::authenticate(state, peer, headers).await {
-        Ok(Bearer::Absent) => visitor,
-        Ok(Bearer::Accepted(v)) => v,
-        Ok(Bearer::Refused(resp)) => return resp,
-        Err(e) => return e.into_response(),
-    };
+    // The client's own bearer token, copied by the proxy, was read by the session lookup
+    // as on a proxied request.
     let visitor = &visitor;
     let who = match visitor.session() {
         None => Who::Guest(&state.guest),
@@ -406,8 +399,17 @@ async fn answer(
 /// Every identity header, set even when empty, and the JWT (empty for a guest).
 fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, out: &mut HeaderMap) {
     let n = &state.names;
-    let all: [&HeaderName; 8] =
-        [&n.user, &n.email, &n.email_verified, &n.name, &n.usergroups, &n.permissions, &n.provider, &n.jwt];
+    let all: [&HeaderName; 9] = [
+        &n.user,
+        &n.email,
+        &n.email_verified,
+        &n.name,
+        &n.usergroups,
+        &n.permissions,
+        &n.provider,
+        &n.auth,
+        &n.jwt,
+    ];
     for name in all {
         out.insert(name.clone(), HeaderValue::from_static(""));
     }

@@ -1,59 +1,94 @@
-//! `Authorization: Bearer` on proxied requests and forward-auth questions: a token acts as
-//! an account for that one request, with no session.
+//! `Authorization: Bearer` on proxied requests, the forward-auth endpoints and the account
+//! lookup: a token acts as an account for that one request, with no session stored.
 //!
-//! Which kind of token a value is gets settled in one place, [`kind`]: deskgate's own API
-//! tokens start with `dg_`; any other value is a JWT from an OpenID Connect provider whose
-//! `bearer_audiences` is set. With no such provider, other bearer values are not deskgate's
-//! business and reach the backend as before. Otherwise a token deskgate reads is either
-//! accepted (the request goes on as that account, the `Authorization` header removed) or
-//! answered 401 with `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body, never
-//! a sign-in redirect: the caller is a program. Failures count per client address like
-//! failed passwords (`rate_limit.per_address` in `rate_limit.window`); over the limit the
-//! client gets 429 without its token being looked at.
+//! Two kinds of token are read, told apart in one place ([`read`]): deskgate's own API
+//! tokens start with `dg_`; any other bearer value is a JWT of an OpenID Connect provider
+//! whose `bearer_audiences` is set. With no such provider, other bearer values are not
+//! deskgate's business and reach the backend as sent. Every header naming a `dg_` token is
+//! removed from the request whatever happens, so the backend never sees one; an accepted
+//! provider token is removed too (the backend is told who it is, not handed the
+//! credential). A token deskgate reads is either accepted or answered 401 JSON with
+//! `WWW-Authenticate: Bearer … error="invalid_token"`, never a sign-in redirect: the caller
+//! is a program. Failures count per client address like failed passwords
+//! (`rate_limit.per_address` in `rate_limit.window`); over the limit the client gets 429
+//! without its token being looked at.
+//!
+//! A verified API token is kept for the session cache window (`storage.redis_local_cache`,
+//! 1 s by default) in a bounded per-replica cache keyed by the token's hash: a revocation,
+//! or a change to the account, reaches every replica within that window.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use axum::response::{IntoResponse, Response};
-use deskgate_provider::AuthError;
+use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
+use crate::accounts::tokens::{self, ApiToken, TOKEN_PREFIX, TokenStore};
+use crate::accounts::{Account, AccountStatus, AccountStore};
 use crate::error::GatewayError;
-use crate::forwarded;
 use crate::limits::counted_address;
-use crate::session::SessionStore;
+use crate::session::{Session, SessionStore, TOKEN_PROVIDER, TokenEntry};
 use crate::state::AppState;
-use crate::visitor::Visitor;
+use crate::usergroups::Resolved;
+use crate::web::{AUTHZ, PREFIX};
 
-/// The longest bearer token read, in bytes; a longer one is refused unread.
+pub mod issue;
+
+/// The account lookup, the one deskgate page a token reaches (under the reserved prefix).
+pub const LOOKUP_PATH: &str = "/api/accounts/lookup";
+
+/// The longest provider token read, in bytes; a longer one is refused unread.
 pub const MAX_TOKEN: usize = 16 * 1024;
 
 /// What a request's bearer token comes to.
 #[derive(Debug)]
-pub enum Bearer {
-    /// No bearer token deskgate reads: the request goes on as its cookie says, headers as sent.
+pub enum Outcome {
+    /// No bearer token deskgate reads: the request goes on as its cookie says.
     Absent,
-    /// A valid token: the request acts as this visitor; the caller removes `Authorization`.
-    Accepted(Visitor),
-    /// The answer to send instead of forwarding anything.
+    /// A valid token: the request acts as this stand-in session (never stored).
+    Accepted(Arc<Session>),
+    /// The answer to send instead of anything else.
     Refused(Response),
 }
 
-/// Whose a bearer value is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// deskgate's own API tokens (`dg_…`).
-    ApiToken,
-    /// A JWT of a configured OpenID Connect provider.
-    Provider,
+/// What the request's `Authorization` headers hold, as far as deskgate is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Read<'a> {
+    /// Nothing of ours (no header, or another scheme).
+    None,
+    /// A deskgate API token (the text after the scheme, not yet checked).
+    ApiToken(String),
+    /// Two `Authorization` headers with a `dg_` token among them.
+    Ambiguous,
+    /// Another bearer value, or one that cannot be read: a provider's, if any takes them.
+    Other(Result<&'a str, Invalid>),
 }
 
-/// The one dispatch on a bearer value's form.
-pub fn kind(token: &str) -> Kind {
-    if token.starts_with("dg_") { Kind::ApiToken } else { Kind::Provider }
+/// The one dispatch on what a request's `Authorization` headers carry. The scheme is
+/// compared without regard to case and may be followed by several spaces (RFC 7235).
+fn read(headers: &HeaderMap) -> Read<'_> {
+    let all = headers.get_all(header::AUTHORIZATION);
+    let mut ours = all.iter().filter_map(|v| api_token_text(v.as_bytes()));
+    match (ours.next(), ours.next()) {
+        (Some(_), Some(_)) => Read::Ambiguous,
+        (Some(_), None) if all.iter().count() > 1 => Read::Ambiguous,
+        (Some(token), None) => Read::ApiToken(token),
+        (None, _) => provider_text(headers).map_or(Read::None, Read::Other),
+    }
 }
 
+/// The credentials of a `Bearer` value whose credentials start with [`TOKEN_PREFIX`].
+fn api_token_text(value: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(value);
+    let text = text.trim_matches(|c: char| c == ' ' || c == '\t');
+    let (scheme, rest) = text.split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let rest = rest.trim_start_matches([' ', '\t']);
+    rest.starts_with(TOKEN_PREFIX).then(|| rest.to_owned())
+}
 /// Why a token deskgate reads was not accepted (for the log; the client only learns
 /// `invalid_token`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,9 +120,9 @@ impl Invalid {
     }
 }
 
-/// The bearer value of `headers`: `None` when no `Authorization` header uses the Bearer
+/// The bearer value of `headers` that is not an API token: `None` when no `Authorization` header uses the Bearer
 /// scheme (another scheme is the backend's), `Err` when one does but it cannot be read.
-fn token(headers: &HeaderMap) -> Option<Result<&str, Invalid>> {
+fn provider_text(headers: &HeaderMap) -> Option<Result<&str, Invalid>> {
     let mut values = headers.get_all(header::AUTHORIZATION).iter();
     let first = values.next()?;
     let several = values.next().is_some();
@@ -113,49 +148,259 @@ fn token(headers: &HeaderMap) -> Option<Result<&str, Invalid>> {
     Some(Ok(value))
 }
 
-/// Reads the request's bearer token, if deskgate is to read it (see the module doc).
+/// Removes every `Authorization` header that carries a `dg_` token.
+fn strip(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter(|v| api_token_text(v.as_bytes()).is_none())
+        .cloned()
+        .collect();
+    headers.remove(header::AUTHORIZATION);
+    for v in kept {
+        headers.append(header::AUTHORIZATION, v);
+    }
+}
+
+/// Whether a token is read on this path: anything proxied, the forward-auth endpoints and
+/// the account lookup; deskgate's other pages work by session only.
+pub fn applies(path: &str) -> bool {
+    match path.strip_prefix(PREFIX) {
+        None => true,
+        Some(rest) => {
+            rest == LOOKUP_PATH
+                || rest.strip_prefix(AUTHZ).is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        }
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown, altered, expired, revoked, or its account cannot be used.
+    Invalid,
+    /// Two `Authorization` headers with a token among them.
+    Ambiguous,
+    /// This client failed too often: try again after this long.
+    TooMany(Duration),
+    /// The identity provider could not be asked for its keys.
+    Unavailable,
+}
+
+impl Refusal {
+    /// The answer: RFC 6750's error in JSON and in `WWW-Authenticate`.
+    pub fn response(self) -> Response {
+        let (status, error, text) = match self {
+            Refusal::Invalid => {
+                (StatusCode::UNAUTHORIZED, "invalid_token", "The API token is unknown, expired or revoked.")
+            }
+            Refusal::Ambiguous => {
+                (StatusCode::BAD_REQUEST, "invalid_request", "Send one Authorization header.")
+            }
+            Refusal::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The identity provider cannot be reached; try again later.",
+            ),
+            Refusal::TooMany(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "Too many failed attempts; try again later.",
+            ),
+        };
+        let mut resp =
+            crate::web::json(status, &serde_json::json!({ "error": error, "error_description": text }));
+        let challenge = match self {
+            Refusal::Ambiguous => r#"Bearer realm="deskgate", error="invalid_request""#,
+            _ => r#"Bearer realm="deskgate", error="invalid_token""#,
+        };
+        let h = resp.headers_mut();
+        match self {
+            Refusal::Unavailable => {}
+            _ => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            }
+        }
+        if let Refusal::TooMany(window) = self
+            && let Ok(v) = HeaderValue::from_str(&window.as_secs().to_string())
+        {
+            h.insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+/// The usergroups and permissions an account holds now, without a session: its assignments,
+/// organizations, config assignments and what its providers said at its last sign-in,
+/// mapped by today's rules (as the person page explains them).
+pub async fn account_resolution(state: &AppState, account: &Account) -> Result<Resolved, GatewayError> {
+    let claims = state.accounts.provider_claims(&account.id).await?;
+    let claimed = crate::admin::explain::Claimed::new(&state.config, &claims);
+    let model = state.model().await?;
+    let (provider, named) = claimed.for_member(&model);
+    Ok(model.resolve(&crate::admin::explain::claimed_member(account, &provider, &named)))
+}
+
+/// What a token may do: its account's permissions, narrowed to the token's own list.
+pub fn narrowed(account: Resolved, token: &ApiToken) -> Resolved {
+    match &token.permissions {
+        None => account,
+        Some(only) => Resolved {
+            permissions: account.permissions.into_iter().filter(|p| only.contains(p)).collect(),
+            usergroups: account.usergroups,
+        },
+    }
+}
+
+/// Reads the request's bearer token, if deskgate is to read it (see the module doc), and
+/// removes what it read from the request. `client` is the address failures count against.
 pub async fn authenticate(
     state: &AppState,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<Bearer, GatewayError> {
-    let read = match token(headers) {
-        None => return Ok(Bearer::Absent),
-        Some(read) => read,
+    headers: &mut HeaderMap,
+    client: IpAddr,
+) -> Result<Outcome, GatewayError> {
+    let refused = |r: Refusal| Ok(Outcome::Refused(r.response()));
+    match read(headers) {
+        Read::None => Ok(Outcome::Absent),
+        Read::Ambiguous => {
+            strip(headers);
+            refused(Refusal::Ambiguous)
+        }
+        Read::ApiToken(token) => {
+            strip(headers);
+            match verify(state, &token, client).await? {
+                Ok(session) => Ok(Outcome::Accepted(session)),
+                Err(r) => refused(r),
+            }
+        }
+        Read::Other(_) if !accepts_provider_tokens(state) => Ok(Outcome::Absent),
+        Read::Other(value) => {
+            let value = value.map(str::to_owned);
+            match provider(state, value, client).await? {
+                Ok(session) => {
+                    headers.remove(header::AUTHORIZATION);
+                    Ok(Outcome::Accepted(session))
+                }
+                Err(r) => refused(r),
+            }
+        }
+    }
+}
+
+/// Whether the client at `counter` is over its failures; notes it when it is.
+async fn over_limit(state: &AppState, counter: &str, what: &'static str) -> Result<bool, GatewayError> {
+    let over = state.sessions.count(counter).await? >= u64::from(state.config.rate_limit.per_address);
+    if over {
+        state.notices.sign_in.hit(state.clock.now(), what);
+    }
+    Ok(over)
+}
+
+async fn verify(
+    state: &AppState,
+    token: &str,
+    client: IpAddr,
+) -> Result<Result<Arc<Session>, Refusal>, GatewayError> {
+    let now = state.clock.now();
+    let hash = tokens::token_hash(token);
+    if let Some((id, last_used, session)) = state.tokens.get(&hash, now) {
+        touch(state, &hash, &id, last_used, now).await?;
+        return Ok(Ok(session));
+    }
+    let counter = format!("rl:token:{}", counted_address(client));
+    let rl = state.config.rate_limit;
+    if over_limit(state, &counter, "an address is over rate_limit.per_address with API tokens").await? {
+        return Ok(Err(Refusal::TooMany(rl.window)));
+    }
+    let found = match tokens::well_formed(token) {
+        true => usable(state, &hash, now).await?,
+        false => None,
     };
-    // Until deskgate's own tokens are read here, a `dg_` value goes on to the backend as before.
-    if let Ok(value) = read
-        && kind(value) == Kind::ApiToken
-    {
-        return Ok(Bearer::Absent);
+    let Some((record, account)) = found else {
+        state.sessions.incr(&counter, rl.window.as_secs()).await?;
+        tracing::info!(client = %client, "Refused an API token: unknown, expired, revoked or its account unusable");
+        return Ok(Err(Refusal::Invalid));
+    };
+    let resolved = narrowed(account_resolution(state, &account).await?, &record);
+    let session = Arc::new(Session {
+        account_id: account.id.clone(),
+        email: account.email.clone(),
+        email_verified: account.email.is_some() && account.email_verified,
+        name: account.name.clone(),
+        provider: TOKEN_PROVIDER.to_owned(),
+        resolved: state.interner.intern(resolved),
+        generation: state.generation,
+        subject: record.id.as_str().into(),
+        created_at: record.created_at,
+        last_seen: now,
+        ..Session::default()
+    });
+    state.tokens.put(
+        hash.clone(),
+        TokenEntry {
+            token_id: record.id.clone(),
+            expires_at: record.expires_at,
+            last_used_at: record.last_used_at,
+            session: session.clone(),
+            read_at: Instant::now(),
+        },
+    );
+    touch(state, &hash, &record.id, record.last_used_at, now).await?;
+    Ok(Ok(session))
+}
+
+/// The token under `hash` and its account, when both may be used now.
+async fn usable(state: &AppState, hash: &str, now: u64) -> Result<Option<(ApiToken, Account)>, GatewayError> {
+    let Some(record) = state.accounts.token_by_hash(hash).await? else { return Ok(None) };
+    if now >= record.expires_at {
+        return Ok(None);
     }
-    if !accepts_provider_tokens(state) {
-        return Ok(Bearer::Absent);
+    let account = state.accounts.by_id(&record.account_id).await?;
+    Ok(account.filter(|a| !a.disabled && a.status == AccountStatus::Active).map(|a| (record, a)))
+}
+
+/// Notes the use at most once a minute per token and replica.
+async fn touch(
+    state: &AppState,
+    hash: &str,
+    id: &str,
+    last: Option<u64>,
+    now: u64,
+) -> Result<(), GatewayError> {
+    if last.is_some_and(|l| now < l + 60) {
+        return Ok(());
     }
-    let client = forwarded::client_addr(peer.ip(), headers, &state.config.server.trusted_proxies);
+    state.tokens.used(hash, now);
+    state.accounts.touch_token(id, now).await?;
+    Ok(())
+}
+
+/// Checks a provider's JWT: rate limit, verification, and the account as a sign-in would
+/// resolve it.
+async fn provider(
+    state: &AppState,
+    value: Result<String, Invalid>,
+    client: IpAddr,
+) -> Result<Result<Arc<Session>, Refusal>, GatewayError> {
     let counter = format!("rl:bearer:{}", counted_address(client));
     let rl = state.config.rate_limit;
-    if state.sessions.count(&counter).await? >= u64::from(rl.per_address) {
-        state
-            .notices
-            .sign_in
-            .hit(state.clock.now(), "an address is over rate_limit.per_address with bearer tokens");
-        return Ok(Bearer::Refused(too_many(rl.window)));
+    if over_limit(state, &counter, "an address is over rate_limit.per_address with bearer tokens").await? {
+        return Ok(Err(Refusal::TooMany(rl.window)));
     }
-    let outcome = match read {
+    let outcome = match value {
         Ok(value) if value.len() > MAX_TOKEN => Err(Some(Invalid::TooLong)),
-        Ok(value) => provider_token(state, value).await?,
+        Ok(value) => provider_token(state, &value).await?,
         Err(invalid) => Err(Some(invalid)),
     };
     match outcome {
-        Ok(visitor) => Ok(Bearer::Accepted(visitor)),
+        Ok(session) => Ok(Ok(session)),
         Err(Some(invalid)) => {
             tracing::info!(client = %client, reason = invalid.code(), detail = ?invalid, "Refused a bearer token");
             state.metrics.decision("bearer", invalid.code());
             let _ = state.sessions.incr(&counter, rl.window.as_secs()).await;
-            Ok(Bearer::Refused(invalid_token()))
+            Ok(Err(Refusal::Invalid))
         }
-        Err(None) => Ok(Bearer::Refused(unavailable())),
+        Err(None) => Ok(Err(Refusal::Unavailable)),
     }
 }
 
@@ -175,7 +420,7 @@ fn accepts_provider_tokens(_: &AppState) -> bool {
 async fn provider_token(
     state: &AppState,
     token: &str,
-) -> Result<Result<Visitor, Option<Invalid>>, GatewayError> {
+) -> Result<Result<Arc<Session>, Option<Invalid>>, GatewayError> {
     let Some(iss) = deskgate_oidc::unverified_issuer(token) else { return Ok(Err(Some(Invalid::Malformed))) };
     let now = UNIX_EPOCH + Duration::from_secs(state.clock.now());
     let mut last = Invalid::UnknownIssuer;
@@ -199,80 +444,109 @@ async fn provider_token(
         let groups = p.policy.map_groups(&identity.groups);
         let session = crate::signin::resolve_session(state, &account, &identity, groups, None).await?;
         tracing::debug!(account = %account.id, provider = %p.id, "Bearer token accepted");
-        return Ok(Ok(Visitor::Bearer { session: Arc::new(session) }));
+        return Ok(Ok(Arc::new(session)));
     }
     Ok(Err(Some(last)))
 }
 
 #[cfg(not(feature = "oidc"))]
-async fn provider_token(_: &AppState, _: &str) -> Result<Result<Visitor, Option<Invalid>>, GatewayError> {
+async fn provider_token(_: &AppState, _: &str) -> Result<Result<Arc<Session>, Option<Invalid>>, GatewayError> {
     Ok(Err(Some(Invalid::UnknownIssuer)))
 }
 
-fn json(status: StatusCode, body: &'static str) -> Response {
-    let mut resp = (status, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
-
-/// RFC 6750's answer to a token that is not accepted.
-fn invalid_token() -> Response {
-    let mut resp = json(StatusCode::UNAUTHORIZED, r#"{"error":"invalid_token"}"#);
-    resp.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer error="invalid_token""#));
-    resp
-}
-
-fn too_many(window: Duration) -> Response {
-    let mut resp = json(StatusCode::TOO_MANY_REQUESTS, r#"{"error":"too many invalid tokens"}"#);
-    if let Ok(v) = HeaderValue::from_str(&window.as_secs().to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    resp
-}
-
-fn unavailable() -> Response {
-    json(StatusCode::SERVICE_UNAVAILABLE, r#"{"error":"the identity provider is unavailable"}"#)
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "tests fail loudly on purpose")]
 mod tests {
     use super::*;
 
     fn headers(values: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for v in values {
-            h.append(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            h.append(header::AUTHORIZATION, HeaderValue::from_str(v).expect("value"));
         }
         h
     }
 
     #[test]
+    fn only_dg_bearer_tokens_are_ours_in_every_spelling() {
+        let t = "dg_abc";
+        assert_eq!(read(&headers(&[])), Read::None);
+        for other in ["Basic dXNlcjpwYXNz", "Bearer eyJhbGciOi.x.y", "Bearer", "dg_abc", "Token dg_abc"] {
+            assert_eq!(read(&headers(&[other])), Read::None, "{other}");
+        }
+        for ours in ["Bearer dg_abc", "bearer dg_abc", "BEARER   dg_abc", " Bearer\tdg_abc "] {
+            assert_eq!(read(&headers(&[ours])), Read::ApiToken(t.into()), "{ours}");
+        }
+        // Extra text after the token stays part of it (and fails the format check).
+        assert_eq!(read(&headers(&["Bearer dg_abc def"])), Read::ApiToken("dg_abc def".into()));
+        assert_eq!(read(&headers(&["Bearer dg_a", "Bearer dg_b"])), Read::Ambiguous);
+        assert_eq!(read(&headers(&["Basic x", "Bearer dg_b"])), Read::Ambiguous);
+        assert_eq!(read(&headers(&["Basic x", "Basic y"])), Read::None);
+    }
+
+    #[test]
+    fn a_token_is_removed_and_other_authorization_kept() {
+        let mut h = headers(&["bearer  dg_x", "Basic y"]);
+        strip(&mut h);
+        let left: Vec<_> = h.get_all(header::AUTHORIZATION).iter().collect();
+        assert_eq!(left, ["Basic y"]);
+    }
+
+    #[test]
+    fn tokens_apply_to_proxied_paths_forward_auth_and_the_lookup_only() {
+        assert!(applies("/api/tickets"));
+        assert!(applies("/"));
+        assert!(applies("/.deskgate/authz/forward-auth"));
+        assert!(applies("/.deskgate/api/accounts/lookup"));
+        assert!(!applies("/.deskgate/api/people"));
+        assert!(!applies("/.deskgate/account/tokens"));
+        assert!(!applies("/.deskgate/admin/people"));
+        assert!(!applies("/.deskgate/authzx"));
+    }
+
+    #[test]
+    fn a_limited_token_holds_only_what_its_account_still_holds() {
+        let account = Resolved {
+            usergroups: vec!["everyone".into(), "registered".into()],
+            permissions: vec!["kb.read".into(), "tickets.read".into()],
+        };
+        let token = ApiToken {
+            id: "t".into(),
+            account_id: "a".into(),
+            name: "n".into(),
+            permissions: Some(vec!["tickets.read".into(), "chat.sales".into()]),
+            created_at: 0,
+            expires_at: 1,
+            last_used_at: None,
+        };
+        assert_eq!(narrowed(account.clone(), &token).permissions, ["tickets.read"]);
+        let all = ApiToken { permissions: None, ..token };
+        assert_eq!(narrowed(account.clone(), &all), account);
+    }
+    #[test]
     fn api_tokens_and_provider_tokens_are_told_apart_by_their_prefix() {
-        assert_eq!(kind("dg_abc"), Kind::ApiToken);
-        assert_eq!(kind("eyJhbGciOi.x.y"), Kind::Provider);
-        assert_eq!(kind("DG_abc"), Kind::Provider);
+        assert_eq!(read(&headers(&["Bearer dg_abc"])), Read::ApiToken("dg_abc".into()));
+        assert_eq!(read(&headers(&["Bearer eyJhbGciOi.x.y"])), Read::Other(Ok("eyJhbGciOi.x.y")));
+        assert_eq!(read(&headers(&["Bearer DG_abc"])), Read::Other(Ok("DG_abc")));
+        assert_eq!(read(&headers(&["Bearer eyJ.x.y", "Bearer dg_abc"])), Read::Ambiguous);
+        assert_eq!(read(&headers(&["Bearer a", "Bearer b"])), Read::Other(Err(Invalid::Malformed)));
     }
 
     #[test]
     fn only_the_bearer_scheme_is_read() {
-        assert!(token(&HeaderMap::new()).is_none());
-        assert!(token(&headers(&["Basic dXNlcjpwYXNz"])).is_none());
-        assert!(token(&headers(&["Bearerx abc"])).is_none());
-        assert_eq!(token(&headers(&["Bearer abc"])), Some(Ok("abc")));
-        assert_eq!(token(&headers(&["bEARER \t abc "])), Some(Ok("abc")));
+        assert!(provider_text(&HeaderMap::new()).is_none());
+        assert!(provider_text(&headers(&["Basic dXNlcjpwYXNz"])).is_none());
+        assert!(provider_text(&headers(&["Bearerx abc"])).is_none());
+        assert_eq!(provider_text(&headers(&["Bearer abc"])), Some(Ok("abc")));
+        assert_eq!(provider_text(&headers(&["bEARER \t abc "])), Some(Ok("abc")));
     }
 
     #[test]
     fn repeated_empty_or_oversize_bearer_values_are_invalid() {
-        assert_eq!(token(&headers(&["Bearer a", "Bearer b"])), Some(Err(Invalid::Malformed)));
-        assert_eq!(token(&headers(&["Basic x", "Bearer b"])), Some(Err(Invalid::Malformed)));
-        assert!(token(&headers(&["Basic x", "Basic y"])).is_none());
-        assert_eq!(token(&headers(&["Bearer  "])), Some(Err(Invalid::Malformed)));
+        assert_eq!(provider_text(&headers(&["Bearer a", "Bearer b"])), Some(Err(Invalid::Malformed)));
+        assert_eq!(provider_text(&headers(&["Basic x", "Bearer b"])), Some(Err(Invalid::Malformed)));
+        assert!(provider_text(&headers(&["Basic x", "Basic y"])).is_none());
+        assert_eq!(provider_text(&headers(&["Bearer  "])), Some(Err(Invalid::Malformed)));
         let long = format!("Bearer {}", "a".repeat(MAX_TOKEN + 100));
-        assert_eq!(token(&headers(&[&long])), Some(Err(Invalid::TooLong)));
+        assert_eq!(provider_text(&headers(&[&long])), Some(Err(Invalid::TooLong)));
     }
 }

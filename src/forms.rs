@@ -100,3 +100,37 @@ pub fn session_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
     };
     web::set_cookie(&s.cookie_name, value.unwrap_or(""), attrs)
 }
+
+/// A posted form's fields in order; a repeated name (a group of checkboxes) stays repeated,
+/// which `axum::Form` cannot express.
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    /// Reads an `application/x-www-form-urlencoded` body.
+    pub fn parse(body: &[u8]) -> Fields {
+        let text = String::from_utf8_lossy(body);
+        let decode = |s: &str| {
+            let s = s.replace('+', " ");
+            crate::policy::path::percent_decode(&s).unwrap_or(s)
+        };
+        Fields(
+            text.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(k), decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`, or "".
+    pub fn one(&self, name: &str) -> &str {
+        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+}

@@ -8,7 +8,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::bearer::{self, Bearer};
 use crate::error::GatewayError;
 use crate::forwarded;
 use crate::html;
@@ -47,16 +46,6 @@ pub async fn forward(
             None,
         ));
     }
-    let mut req = req;
-    let visitor = match bearer::authenticate(&state, peer, req.headers()).await? {
-        Bearer::Absent => visitor,
-        Bearer::Accepted(v) => {
-            // Consumed here: the backend is told who it is, not handed the credential.
-            req.headers_mut().remove(header::AUTHORIZATION);
-            v
-        }
-        Bearer::Refused(resp) => return Ok(resp),
-    };
     let who = match visitor.session() {
         None => Who::Guest(&state.guest),
         Some(session) => Who::SignedIn(&session.resolved),
@@ -94,6 +83,7 @@ pub async fn forward(
             // The stack stripped every identity header the client sent; these say "nobody".
             headers.insert(state.names.usergroups.clone(), HeaderValue::from_static(""));
             headers.insert(state.names.permissions.clone(), HeaderValue::from_static(""));
+            headers.insert(state.names.auth.clone(), HeaderValue::from_static(""));
         }
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {

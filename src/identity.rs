@@ -25,6 +25,8 @@ pub struct HeaderNames {
     pub permissions: HeaderName,
     /// `{prefix}Provider`
     pub provider: HeaderName,
+    /// `{prefix}Auth`: `session` or `token` for a signed-in request, empty for a guest.
+    pub auth: HeaderName,
     /// `{prefix}Jwt`
     pub jwt: HeaderName,
 }
@@ -50,6 +52,7 @@ impl HeaderNames {
             usergroups: name("Usergroups")?,
             permissions: name("Permissions")?,
             provider: name("Provider")?,
+            auth: name("Auth")?,
             jwt: name("Jwt")?,
         })
     }
@@ -111,6 +114,7 @@ impl HeaderSet {
         HeaderSet(vec![
             (names.usergroups.clone(), header_value(&resolved.usergroups.join(","))),
             (names.permissions.clone(), header_value(&resolved.permissions.join(","))),
+            (names.auth.clone(), HeaderValue::from_static("")),
         ])
     }
 
@@ -121,6 +125,8 @@ impl HeaderSet {
         headers.insert(names.user.clone(), header_value(&s.account_id));
         headers.insert(names.name.clone(), header_value(&s.name));
         headers.insert(names.provider.clone(), header_value(&s.provider));
+        let auth = if s.by_token() { "token" } else { "session" };
+        headers.insert(names.auth.clone(), HeaderValue::from_static(auth));
         headers.insert(names.usergroups.clone(), header_value(&s.resolved.usergroups.join(",")));
         headers.insert(names.permissions.clone(), header_value(&s.resolved.permissions.join(",")));
         match &s.email {

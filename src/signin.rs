@@ -77,6 +77,16 @@ pub async fn resolve_account(
     if account.disabled || account.status != crate::accounts::AccountStatus::Active {
         return Ok(Err(Refusal::Disabled));
     }
+    // A service account acts through its API tokens only: no password, no provider.
+    if crate::accounts::TokenStore::is_service(&state.accounts, &account.id).await? {
+        tracing::info!(
+            target: "deskgate::audit",
+            account = %account.id,
+            provider = %identity.provider,
+            "Sign-in refused: a service account does not sign in"
+        );
+        return Ok(Err(Refusal::Disabled));
+    }
     Ok(Ok(account))
 }
 

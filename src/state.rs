@@ -60,6 +60,8 @@ pub struct Inner {
     pub notices: crate::logging::Notices,
     /// Seals pending OIDC and SAML sign-ins into browser cookies.
     pub pending: PendingKey,
+    /// API tokens verified lately on this replica.
+    pub tokens: crate::session::TokenCache,
     /// Dropped with this state (a reload replaces it): the background tasks of its
     /// providers see that and end.
     pub(crate) _tasks: tokio::sync::watch::Sender<()>,

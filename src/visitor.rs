@@ -9,6 +9,7 @@ use axum::response::Response;
 use http::request::Parts;
 
 use crate::accounts::AccountStore;
+use crate::bearer::Outcome;
 use crate::error::GatewayError;
 use crate::forwarded;
 use crate::session::{Session, SessionKey, SessionStore};
@@ -69,9 +70,22 @@ pub async fn lookup(
     if untrusted_question(&state, &req) {
         return Ok(next.run(req).await);
     }
-    let visitor = match web::cookie(req.headers(), &state.config.session.cookie_name) {
-        None => Visitor::Guest,
-        Some(value) => find(&state, SessionKey::from_cookie(value)).await?,
+    // A bearer token, where tokens are read, speaks for the request whatever the cookie says.
+    let token = if crate::bearer::applies(req.uri().path()) {
+        let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(p)| p.ip());
+        let peer = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let client = crate::forwarded::client_addr(peer, req.headers(), &state.config.server.trusted_proxies);
+        crate::bearer::authenticate(&state, req.headers_mut(), client).await?
+    } else {
+        Outcome::Absent
+    };
+    let visitor = match token {
+        Outcome::Accepted(session) => Visitor::Bearer { session },
+        Outcome::Refused(resp) => return Ok(resp),
+        Outcome::Absent => match web::cookie(req.headers(), &state.config.session.cookie_name) {
+            None => Visitor::Guest,
+            Some(value) => find(&state, SessionKey::from_cookie(value)).await?,
+        },
     };
     req.extensions_mut().insert(visitor);
     Ok(next.run(req).await)

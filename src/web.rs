@@ -72,6 +72,16 @@ pub fn set_cookie(name: &str, value: &str, attrs: CookieAttrs<'_>) -> HeaderValu
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
+/// A JSON answer that no cache keeps.
+pub fn json(status: http::StatusCode, body: &serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut resp = (status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 /// Whether the client is a browser that wants a page (rather than an API client).
 pub fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))

@@ -4,6 +4,7 @@
 mod listing;
 mod postgres;
 mod sqlite;
+pub mod tokens;
 
 use std::future::Future;
 
@@ -13,6 +14,7 @@ use deskgate_provider::AuthError;
 pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use tokens::{ApiToken, TokenStore};
 
 pub use crate::usergroups::Organization;
 

@@ -15,6 +15,7 @@ pub mod explain;
 mod organizations;
 mod people;
 mod person;
+mod service;
 mod signups;
 mod view;
 
@@ -27,6 +28,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 use crate::config::AccountPolicy;
+use crate::forms::Fields;
 use crate::html;
 use crate::state::AppState;
 use crate::usergroups::{EVERYONE, Model, REGISTERED, Usergroup};
@@ -56,6 +58,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/people/{id}/email", post(person::set_email))
         .route("/admin/people/{id}/link", post(person::link))
         .route("/admin/people/{id}/unlink", post(person::unlink))
+        .route("/admin/people/{id}/tokens", post(service::create_token_page))
+        .route("/admin/people/{id}/tokens/{token}/revoke", post(service::revoke_token_page))
+        .route("/admin/service-accounts", post(service::create_page))
         .route("/admin/organizations", get(organizations::list).post(organizations::create))
         .route("/admin/organizations/{id}", get(organizations::show).post(organizations::update))
         .route("/admin/organizations/{id}/delete", post(organizations::remove))
@@ -72,6 +77,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/people/{id}/disable", post(api::disable))
         .route("/api/people/{id}/enable", post(api::enable))
         .route("/api/people/{id}/email", put(api::set_email))
+        .route("/api/people/{id}/tokens", get(service::api_list).post(service::api_create_token))
+        .route("/api/people/{id}/tokens/{token}", axum::routing::delete(service::api_revoke_token))
+        .route("/api/service-accounts", post(service::api_create))
         .route("/api/organizations", get(organizations::api_list).post(organizations::api_create))
         .route("/api/organizations/{id}", put(organizations::api_update).delete(organizations::api_delete))
         .route("/api/signups", get(signups::api_list))
@@ -187,11 +195,7 @@ fn forbidden_json() -> Response {
 
 /// A JSON response.
 fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    crate::web::json(status, body)
 }
 
 /// A JSON error with a short message.
@@ -220,39 +224,6 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 /// and no foreign `Origin`.
 fn form_ok(state: &AppState, headers: &HeaderMap, token: &str) -> bool {
     same_origin(state, headers) && crate::forms::csrf_ok(state, headers, token)
-}
-
-/// A posted form's fields in order; a repeated name (a group of checkboxes) stays repeated,
-/// which `axum::Form` cannot express.
-struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    fn parse(body: &[u8]) -> Fields {
-        let text = String::from_utf8_lossy(body);
-        let decode = |s: &str| {
-            let s = s.replace('+', " ");
-            crate::policy::path::percent_decode(&s).unwrap_or(s)
-        };
-        Fields(
-            text.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (decode(k), decode(v))
-                })
-                .collect(),
-        )
-    }
-
-    /// The first value of `name`, or "".
-    fn one(&self, name: &str) -> &str {
-        self.0.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
-    }
-
-    /// Every value of `name`.
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
-    }
 }
 
 /// The custom usergroups, the ones an administrator may assign.

@@ -209,7 +209,8 @@ fn create_form(state: &AppState, binding: &Binding, entered: &Creation, alert: O
 /// The form for a new account.
 pub async fn new_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let binding = forms::binding(&state, &headers);
-    let body = create_form(&state, &binding, &Creation::default(), None);
+    let body = create_form(&state, &binding, &Creation::default(), None)
+        + &super::service::create_form(&state, &binding);
     binding.attach(view::page(StatusCode::OK, "Create an account", &body))
 }
 

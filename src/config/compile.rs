@@ -17,6 +17,7 @@ mod registration;
 mod routes;
 mod server;
 mod storage;
+mod tokens;
 
 struct Ctx<'a> {
     problems: &'a mut Vec<Problem>,
@@ -190,6 +191,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     };
     let rate_limit = limits::rate_limit(&mut cx, file.rate_limit.take().unwrap_or_default());
     let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
+    let api_tokens = tokens::api_tokens(&mut cx, file.api_tokens.take().unwrap_or_default());
     let metrics = file.metrics.take().map(|m| server::metrics(&mut cx, m, server.listen));
     let log = server::log(&mut cx, file.log.take().unwrap_or_default());
     Config {
@@ -215,6 +217,7 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
         header_prefix,
         jwt,
         rate_limit,
+        api_tokens,
         limits,
         fingerprint: 0,
     }

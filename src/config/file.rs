@@ -49,6 +49,8 @@ pub struct FileConfig {
     pub jwt: Option<JwtFile>,
     /// Sign-in attempt limits.
     pub rate_limit: Option<RateLimitFile>,
+    /// API tokens (`Authorization: Bearer dg_…`).
+    pub api_tokens: Option<ApiTokensFile>,
     /// Bounds on what requests from nobody signed in may make the gateway keep or do.
     pub limits: Option<LimitsFile>,
     /// The Prometheus metrics listener.
@@ -229,6 +231,15 @@ pub struct StorageFile {
 pub struct RegistrationFile {
     /// `open`, `email-validation`, `approval` or `disabled`.
     pub mode: Option<String>,
+}
+
+/// `[api_tokens]`
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiTokensFile {
+    /// The longest expiry a new token may have (default `90d`).
+    pub max_ttl: Option<String>,
+    /// Most live tokens per account (default 20).
+    pub max_per_account: Option<u32>,
 }
 
 /// `[password_reset]`

@@ -59,6 +59,8 @@ pub struct Config {
     pub jwt: Jwt,
     /// `[rate_limit]`
     pub rate_limit: RateLimit,
+    /// `[api_tokens]`
+    pub api_tokens: ApiTokens,
     /// `[limits]`
     pub limits: Limits,
     /// The metrics listener, when `[metrics]` is present.
@@ -506,6 +508,15 @@ impl Jwt {
         host.and_then(|h| self.host_audiences.iter().find(|(p, _)| p.covers(&h)))
             .map_or(self.audience.as_str(), |(_, aud)| aud.as_str())
     }
+}
+
+/// `[api_tokens]`: what a new API token may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiTokens {
+    /// The longest expiry a new token may have.
+    pub max_ttl: Duration,
+    /// Most live (unexpired) tokens one account may hold.
+    pub max_per_account: u32,
 }
 
 /// `[rate_limit]`

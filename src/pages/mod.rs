@@ -10,6 +10,7 @@ mod register;
 mod reset;
 #[cfg(feature = "saml")]
 mod saml;
+pub(crate) mod tokens;
 mod validate;
 
 use axum::Router;
@@ -38,6 +39,9 @@ pub fn routes(others: Router<AppState>) -> Router<AppState> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/jwks.json", get(jwks))
+        .route(tokens::PAGE, get(tokens::show).post(tokens::create))
+        .route("/account/tokens/{id}/revoke", axum::routing::post(tokens::revoke))
+        .route(crate::bearer::LOOKUP_PATH, get(tokens::lookup))
         .merge(others)
         // deskgate's own forms are small.
         .layer(RequestBodyLimitLayer::new(64 * 1024));
@@ -97,7 +101,8 @@ pub async fn index(visitor: Visitor) -> Response {
         Visitor::SignedIn { session, .. } => {
             let body = format!(
                 "<p>Signed in as <strong>{}</strong>{}.</p><p class=\"muted\">Usergroups: {}</p>\
-                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/logout\">Sign out</a></p>",
+                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/account/tokens\">API tokens</a> · \
+                 <a href=\"{PREFIX}/logout\">Sign out</a></p>",
                 html::esc(&session.name),
                 session.email.as_deref().map(|e| format!(" ({})", html::esc(e))).unwrap_or_default(),
                 html::esc(&session.resolved.usergroups.join(", ")),

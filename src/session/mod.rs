@@ -5,6 +5,7 @@
 mod memory;
 mod redis;
 mod redis_link;
+mod token_cache;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,8 @@ use sha2::{Digest, Sha256};
 pub use self::redis::RedisStore;
 pub use self::redis_link::LinkError as RedisLinkError;
 pub use memory::{MemoryBounds, MemoryStore};
+pub(crate) use token_cache::Entry as TokenEntry;
+pub use token_cache::TokenCache;
 
 use crate::clock::Clock;
 use crate::usergroups::Resolved;
@@ -120,7 +123,17 @@ impl SessionCache {
     }
 }
 
+/// The provider a request made with an API token is said to come through
+/// (`X-Deskgate-Provider`, the JWT's `provider`): every sign-in provider's id but the
+/// built-in one has a dot.
+pub const TOKEN_PROVIDER: &str = "token";
+
 impl Session {
+    /// Whether this is the stand-in session of a request made with an API token.
+    pub fn by_token(&self) -> bool {
+        self.provider == TOKEN_PROVIDER
+    }
+
     /// A copy with fresh `last_seen`, sharing nothing cached.
     pub fn touched(&self, now: u64) -> Session {
         Session {

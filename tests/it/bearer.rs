@@ -1,7 +1,7 @@
 //! Provider bearer tokens: an ID token from the real OpenID Connect provider of the test
 //! peers, sent as `Authorization: Bearer`, acts as its account for one request; tokens for
 //! another audience, expired, signed by another key, forged or malformed get 401 with
-//! `WWW-Authenticate: Bearer error="invalid_token"`, never a sign-in redirect.
+//! `WWW-Authenticate: Bearer realm="deskgate", error="invalid_token"`, never a sign-in redirect.
 //!
 //! The tokens are fetched from the provider directly (its login form driven with a cookie
 //! jar, the code exchanged at its token endpoint), for a callback URL on port 19820 that the
@@ -20,7 +20,7 @@ use crate::oidc::{AtProvider, SECRET_FILE};
 use crate::support::*;
 
 const CALLBACK: &str = "http://127.0.0.1:19820/.deskgate/oidc/corp/callback";
-const CHALLENGE: &str = r#"Bearer error="invalid_token""#;
+const CHALLENGE: &str = r#"Bearer realm="deskgate", error="invalid_token""#;
 
 const MODEL: &str = r#"
 [everyone]

@@ -35,4 +35,5 @@ mod sessions;
 mod signup;
 mod support;
 mod tls;
+mod tokens;
 mod usergroups;

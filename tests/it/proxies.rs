@@ -19,7 +19,7 @@ const CADDY_PORT: u16 = 19710;
 const HAPROXY_PORT: u16 = 19720;
 const TRAEFIK_PORT: u16 = 19730;
 
-const IDENTITY: [&str; 8] = [
+const IDENTITY: [&str; 9] = [
     "X-Deskgate-User",
     "X-Deskgate-Email",
     "X-Deskgate-Email-Verified",
@@ -27,6 +27,7 @@ const IDENTITY: [&str; 8] = [
     "X-Deskgate-Usergroups",
     "X-Deskgate-Permissions",
     "X-Deskgate-Provider",
+    "X-Deskgate-Auth",
     "X-Deskgate-Jwt",
 ];
 

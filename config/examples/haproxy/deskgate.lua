@@ -16,7 +16,7 @@
 local prefix = "x-deskgate-"
 -- Every identity header deskgate answers with; each is set on the request, empty when the
 -- answer has none, so a client's own value never reaches the app.
-local identity = { "user", "email", "email-verified", "name", "usergroups", "permissions", "provider", "jwt" }
+local identity = { "user", "email", "email-verified", "name", "usergroups", "permissions", "provider", "auth", "jwt" }
 
 local function first(headers, name)
   local values = headers[name]
