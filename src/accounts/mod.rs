@@ -3,6 +3,7 @@
 
 mod listing;
 mod postgres;
+mod profile;
 mod sqlite;
 
 use std::future::Future;
@@ -12,6 +13,7 @@ use deskgate_provider::AuthError;
 
 pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
+pub use profile::ProfileStore;
 pub use sqlite::SqliteStore;
 
 pub use crate::usergroups::Organization;

@@ -1,6 +1,7 @@
 //! deskgate's own pages under the reserved prefix `/.deskgate/`: sign-in, sign-up,
-//! sign-out, health and the JWKS. Never proxied.
+//! sign-out, the account page, health and the JWKS. Never proxied.
 
+mod account;
 pub(crate) mod forms;
 pub mod html;
 mod login;
@@ -40,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/jwks.json", get(jwks))
+        .merge(account::routes())
         .merge(crate::admin::routes())
         .merge(crate::authz::routes())
         // deskgate's own forms are small.
@@ -100,7 +102,8 @@ pub async fn index(visitor: Visitor) -> Response {
         Visitor::SignedIn { session, .. } => {
             let body = format!(
                 "<p>Signed in as <strong>{}</strong>{}.</p><p class=\"muted\">Usergroups: {}</p>\
-                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/logout\">Sign out</a></p>",
+                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/account\">Your account</a> · \
+                 <a href=\"{PREFIX}/logout\">Sign out</a></p>",
                 html::esc(&session.name),
                 session.email.as_deref().map(|e| format!(" ({})", html::esc(e))).unwrap_or_default(),
                 html::esc(&session.resolved.usergroups.join(", ")),

@@ -6,8 +6,9 @@
 //! are, the new entry is refused ([`StoreError::Full`]) — the map never grows past it, and
 //! what it already holds (an address's count, a pending sign-in) is never evicted to make
 //! room. Sessions are not bounded here: only a sign-in, which is itself limited, makes one.
+//! Sessions are indexed by account, and leave the index with the session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use super::{Session, SessionKey, SessionStore, StoreError};
@@ -16,6 +17,8 @@ use crate::clock::Clock;
 #[derive(Debug, Default)]
 struct Maps {
     sessions: HashMap<SessionKey, (Arc<Session>, u64)>,
+    /// The keys of each account's sessions.
+    by_account: HashMap<String, HashSet<SessionKey>>,
     counters: HashMap<String, (u64, u64)>,
     once: HashMap<String, (Vec<u8>, u64)>,
     /// Account epochs; only accounts ever changed have one, and they are never swept.
@@ -25,6 +28,24 @@ struct Maps {
     /// When `counters` and `once` were last scanned for expired entries at their bound.
     counters_pruned: u64,
     once_pruned: u64,
+}
+
+impl Maps {
+    /// Removes a session and its index entry.
+    fn remove_session(&mut self, key: &SessionKey) {
+        if let Some((s, _)) = self.sessions.remove(key) {
+            self.unindex(&s.account_id, key);
+        }
+    }
+
+    fn unindex(&mut self, account_id: &str, key: &SessionKey) {
+        if let Some(keys) = self.by_account.get_mut(account_id) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_account.remove(account_id);
+            }
+        }
+    }
 }
 
 /// Most counters and one-time values the store keeps at once.
@@ -74,6 +95,11 @@ impl MemoryStore {
         self.read().sessions.len()
     }
 
+    /// How many entries the index of sessions by account holds now.
+    pub fn indexed(&self) -> usize {
+        self.read().by_account.values().map(HashSet::len).sum()
+    }
+
     /// How many counters and one-time values the store holds now, expired ones included.
     pub fn held(&self) -> (usize, usize) {
         let maps = self.read();
@@ -110,6 +136,11 @@ impl MemoryStore {
         let now = self.clock.now();
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
         maps.sessions.retain(|_, (_, exp)| *exp > now);
+        let Maps { sessions, by_account, .. } = &mut *maps;
+        by_account.retain(|_, keys| {
+            keys.retain(|k| sessions.contains_key(k));
+            !keys.is_empty()
+        });
         maps.counters.retain(|_, (_, exp)| *exp > now);
         maps.once.retain(|_, (_, exp)| *exp > now);
         maps.sessions.len()
@@ -150,7 +181,7 @@ impl SessionStore for MemoryStore {
         match found {
             Some((s, exp, epoch)) if exp > now => Ok(Some((s, epoch))),
             Some(_) => {
-                self.write().sessions.remove(key);
+                self.write().remove_session(key);
                 Ok(None)
             }
             None => Ok(None),
@@ -186,13 +217,38 @@ impl SessionStore for MemoryStore {
         expires_at: u64,
     ) -> Result<Arc<Session>, StoreError> {
         let session = Arc::new(session);
-        self.write().sessions.insert(key.clone(), (session.clone(), expires_at));
+        let mut maps = self.write();
+        let account_id = session.account_id.clone();
+        if let Some((old, _)) = maps.sessions.insert(key.clone(), (session.clone(), expires_at))
+            && old.account_id != account_id
+        {
+            maps.unindex(&old.account_id, key);
+        }
+        maps.by_account.entry(account_id).or_default().insert(key.clone());
         Ok(session)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
-        self.write().sessions.remove(key);
+        self.write().remove_session(key);
         Ok(())
+    }
+
+    async fn account_sessions(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(SessionKey, Arc<Session>)>, StoreError> {
+        let now = self.clock.now();
+        let mut live: Vec<(SessionKey, Arc<Session>)> = {
+            let maps = self.read();
+            let keys = maps.by_account.get(account_id).into_iter().flatten();
+            keys.filter_map(|k| match maps.sessions.get(k) {
+                Some((s, exp)) if *exp > now => Some((k.clone(), s.clone())),
+                _ => None,
+            })
+            .collect()
+        };
+        live.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at).then_with(|| a.0.text().cmp(&b.0.text())));
+        Ok(live)
     }
 
     async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {

@@ -8,6 +8,10 @@
 //!
 //! A session is stored as `ACCOUNT_ID \n JSON`, so that one script can read the session and
 //! its account's epoch in the same round trip.
+//!
+//! Each account's sessions are indexed in a sorted set (`account-sessions:<id>`: session
+//! keys scored by their deadline). Each put drops what has expired from it and gives the
+//! set the TTL of its latest session, so the index never outlives what it names.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -106,6 +110,39 @@ return {v, string.format('%d', own + shared)}
     )
 });
 
+/// Adds a session to its account's index, drops expired members, and lets the index expire
+/// with its latest session. Sent as `EVAL` in the put's pipeline (which may end in `WAIT`).
+/// KEYS[1] index; ARGV[1] session key text; ARGV[2] its deadline; ARGV[3] now.
+const INDEX: &str = r"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then
+  redis.call('EXPIRE', KEYS[1], math.max(1, tonumber(last[2]) - tonumber(ARGV[3])))
+end
+return 0
+";
+
+/// Deletes a session and its entry in its account's index (named from the session's value,
+/// as in [`SESSION_AND_EPOCH`]).
+/// KEYS[1] session; ARGV[1] the indexes' prefix; ARGV[2] session key text.
+static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+local nl = string.find(v, '\n', 1, true)
+if nl then
+  redis.call('ZREM', ARGV[1] .. string.sub(v, 1, nl - 1), ARGV[2])
+end
+return 1
+",
+    )
+});
+
 /// Sessions, counters and one-time values in Redis, every key under one prefix.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -199,6 +236,16 @@ struct StoredRef<'a> {
 struct Stored {
     expires_at: u64,
     session: Session,
+}
+
+/// A stored session value (`ACCOUNT_ID \n JSON`, or the JSON alone as earlier versions
+/// wrote it), when it can be read.
+fn decode(value: &[u8]) -> Result<Stored, serde_json::Error> {
+    let json = match value.iter().position(|&b| b == b'\n') {
+        Some(nl) => &value[nl + 1..],
+        None => value,
+    };
+    serde_json::from_slice::<Stored>(json)
 }
 
 /// An epoch as Redis holds it (a decimal integer); anything else reads as 0.
@@ -347,11 +394,7 @@ impl SessionStore for RedisStore {
         let Some(value) = parts.next() else {
             return Ok(None);
         };
-        let json = match value.iter().position(|&b| b == b'\n') {
-            Some(nl) => &value[nl + 1..],
-            None => &value[..],
-        };
-        let stored = match serde_json::from_slice::<Stored>(json) {
+        let stored = match decode(&value) {
             Ok(stored) if stored.expires_at > now => stored,
             Ok(_) => return Ok(None),
             Err(e) => {
@@ -410,17 +453,32 @@ impl SessionStore for RedisStore {
         let mut value = format!("{}\n", session.account_id).into_bytes();
         serde_json::to_writer(&mut value, &StoredRef { expires_at, session: &session })
             .map_err(unavailable)?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key("session", &key.text())).arg(value).arg("EX").arg(self.ttl(expires_at));
+        let mut set = redis::cmd("SET");
+        set.arg(self.key("session", &key.text())).arg(value).arg("EX").arg(self.ttl(expires_at));
+        let mut index = redis::cmd("EVAL");
+        index
+            .arg(INDEX)
+            .arg(1)
+            .arg(self.key("account-sessions", &session.account_id))
+            .arg(key.text())
+            .arg(expires_at)
+            .arg(self.clock.now());
+        let mut pipe = redis::pipe();
+        pipe.add_command(set).ignore().add_command(index).ignore();
         match self.wait {
-            None => self.query::<()>(cmd).await?,
+            None => {
+                let pipe = &pipe;
+                self.bounded(
+                    self.link.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await }),
+                )
+                .await?;
+            }
             Some((replicas, timeout)) => {
                 // The session waits for replicas, so that a failover right after the sign-in
                 // still finds it; a replica that is late only makes this slower.
                 let mut wait = redis::cmd("WAIT");
                 wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
-                let mut pipe = redis::pipe();
-                pipe.add_command(cmd).ignore().add_command(wait);
+                pipe.add_command(wait);
                 let pipe = &pipe;
                 let (acked,): (u32,) = self
                     .bounded(self.link.run(|mut conn| async move { pipe.query_async(&mut conn).await }))
@@ -437,9 +495,49 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         self.local.remove(key);
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key("session", &key.text()));
-        self.query::<()>(cmd).await
+        let mut invocation = DELETE.key(self.key("session", &key.text()));
+        invocation.arg(self.key("account-sessions", "")).arg(key.text());
+        let _: u8 = self.script(invocation).await?;
+        Ok(())
+    }
+
+    async fn account_sessions(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(SessionKey, Arc<Session>)>, StoreError> {
+        let now = self.clock.now();
+        let index = self.key("account-sessions", account_id);
+        let mut range = redis::cmd("ZRANGEBYSCORE");
+        range.arg(&index).arg(format!("({now}")).arg("+inf");
+        let members: Vec<String> = self.query(range).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut get = redis::cmd("MGET");
+        for m in &members {
+            get.arg(self.key("session", m));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(get).await?;
+        let mut live = Vec::new();
+        let mut stale = Vec::new();
+        for (member, value) in members.into_iter().zip(values) {
+            let found = value
+                .as_deref()
+                .and_then(|v| decode(v).ok())
+                .filter(|s| s.expires_at > now && s.session.account_id == account_id);
+            match (SessionKey::from_text(&member), found) {
+                (Some(key), Some(stored)) => live.push((key, Arc::new(stored.session))),
+                _ => stale.push(member),
+            }
+        }
+        if !stale.is_empty() {
+            // Deleted elsewhere, or damaged: out of the index.
+            let mut rem = redis::cmd("ZREM");
+            rem.arg(&index).arg(stale);
+            self.query::<()>(rem).await?;
+        }
+        live.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at).then_with(|| a.0.text().cmp(&b.0.text())));
+        Ok(live)
     }
 
     async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {
