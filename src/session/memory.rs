@@ -247,7 +247,7 @@ impl SessionStore for MemoryStore {
             })
             .collect()
         };
-        live.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at).then_with(|| a.0.text().cmp(&b.0.text())));
+        super::oldest_first(&mut live);
         Ok(live)
     }
 

@@ -201,6 +201,12 @@ pub fn new_cookie_value() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Puts an account's sessions in the order [`SessionStore::account_sessions`] lists them:
+/// oldest first, then by key, so that the order is the same on every read.
+fn oldest_first(sessions: &mut [(SessionKey, Arc<Session>)]) {
+    sessions.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at).then_with(|| a.0.0.cmp(&b.0.0)));
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

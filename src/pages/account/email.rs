@@ -21,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{HeaderMap, StatusCode};
 
 use super::password::{Refusal, check_current};
-use super::{FORM_EXPIRED, account_of, done, refuse, signed_in, to_sign_in};
+use super::{FORM_EXPIRED, Posted, account_of, done, posted, refuse};
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
 use crate::config::{Registration, Smtp};
 use crate::error::GatewayError;
@@ -104,13 +104,11 @@ pub async fn request(
     headers: HeaderMap,
     Form(f): Form<EmailForm>,
 ) -> Result<Response, GatewayError> {
-    let Some((key, session)) = signed_in(visitor) else {
-        return Ok(to_sign_in(&format!("{PREFIX}/account")));
+    let (key, session) = match posted(&state, visitor, &headers, &f.csrf).await? {
+        Posted::By(key, session) => (key, session),
+        Posted::Answered(resp) => return Ok(resp),
     };
     let me = (&key, &*session);
-    if !forms::csrf_ok(&state, &headers, &f.csrf) {
-        return refuse(&state, &headers, me, StatusCode::FORBIDDEN, FORM_EXPIRED).await;
-    }
     let Some(smtp) = smtp(&state).cloned() else {
         let text = "Email addresses cannot be changed here. Please ask an administrator.";
         return refuse(&state, &headers, me, StatusCode::NOT_FOUND, text).await;

@@ -79,6 +79,32 @@ pub(crate) fn to_sign_in(back_to: &str) -> Response {
     Redirect::to(&format!("{PREFIX}/login?next={}", query_value(back_to))).into_response()
 }
 
+/// Where a posted form of the page stands once it is known who posted it.
+enum Posted {
+    /// A signed-in person, with the browser's token.
+    By(SessionKey, Arc<Session>),
+    /// A guest (sent to sign in) or a post without the token (the page again, 403).
+    Answered(Response),
+}
+
+/// The start of every form of the page: who posted it, and whether the token is the
+/// browser's.
+async fn posted(
+    state: &AppState,
+    visitor: Visitor,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Posted, GatewayError> {
+    let Some((key, session)) = signed_in(visitor) else {
+        return Ok(Posted::Answered(to_sign_in(&format!("{PREFIX}/account"))));
+    };
+    if !forms::csrf_ok(state, headers, csrf) {
+        let page = refuse(state, headers, (&key, &session), StatusCode::FORBIDDEN, FORM_EXPIRED).await?;
+        return Ok(Posted::Answered(page));
+    }
+    Ok(Posted::By(key, session))
+}
+
 /// What a redirect back to the page says happened.
 #[derive(Debug, serde::Deserialize)]
 pub struct Done {

@@ -11,7 +11,7 @@ use deskgate_builtin::HashError;
 use deskgate_provider::{AuthError, PasswordProvider};
 use http::{HeaderMap, StatusCode};
 
-use super::{FORM_EXPIRED, account_of, done, refuse, signed_in, to_sign_in};
+use super::{Posted, account_of, done, posted, refuse};
 use crate::accounts::{Account, AccountError, AccountStore};
 use crate::error::GatewayError;
 use crate::limits;
@@ -111,13 +111,11 @@ pub async fn change(
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Result<Response, GatewayError> {
-    let Some((key, session)) = signed_in(visitor) else {
-        return Ok(to_sign_in(&format!("{PREFIX}/account")));
+    let (key, session) = match posted(&state, visitor, &headers, &f.csrf).await? {
+        Posted::By(key, session) => (key, session),
+        Posted::Answered(resp) => return Ok(resp),
     };
     let me = (&key, &*session);
-    if !forms::csrf_ok(&state, &headers, &f.csrf) {
-        return refuse(&state, &headers, me, StatusCode::FORBIDDEN, FORM_EXPIRED).await;
-    }
     let Some(account) = account_of(&state, &session).await? else {
         return Ok(done("password"));
     };

@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 
-use super::{FORM_EXPIRED, account_of, done, refuse, signed_in, to_sign_in};
+use super::{Posted, account_of, done, posted, refuse};
 use crate::accounts::{Account, ProfileStore};
 use crate::error::GatewayError;
 use crate::pages::PREFIX;
-use crate::pages::forms::{self, Binding};
+use crate::pages::forms::Binding;
 use crate::pages::html::esc;
 use crate::session::{Session, SessionStore};
 use crate::state::AppState;
@@ -60,13 +60,11 @@ pub async fn rename(
     headers: HeaderMap,
     Form(f): Form<NameForm>,
 ) -> Result<Response, GatewayError> {
-    let Some((key, session)) = signed_in(visitor) else {
-        return Ok(to_sign_in(&format!("{PREFIX}/account")));
+    let (key, session) = match posted(&state, visitor, &headers, &f.csrf).await? {
+        Posted::By(key, session) => (key, session),
+        Posted::Answered(resp) => return Ok(resp),
     };
     let me = (&key, &*session);
-    if !forms::csrf_ok(&state, &headers, &f.csrf) {
-        return refuse(&state, &headers, me, StatusCode::FORBIDDEN, FORM_EXPIRED).await;
-    }
     let name = f.name.trim();
     if name.is_empty() || name.chars().count() > NAME_MAX || name.chars().any(char::is_control) {
         let text = "Please give a name of up to 100 characters.";

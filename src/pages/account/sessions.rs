@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode, header};
 
-use super::{FORM_EXPIRED, done, refuse, signed_in, to_sign_in};
+use super::{Posted, done, posted, refuse};
 use crate::error::GatewayError;
 use crate::pages::PREFIX;
 use crate::pages::forms::{self, Binding};
@@ -102,13 +102,11 @@ pub async fn end(
     headers: HeaderMap,
     Form(f): Form<EndForm>,
 ) -> Result<Response, GatewayError> {
-    let Some((key, session)) = signed_in(visitor) else {
-        return Ok(to_sign_in(&format!("{PREFIX}/account")));
+    let (key, session) = match posted(&state, visitor, &headers, &f.csrf).await? {
+        Posted::By(key, session) => (key, session),
+        Posted::Answered(resp) => return Ok(resp),
     };
     let me = (&key, &*session);
-    if !forms::csrf_ok(&state, &headers, &f.csrf) {
-        return refuse(&state, &headers, me, StatusCode::FORBIDDEN, FORM_EXPIRED).await;
-    }
     let account = &session.account_id;
     let mine = state.sessions.account_sessions(account).await?;
     if f.session == OTHERS {
