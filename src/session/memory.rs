@@ -8,7 +8,8 @@
 //! room. Sessions are not bounded here: only a sign-in, which is itself limited, makes one.
 //! Sessions are indexed by account, and leave the index with the session.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use super::{Session, SessionKey, SessionStore, StoreError};
@@ -17,8 +18,9 @@ use crate::clock::Clock;
 #[derive(Debug, Default)]
 struct Maps {
     sessions: HashMap<SessionKey, (Arc<Session>, u64)>,
-    /// The keys of each account's sessions.
-    by_account: HashMap<String, HashSet<SessionKey>>,
+    /// Every session's key under a tag of its account id (see [`account_tag`]): one small
+    /// entry a session, where a set per account would cost several times the session's key.
+    by_account: BTreeSet<(u64, SessionKey)>,
     counters: HashMap<String, (u64, u64)>,
     once: HashMap<String, (Vec<u8>, u64)>,
     /// Account epochs; only accounts ever changed have one, and they are never swept.
@@ -30,20 +32,19 @@ struct Maps {
     once_pruned: u64,
 }
 
+/// An account id's tag in the index. Two accounts may share a tag: a lookup keeps only the
+/// sessions whose own account id is the one asked for.
+fn account_tag(account_id: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    account_id.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl Maps {
     /// Removes a session and its index entry.
     fn remove_session(&mut self, key: &SessionKey) {
         if let Some((s, _)) = self.sessions.remove(key) {
-            self.unindex(&s.account_id, key);
-        }
-    }
-
-    fn unindex(&mut self, account_id: &str, key: &SessionKey) {
-        if let Some(keys) = self.by_account.get_mut(account_id) {
-            keys.remove(key);
-            if keys.is_empty() {
-                self.by_account.remove(account_id);
-            }
+            self.by_account.remove(&(account_tag(&s.account_id), key.clone()));
         }
     }
 }
@@ -97,7 +98,7 @@ impl MemoryStore {
 
     /// How many entries the index of sessions by account holds now.
     pub fn indexed(&self) -> usize {
-        self.read().by_account.values().map(HashSet::len).sum()
+        self.read().by_account.len()
     }
 
     /// How many counters and one-time values the store holds now, expired ones included.
@@ -137,10 +138,7 @@ impl MemoryStore {
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
         maps.sessions.retain(|_, (_, exp)| *exp > now);
         let Maps { sessions, by_account, .. } = &mut *maps;
-        by_account.retain(|_, keys| {
-            keys.retain(|k| sessions.contains_key(k));
-            !keys.is_empty()
-        });
+        by_account.retain(|(_, k)| sessions.contains_key(k));
         maps.counters.retain(|_, (_, exp)| *exp > now);
         maps.once.retain(|_, (_, exp)| *exp > now);
         maps.sessions.len()
@@ -218,13 +216,13 @@ impl SessionStore for MemoryStore {
     ) -> Result<Arc<Session>, StoreError> {
         let session = Arc::new(session);
         let mut maps = self.write();
-        let account_id = session.account_id.clone();
+        let tag = account_tag(&session.account_id);
         if let Some((old, _)) = maps.sessions.insert(key.clone(), (session.clone(), expires_at))
-            && old.account_id != account_id
+            && old.account_id != session.account_id
         {
-            maps.unindex(&old.account_id, key);
+            maps.by_account.remove(&(account_tag(&old.account_id), key.clone()));
         }
-        maps.by_account.entry(account_id).or_default().insert(key.clone());
+        maps.by_account.insert((tag, key.clone()));
         Ok(session)
     }
 
@@ -240,9 +238,10 @@ impl SessionStore for MemoryStore {
         let now = self.clock.now();
         let mut live: Vec<(SessionKey, Arc<Session>)> = {
             let maps = self.read();
-            let keys = maps.by_account.get(account_id).into_iter().flatten();
-            keys.filter_map(|k| match maps.sessions.get(k) {
-                Some((s, exp)) if *exp > now => Some((k.clone(), s.clone())),
+            let tag = account_tag(account_id);
+            let keys = maps.by_account.range((tag, SessionKey([0; 32]))..=(tag, SessionKey([u8::MAX; 32])));
+            keys.filter_map(|(_, k)| match maps.sessions.get(k) {
+                Some((s, exp)) if *exp > now && s.account_id == account_id => Some((k.clone(), s.clone())),
                 _ => None,
             })
             .collect()

@@ -160,7 +160,7 @@ impl Session {
 pub const USER_AGENT_MAX: usize = 200;
 
 /// The store key of a session: the SHA-256 of the cookie value.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey([u8; 32]);
 
 impl SessionKey {
