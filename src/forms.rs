@@ -89,6 +89,20 @@ pub fn client_ip(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpA
     crate::forwarded::client_addr(peer.ip(), headers, &state.config.server.trusted_proxies)
 }
 
+impl axum::extract::FromRequestParts<AppState> for crate::signin::Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let addr = peer.map(|p| client_ip(state, p, &parts.headers));
+        let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+        Ok(crate::signin::Client::new(addr, user_agent))
+    }
+}
+
 /// The session cookie for a value, or its deletion when `value` is `None`.
 pub fn session_cookie(state: &AppState, value: Option<&str>) -> HeaderValue {
     let s = &state.config.session;

@@ -44,7 +44,10 @@ fieldset{border:1px solid #d5dae3;border-radius:6px;margin:0 0 .5rem;padding:.5r
 legend{font-weight:600;padding:0 .3rem}label.choice{font-weight:400;margin:.3rem 0}\
 label.choice input{width:auto;margin-right:.4rem}\
 a.button{display:block;text-align:center;margin-top:.6rem;padding:.6rem;border:1px solid #2457c5;\
-border-radius:6px;color:#2457c5;text-decoration:none}p.or{text-align:center;color:#5b6475;margin:1rem 0 0}";
+border-radius:6px;color:#2457c5;text-decoration:none}p.or{text-align:center;color:#5b6475;margin:1rem 0 0}\
+h2{font-size:1.1rem;margin:1.6rem 0 .4rem}nav.sections ul{list-style:none;padding:0;margin:0 0 1rem;display:flex;\
+flex-wrap:wrap;gap:.4rem 1rem}table.sessions{width:100%;border-collapse:collapse}table.sessions td{vertical-align:top;\
+padding:.5rem 0;border-top:1px solid #e3e6ec}table.sessions button{margin:0;width:auto;padding:.35rem .7rem}";
 
 /// A whole page with a title and body HTML (already escaped).
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {

@@ -200,6 +200,31 @@ pub(crate) fn said(identity: &Identity, organizations: &[String]) -> crate::acco
     }
 }
 
+/// Where a sign-in came from, kept with the session for its owner's list of sessions.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The client's address (behind trusted proxies, the forwarded one).
+    pub addr: Option<std::net::IpAddr>,
+    /// The `User-Agent` it sent, without control characters, cut to
+    /// [`crate::session::USER_AGENT_MAX`] characters.
+    pub user_agent: Option<String>,
+}
+
+impl Client {
+    /// The client at `addr` that sent `user_agent`.
+    pub fn new(addr: Option<std::net::IpAddr>, user_agent: Option<&str>) -> Client {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(crate::session::USER_AGENT_MAX)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.trim().is_empty());
+        Client { addr, user_agent }
+    }
+}
+
 /// Starts a fresh session for `account`; any session the browser had is ended, so a
 /// session id planted before sign-in is never the one after it. Returns the cookie value.
 pub async fn start_session(
@@ -209,6 +234,7 @@ pub async fn start_session(
     policy: &AccountPolicy,
     previous: Option<SessionKey>,
     refresh_token: Option<&str>,
+    client: &Client,
 ) -> Result<String, GatewayError> {
     if let Some(old) = previous {
         state.sessions.delete(&old).await?;
@@ -301,6 +327,8 @@ pub async fn resolve_session(
         password_serial,
         created_at: now,
         last_seen: now,
+        client_addr: client.addr.map(|a| a.to_string()),
+        user_agent: client.user_agent.clone(),
         cache: Default::default(),
     })
 }

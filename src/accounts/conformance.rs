@@ -20,7 +20,8 @@ fn unverified(email: &str) -> NewAccount {
 }
 
 /// Runs every check against an empty store.
-pub async fn run<S: AccountStore>(store: &S) {
+pub async fn run<S: AccountStore + ProfileStore>(store: &S) {
+    names(store).await;
     organizations(store).await;
     provider_claims(store).await;
     listing_counting_and_disabling(store).await;
@@ -562,6 +563,19 @@ pub async fn concurrent_replacements<S: AccountStore>(store: &S) {
         y.expect("set");
         let now = store.by_id(&a.id).await.expect("by id").expect("found").usergroups;
         assert!(now == one || now == two, "one replacement wins, got {now:?}");
+    }
+}
+
+/// A person's new display name is kept, whatever its script; nobody else's changes.
+async fn names<S: AccountStore + ProfileStore>(store: &S) {
+    let a = store.create(new("named@example.com", &[])).await.expect("create");
+    let b = store.create(new("unnamed@example.com", &[])).await.expect("create");
+    store.set_name(&a.id, "Zoë O'Brien <ü>").await.expect("set name");
+    assert_eq!(store.by_id(&a.id).await.expect("by id").expect("found").name, "Zoë O'Brien <ü>");
+    assert_eq!(store.by_id(&b.id).await.expect("by id").expect("found").name, b.name);
+    assert!(matches!(store.set_name("missing", "x").await, Err(AccountError::NotFound)));
+    for id in [a.id, b.id] {
+        store.delete(&id).await.expect("delete");
     }
 }
 

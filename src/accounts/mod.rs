@@ -3,6 +3,7 @@
 
 mod listing;
 mod postgres;
+mod profile;
 mod sqlite;
 pub mod tokens;
 
@@ -13,6 +14,7 @@ use deskgate_provider::AuthError;
 
 pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
+pub use profile::ProfileStore;
 pub use sqlite::SqliteStore;
 pub use tokens::{ApiToken, TokenStore};
 

@@ -225,6 +225,7 @@ async fn verify(
 pub async fn submit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: signin::Client,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Result<Response, GatewayError> {
@@ -321,7 +322,7 @@ pub async fn submit(
     };
     state.metrics.sign_in(label, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
-    let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None).await?;
+    let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None, &client).await?;
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
     Ok(resp)

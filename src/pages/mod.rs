@@ -1,6 +1,7 @@
 //! deskgate's own pages under the reserved prefix `/.deskgate/`: sign-in, sign-up,
-//! sign-out, health and the JWKS. Never proxied.
+//! sign-out, the account page, health and the JWKS. Never proxied.
 
+mod account;
 mod login;
 mod logout;
 #[cfg(feature = "oidc")]
@@ -42,6 +43,7 @@ pub fn routes(others: Router<AppState>) -> Router<AppState> {
         .route(tokens::PAGE, get(tokens::show).post(tokens::create))
         .route("/account/tokens/{id}/revoke", axum::routing::post(tokens::revoke))
         .route(crate::bearer::LOOKUP_PATH, get(tokens::lookup))
+        .merge(account::routes())
         .merge(others)
         // deskgate's own forms are small.
         .layer(RequestBodyLimitLayer::new(64 * 1024));
@@ -101,7 +103,7 @@ pub async fn index(visitor: Visitor) -> Response {
         Visitor::SignedIn { session, .. } => {
             let body = format!(
                 "<p>Signed in as <strong>{}</strong>{}.</p><p class=\"muted\">Usergroups: {}</p>\
-                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/account/tokens\">API tokens</a> · \
+                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/account\">Your account</a> · <a href=\"{PREFIX}/account/tokens\">API tokens</a> · \
                  <a href=\"{PREFIX}/logout\">Sign out</a></p>",
                 html::esc(&session.name),
                 session.email.as_deref().map(|e| format!(" ({})", html::esc(e))).unwrap_or_default(),

@@ -62,6 +62,7 @@ pub async fn start(
 pub async fn callback(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    client: crate::signin::Client,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, GatewayError> {
@@ -84,7 +85,16 @@ pub async fn callback(
                     "refresh_groups is set but the provider issued no refresh token: the session ends at its first re-check"
                 );
             }
-            redirect::finish(&state, &headers, identity, &p.policy, &pending.next, refresh.as_deref()).await?
+            redirect::finish(
+                &state,
+                &headers,
+                &client,
+                identity,
+                &p.policy,
+                &pending.next,
+                refresh.as_deref(),
+            )
+            .await?
         }
         Err(e) => {
             state.metrics.sign_in(&p.id, crate::metrics::SignIn::Failure);

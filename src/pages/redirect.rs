@@ -216,6 +216,7 @@ pub fn refused(provider: &str, label: &str, error: AuthError) -> Result<Response
 pub async fn finish(
     state: &AppState,
     headers: &HeaderMap,
+    client: &signin::Client,
     identity: Identity,
     policy: &AccountPolicy,
     next: &str,
@@ -255,7 +256,8 @@ pub async fn finish(
     };
     state.metrics.sign_in(&identity.provider, SignIn::Success);
     let previous = web::cookie(headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
-    let cookie = signin::start_session(state, &account, &identity, policy, previous, refresh_token).await?;
+    let cookie =
+        signin::start_session(state, &account, &identity, policy, previous, refresh_token, client).await?;
     let mut resp = Redirect::to(&forms::next_or_root(state, Some(next))).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(state, Some(&cookie)));
     Ok(resp)

@@ -159,17 +159,19 @@ pub async fn show(
     binding.attach(html::page(StatusCode::OK, "Create an account", &body))
 }
 
+/// Whether a typed address (already trimmed) looks like one a mail can go to: the one rule
+/// of sign-up and of a change of address.
+pub(super) fn plausible_email(email: &str) -> bool {
+    email.len() <= 254
+        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',')
+}
+
 /// What is wrong with a sign-up, if anything.
 fn invalid(f: &RegisterForm) -> Option<&'static str> {
-    let email = f.email.trim();
-    let plausible_email = email.len() <= 254
-        && email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == ',');
     if f.name.trim().is_empty() || f.name.chars().count() > 100 || f.name.chars().any(char::is_control) {
         Some("Please give a name of up to 100 characters.")
-    } else if !plausible_email {
+    } else if !plausible_email(f.email.trim()) {
         Some("Please give a valid email address.")
     } else {
         password_problem(&f.password, &f.confirm)
@@ -192,6 +194,7 @@ pub(super) fn password_problem(password: &str, confirm: &str) -> Option<&'static
 pub async fn submit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: signin::Client,
     headers: HeaderMap,
     Form(f): Form<RegisterForm>,
 ) -> Result<Response, GatewayError> {
@@ -289,8 +292,8 @@ pub async fn submit(
     identity.email = account.email.clone();
     identity.email_verified = false;
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
-    let cookie =
-        signin::start_session(&state, &account, &identity, &AccountPolicy::default(), previous, None).await?;
+    let policy = AccountPolicy::default();
+    let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None, &client).await?;
     let mut resp = Redirect::to(&next).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
     Ok(resp)

@@ -294,6 +294,7 @@ pub async fn reset_form(
 /// person in with a fresh one.
 pub async fn reset(
     State(state): State<AppState>,
+    client: signin::Client,
     headers: HeaderMap,
     Form(f): Form<ResetForm>,
 ) -> Result<Response, GatewayError> {
@@ -354,8 +355,8 @@ pub async fn reset(
     identity.email_verified = account.email_verified;
     identity.display_name = Some(account.name.clone());
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
-    let cookie =
-        signin::start_session(&state, &account, &identity, &AccountPolicy::default(), previous, None).await?;
+    let policy = AccountPolicy::default();
+    let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None, &client).await?;
     let mut resp = Redirect::to("/").into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, Some(&cookie)));
     Ok(resp)

@@ -62,6 +62,7 @@ pub async fn start(
 pub async fn acs(
     State(state): State<AppState>,
     Path(key): Path<String>,
+    client: crate::signin::Client,
     headers: HeaderMap,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, GatewayError> {
@@ -69,7 +70,7 @@ pub async fn acs(
     let callback = Callback { params: fields };
     let path = prefix(&key);
     let claim = redirect::claim(&state, site(p, &path), &headers, callback.get("RelayState")).await?;
-    let resp = accept(&state, p, &headers, &callback, &claim).await?;
+    let resp = accept(&state, p, (&headers, &client), &callback, &claim).await?;
     Ok(claim.answer(resp))
 }
 
@@ -95,7 +96,7 @@ fn start_here(p: &SamlProvider) -> Response {
 async fn accept(
     state: &AppState,
     p: &SamlProvider,
-    headers: &HeaderMap,
+    (headers, client): (&HeaderMap, &crate::signin::Client),
     callback: &Callback,
     claim: &redirect::Claim,
 ) -> Result<Response, GatewayError> {
@@ -142,7 +143,7 @@ async fn accept(
             Some((&format!("{PREFIX}/login"), "Sign in")),
         ));
     }
-    redirect::finish(state, headers, identity, &p.policy, &next, None).await
+    redirect::finish(state, headers, client, identity, &p.policy, &next, None).await
 }
 
 /// The service provider's metadata, for the IdP.

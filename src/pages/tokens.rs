@@ -7,9 +7,9 @@ use axum::extract::{Path, Query, RawForm, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::PREFIX;
-use super::forms::{self, Binding, Fields};
-use super::html::{self, esc, query_value, utc};
+use crate::web::PREFIX;
+use crate::forms::{self, Binding, Fields};
+use crate::html::{self, esc, query_value, utc};
 use crate::accounts::tokens::{ApiToken, TokenStore};
 use crate::accounts::{Account, AccountStatus, AccountStore};
 use crate::bearer::issue::{self, IssueError, Wanted};

@@ -26,6 +26,7 @@ pub async fn run<S: SessionStore>(store: &S, clock: &Clock) {
     one_time_values(store, clock).await;
     account_epochs(store, clock).await;
     concurrent_bumps_are_all_counted(store).await;
+    sessions_are_listed_by_account(store, clock).await;
     // Last: it moves every account's epoch, which the checks above count from 0.
     shared_epoch_moves_every_account(store, clock).await;
 }
@@ -84,6 +85,45 @@ async fn account_epochs<S: SessionStore>(store: &S, clock: &Clock) {
     assert_eq!(store.account_epoch(&account).await.expect("epoch"), 2, "and never expire");
 }
 
+/// An account's live sessions come back with their keys, oldest first; deleted and expired
+/// ones do not, a session put again is listed once, and other accounts' never.
+async fn sessions_are_listed_by_account<S: SessionStore>(store: &S, clock: &Clock) {
+    let (mine, theirs) = (format!("ix-{}", new_cookie_value()), format!("ix-{}", new_cookie_value()));
+    assert!(store.account_sessions(&mine).await.expect("list").is_empty(), "none yet");
+    let keys: Vec<SessionKey> = (0..3).map(|_| SessionKey::from_cookie(&new_cookie_value())).collect();
+    let now = clock.now();
+    for (n, key) in keys.iter().enumerate() {
+        let s = Session { created_at: now - 10 + n as u64, ..session(&mine, now) };
+        store.put(key, s, now + 60).await.expect("put");
+    }
+    let other = SessionKey::from_cookie(&new_cookie_value());
+    store.put(&other, session(&theirs, now), now + 60).await.expect("put");
+    let listed = store.account_sessions(&mine).await.expect("list");
+    assert_eq!(listed.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), keys, "oldest first");
+    assert!(listed.iter().all(|(_, s)| s.account_id == mine));
+    // Touched (put again): still one entry, with what was put last.
+    let touched = Session { created_at: now - 10, last_seen: now + 1, ..session(&mine, now) };
+    store.put(&keys[0], touched, now + 60).await.expect("put again");
+    let listed = store.account_sessions(&mine).await.expect("list");
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[0].1.last_seen, now + 1);
+    store.delete(&keys[1]).await.expect("delete");
+    let listed = store.account_sessions(&mine).await.expect("list");
+    assert_eq!(listed.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), [keys[0].clone(), keys[2].clone()]);
+    // One that expires drops out at its deadline.
+    let brief = SessionKey::from_cookie(&new_cookie_value());
+    store.put(&brief, session(&mine, now), now + 5).await.expect("put");
+    assert_eq!(store.account_sessions(&mine).await.expect("list").len(), 3);
+    clock.advance(5);
+    assert_eq!(store.account_sessions(&mine).await.expect("list").len(), 2, "expired: gone");
+    assert_eq!(store.account_sessions(&theirs).await.expect("list").len(), 1);
+    for key in keys.iter().chain([&other]) {
+        store.delete(key).await.expect("delete");
+    }
+    assert!(store.account_sessions(&mine).await.expect("list").is_empty());
+    assert!(store.account_sessions(&theirs).await.expect("list").is_empty());
+}
+
 /// Two administrators changing one account at once: each bump gets its own epoch.
 async fn concurrent_bumps_are_all_counted<S: SessionStore>(store: &S) {
     let account = format!("ep-{}", new_cookie_value());
@@ -119,6 +159,8 @@ fn full_session(now: u64) -> Session {
         refresh_token: Some("sealed-refresh-token".into()),
         created_at: now - 100,
         last_seen: now,
+        client_addr: Some("2001:db8::7".into()),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Chromium/120".into()),
         ..Default::default()
     }
 }
@@ -268,6 +310,25 @@ async fn memory_store_passes_the_conformance_suite() {
     run(&MemoryStore::new(clock.clone()), &clock).await;
 }
 
+/// The memory store's index by account holds nothing its sessions do not: a sweep drops
+/// the entries of expired sessions with them.
+#[tokio::test]
+async fn memory_store_index_by_account_is_swept_with_its_sessions() {
+    let clock = Clock::manual(1_000_000);
+    let store = MemoryStore::new(clock.clone());
+    for n in 0..50 {
+        let key = SessionKey::from_cookie(&new_cookie_value());
+        store
+            .put(&key, session(&format!("acct-{}", n % 5), clock.now()), clock.now() + 10)
+            .await
+            .expect("put");
+    }
+    assert_eq!(store.indexed(), 50);
+    clock.advance(10);
+    assert_eq!(store.sweep(), 0);
+    assert_eq!(store.indexed(), 0, "expired sessions leave the index");
+}
+
 /// A flood of new counters and one-time values fills the memory store to its bound and no
 /// further; what it holds keeps counting, and room comes back as entries expire.
 #[tokio::test]
@@ -339,7 +400,8 @@ async fn redis_store_passes_the_conformance_suite() {
 }
 
 /// What requests from nobody signed in make in Redis (counters, one-time values) always
-/// carries a TTL, so Redis drops it even if deskgate never comes back for it.
+/// carries a TTL, so Redis drops it even if deskgate never comes back for it; so does a
+/// session's entry in its account's index.
 #[tokio::test]
 async fn redis_counters_and_one_time_values_always_carry_a_ttl() {
     let clock = Clock::manual(Clock::system().now());
@@ -350,6 +412,12 @@ async fn redis_counters_and_one_time_values_always_carry_a_ttl() {
     store.release("addr").await.expect("release");
     store.release("never-made").await.expect("release");
     store.put_once("state", b"x".to_vec(), clock.now() + 600).await.expect("put");
+    // A session's index entry lives as long as the latest session it names.
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    store.put(&key, session("ttl", clock.now()), clock.now() + 300).await.expect("put");
+    store.delete(&key).await.expect("delete");
+    let key = SessionKey::from_cookie(&new_cookie_value());
+    store.put(&key, session("ttl", clock.now()), clock.now() + 800).await.expect("put");
     let mut conn = ::redis::Client::open(redis_url())
         .expect("url")
         .get_multiplexed_async_connection()
@@ -357,7 +425,7 @@ async fn redis_counters_and_one_time_values_always_carry_a_ttl() {
         .expect("connect");
     let keys: Vec<String> =
         ::redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys");
-    assert_eq!(keys.len(), 2, "release made no key: {keys:?}");
+    assert_eq!(keys.len(), 4, "release made no key: {keys:?}");
     for key in keys {
         let ttl: i64 = ::redis::cmd("TTL").arg(&key).query_async(&mut conn).await.expect("ttl");
         assert!(ttl > 0 && ttl <= 900, "{key} has TTL {ttl}");

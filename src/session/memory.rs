@@ -6,8 +6,10 @@
 //! are, the new entry is refused ([`StoreError::Full`]) — the map never grows past it, and
 //! what it already holds (an address's count, a pending sign-in) is never evicted to make
 //! room. Sessions are not bounded here: only a sign-in, which is itself limited, makes one.
+//! Sessions are indexed by account, and leave the index with the session.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use super::{Session, SessionKey, SessionStore, StoreError};
@@ -16,6 +18,9 @@ use crate::clock::Clock;
 #[derive(Debug, Default)]
 struct Maps {
     sessions: HashMap<SessionKey, (Arc<Session>, u64)>,
+    /// Every session's key under a tag of its account id (see [`account_tag`]): one small
+    /// entry a session, where a set per account would cost several times the session's key.
+    by_account: BTreeSet<(u64, SessionKey)>,
     counters: HashMap<String, (u64, u64)>,
     once: HashMap<String, (Vec<u8>, u64)>,
     /// Account epochs; only accounts ever changed have one, and they are never swept.
@@ -25,6 +30,23 @@ struct Maps {
     /// When `counters` and `once` were last scanned for expired entries at their bound.
     counters_pruned: u64,
     once_pruned: u64,
+}
+
+/// An account id's tag in the index. Two accounts may share a tag: a lookup keeps only the
+/// sessions whose own account id is the one asked for.
+fn account_tag(account_id: &str) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    account_id.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Maps {
+    /// Removes a session and its index entry.
+    fn remove_session(&mut self, key: &SessionKey) {
+        if let Some((s, _)) = self.sessions.remove(key) {
+            self.by_account.remove(&(account_tag(&s.account_id), key.clone()));
+        }
+    }
 }
 
 /// Most counters and one-time values the store keeps at once.
@@ -74,6 +96,11 @@ impl MemoryStore {
         self.read().sessions.len()
     }
 
+    /// How many entries the index of sessions by account holds now.
+    pub fn indexed(&self) -> usize {
+        self.read().by_account.len()
+    }
+
     /// How many counters and one-time values the store holds now, expired ones included.
     pub fn held(&self) -> (usize, usize) {
         let maps = self.read();
@@ -110,6 +137,8 @@ impl MemoryStore {
         let now = self.clock.now();
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
         maps.sessions.retain(|_, (_, exp)| *exp > now);
+        let Maps { sessions, by_account, .. } = &mut *maps;
+        by_account.retain(|(_, k)| sessions.contains_key(k));
         maps.counters.retain(|_, (_, exp)| *exp > now);
         maps.once.retain(|_, (_, exp)| *exp > now);
         maps.sessions.len()
@@ -150,7 +179,7 @@ impl SessionStore for MemoryStore {
         match found {
             Some((s, exp, epoch)) if exp > now => Ok(Some((s, epoch))),
             Some(_) => {
-                self.write().sessions.remove(key);
+                self.write().remove_session(key);
                 Ok(None)
             }
             None => Ok(None),
@@ -186,13 +215,39 @@ impl SessionStore for MemoryStore {
         expires_at: u64,
     ) -> Result<Arc<Session>, StoreError> {
         let session = Arc::new(session);
-        self.write().sessions.insert(key.clone(), (session.clone(), expires_at));
+        let mut maps = self.write();
+        let tag = account_tag(&session.account_id);
+        if let Some((old, _)) = maps.sessions.insert(key.clone(), (session.clone(), expires_at))
+            && old.account_id != session.account_id
+        {
+            maps.by_account.remove(&(account_tag(&old.account_id), key.clone()));
+        }
+        maps.by_account.insert((tag, key.clone()));
         Ok(session)
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
-        self.write().sessions.remove(key);
+        self.write().remove_session(key);
         Ok(())
+    }
+
+    async fn account_sessions(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(SessionKey, Arc<Session>)>, StoreError> {
+        let now = self.clock.now();
+        let mut live: Vec<(SessionKey, Arc<Session>)> = {
+            let maps = self.read();
+            let tag = account_tag(account_id);
+            let keys = maps.by_account.range((tag, SessionKey([0; 32]))..=(tag, SessionKey([u8::MAX; 32])));
+            keys.filter_map(|(_, k)| match maps.sessions.get(k) {
+                Some((s, exp)) if *exp > now && s.account_id == account_id => Some((k.clone(), s.clone())),
+                _ => None,
+            })
+            .collect()
+        };
+        super::oldest_first(&mut live);
+        Ok(live)
     }
 
     async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {

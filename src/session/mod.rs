@@ -94,6 +94,13 @@ pub struct Session {
     pub created_at: u64,
     /// When the session was last used, to a granularity of a minute.
     pub last_seen: u64,
+    /// The client's address at sign-in (behind trusted proxies, the forwarded one), shown
+    /// to the person in their list of sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_addr: Option<String>,
+    /// The browser's `User-Agent` at sign-in, cut to [`USER_AGENT_MAX`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
     /// The JWT's signature, made once per session and process.
     #[serde(skip)]
     pub cache: SessionCache,
@@ -155,13 +162,18 @@ impl Session {
             password_serial: self.password_serial,
             created_at: self.created_at,
             last_seen: now,
+            client_addr: self.client_addr.clone(),
+            user_agent: self.user_agent.clone(),
             cache: SessionCache::default(),
         }
     }
 }
 
+/// Most characters of a `User-Agent` kept with a session.
+pub const USER_AGENT_MAX: usize = 200;
+
 /// The store key of a session: the SHA-256 of the cookie value.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey([u8; 32]);
 
 impl SessionKey {
@@ -173,6 +185,19 @@ impl SessionKey {
     /// The key as text, for stores that key by strings.
     pub fn text(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    /// The key again from [`SessionKey::text`]; `None` for anything else.
+    pub fn from_text(text: &str) -> Option<SessionKey> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        Some(SessionKey(bytes.try_into().ok()?))
+    }
+
+    /// A name for the session that its owner's pages may show and post back: derived from
+    /// the key one way, so that neither a page nor a form field ever holds the store key.
+    pub fn handle(&self) -> String {
+        let digest = Sha256::new().chain_update(b"deskgate session handle\n").chain_update(self.0).finalize();
+        URL_SAFE_NO_PAD.encode(&digest[..16])
     }
 }
 
@@ -187,6 +212,12 @@ impl std::fmt::Debug for SessionKey {
 pub fn new_cookie_value() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Puts an account's sessions in the order [`SessionStore::account_sessions`] lists them:
+/// oldest first, then by key, so that the order is the same on every read.
+fn oldest_first(sessions: &mut [(SessionKey, Arc<Session>)]) {
+    sessions.sort_by(|a, b| a.1.created_at.cmp(&b.1.created_at).then_with(|| a.0.0.cmp(&b.0.0)));
 }
 
 /// Why a store operation failed.
@@ -255,6 +286,13 @@ pub trait SessionStore: Send + Sync {
     /// Moves the shared epoch on, so that every session is resolved again on its next request;
     /// returns the new shared epoch.
     fn bump_shared_epoch(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// The live sessions of an account with their keys, oldest first: what its owner sees
+    /// and may end. Stores index sessions by account as they are put (only a sign-in makes
+    /// one); expired and deleted sessions leave the index.
+    fn account_sessions(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<(SessionKey, Arc<Session>)>, StoreError>> + Send;
 }
 
 /// The configured session store.
@@ -370,6 +408,15 @@ impl SessionStore for Sessions {
         match self {
             Sessions::Memory(m) => m.bump_shared_epoch().await,
             Sessions::Redis(r) => r.bump_shared_epoch().await,
+        }
+    }
+    async fn account_sessions(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(SessionKey, Arc<Session>)>, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.account_sessions(account_id).await,
+            Sessions::Redis(r) => r.account_sessions(account_id).await,
         }
     }
 }

@@ -8,14 +8,21 @@
 //!
 //! A session is stored as `ACCOUNT_ID \n JSON`, so that one script can read the session and
 //! its account's epoch in the same round trip.
+//!
+//! Each account's sessions are indexed in a sorted set (`account-sessions:<id>`: session
+//! keys scored by their deadline). Each put drops what has expired from it and gives the
+//! set the TTL of its latest session, so the index never outlives what it names.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{RedisError, Script};
+use redis::RedisError;
 
+mod scripts;
+
+use self::scripts::{DELETE, INCR, INDEX, PUT_ONCE, RELEASE, SESSION_AND_EPOCH};
 use super::redis_link::{Link, LinkError};
 use super::{Session, SessionKey, SessionStore, StoreError};
 use crate::clock::Clock;
@@ -24,87 +31,6 @@ use crate::config::RedisLink;
 /// How long one operation, connecting included, may take before it fails as unavailable.
 /// Short, because every proxied request of a signed-in person waits on a session read.
 const TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Starts or continues a counter's window, then counts the hit. A script, so that reading
-/// the window's end, resetting it and counting happen as one step for all replicas.
-/// KEYS[1] counter; ARGV[1] now; ARGV[2] window in seconds.
-static INCR: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local ends = tonumber(redis.call('HGET', KEYS[1], 'end'))
-if ends == nil or ends <= now then
-  redis.call('HSET', KEYS[1], 'n', 0, 'end', now + window)
-  redis.call('EXPIRE', KEYS[1], window)
-end
-return redis.call('HINCRBY', KEYS[1], 'n', 1)
-",
-    )
-});
-
-/// Takes one back from a live counter, never below zero; a missing or expired counter is
-/// left alone (so no key is ever made here, and none without a TTL).
-/// KEYS[1] counter; ARGV[1] now.
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local ends = tonumber(redis.call('HGET', KEYS[1], 'end'))
-if ends ~= nil and ends > tonumber(ARGV[1]) then
-  local n = tonumber(redis.call('HGET', KEYS[1], 'n')) or 0
-  if n > 0 then
-    redis.call('HINCRBY', KEYS[1], 'n', -1)
-  end
-end
-return 0
-",
-    )
-});
-
-/// `SET NX`, except that a value past its deadline by the gateway's clock counts as absent
-/// even while its rounded-up TTL keeps it in Redis.
-/// KEYS[1] key; ARGV[1] now; ARGV[2] stored value (`EXPIRES_AT:bytes`); ARGV[3] TTL.
-static PUT_ONCE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local ends = tonumber(string.match(cur, '^(%d+):'))
-  if ends ~= nil and ends > tonumber(ARGV[1]) then
-    return 0
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-",
-    )
-});
-
-/// Reads a session and the epoch of the account it belongs to, in one round trip. The
-/// epoch key is named from the session's value, so it cannot be declared in KEYS: deskgate
-/// keeps all its keys in one Redis (or, on a cluster, one hash slot through a `{tag}` in the
-/// prefix). Returns nil, `{value}` for a value without the account id in front (written by an
-/// earlier version), or `{value, epoch}`.
-/// The epoch returned is the account's own plus the shared one (see
-/// [`SessionStore::account_epoch`]).
-/// KEYS[1] session; ARGV[1] the epoch keys' prefix; ARGV[2] the shared epoch's key.
-static SESSION_AND_EPOCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local v = redis.call('GET', KEYS[1])
-if not v then
-  return false
-end
-local nl = string.find(v, '\n', 1, true)
-if not nl then
-  return {v}
-end
-local own = tonumber(redis.call('GET', ARGV[1] .. string.sub(v, 1, nl - 1))) or 0
-local shared = tonumber(redis.call('GET', ARGV[2])) or 0
-return {v, string.format('%d', own + shared)}
-",
-    )
-});
 
 /// Sessions, counters and one-time values in Redis, every key under one prefix.
 #[derive(Clone)]
@@ -199,6 +125,16 @@ struct StoredRef<'a> {
 struct Stored {
     expires_at: u64,
     session: Session,
+}
+
+/// A stored session value (`ACCOUNT_ID \n JSON`, or the JSON alone as earlier versions
+/// wrote it), when it can be read.
+fn decode(value: &[u8]) -> Result<Stored, serde_json::Error> {
+    let json = match value.iter().position(|&b| b == b'\n') {
+        Some(nl) => &value[nl + 1..],
+        None => value,
+    };
+    serde_json::from_slice::<Stored>(json)
 }
 
 /// An epoch as Redis holds it (a decimal integer); anything else reads as 0.
@@ -347,11 +283,7 @@ impl SessionStore for RedisStore {
         let Some(value) = parts.next() else {
             return Ok(None);
         };
-        let json = match value.iter().position(|&b| b == b'\n') {
-            Some(nl) => &value[nl + 1..],
-            None => &value[..],
-        };
-        let stored = match serde_json::from_slice::<Stored>(json) {
+        let stored = match decode(&value) {
             Ok(stored) if stored.expires_at > now => stored,
             Ok(_) => return Ok(None),
             Err(e) => {
@@ -410,17 +342,32 @@ impl SessionStore for RedisStore {
         let mut value = format!("{}\n", session.account_id).into_bytes();
         serde_json::to_writer(&mut value, &StoredRef { expires_at, session: &session })
             .map_err(unavailable)?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key("session", &key.text())).arg(value).arg("EX").arg(self.ttl(expires_at));
+        let mut set = redis::cmd("SET");
+        set.arg(self.key("session", &key.text())).arg(value).arg("EX").arg(self.ttl(expires_at));
+        let mut index = redis::cmd("EVAL");
+        index
+            .arg(INDEX)
+            .arg(1)
+            .arg(self.key("account-sessions", &session.account_id))
+            .arg(key.text())
+            .arg(expires_at)
+            .arg(self.clock.now());
+        let mut pipe = redis::pipe();
+        pipe.add_command(set).ignore().add_command(index).ignore();
         match self.wait {
-            None => self.query::<()>(cmd).await?,
+            None => {
+                let pipe = &pipe;
+                self.bounded(
+                    self.link.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await }),
+                )
+                .await?;
+            }
             Some((replicas, timeout)) => {
                 // The session waits for replicas, so that a failover right after the sign-in
                 // still finds it; a replica that is late only makes this slower.
                 let mut wait = redis::cmd("WAIT");
                 wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
-                let mut pipe = redis::pipe();
-                pipe.add_command(cmd).ignore().add_command(wait);
+                pipe.add_command(wait);
                 let pipe = &pipe;
                 let (acked,): (u32,) = self
                     .bounded(self.link.run(|mut conn| async move { pipe.query_async(&mut conn).await }))
@@ -437,9 +384,49 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, key: &SessionKey) -> Result<(), StoreError> {
         self.local.remove(key);
-        let mut cmd = redis::cmd("DEL");
-        cmd.arg(self.key("session", &key.text()));
-        self.query::<()>(cmd).await
+        let mut invocation = DELETE.key(self.key("session", &key.text()));
+        invocation.arg(self.key("account-sessions", "")).arg(key.text());
+        let _: u8 = self.script(invocation).await?;
+        Ok(())
+    }
+
+    async fn account_sessions(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(SessionKey, Arc<Session>)>, StoreError> {
+        let now = self.clock.now();
+        let index = self.key("account-sessions", account_id);
+        let mut range = redis::cmd("ZRANGEBYSCORE");
+        range.arg(&index).arg(format!("({now}")).arg("+inf");
+        let members: Vec<String> = self.query(range).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut get = redis::cmd("MGET");
+        for m in &members {
+            get.arg(self.key("session", m));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(get).await?;
+        let mut live = Vec::new();
+        let mut stale = Vec::new();
+        for (member, value) in members.into_iter().zip(values) {
+            let found = value
+                .as_deref()
+                .and_then(|v| decode(v).ok())
+                .filter(|s| s.expires_at > now && s.session.account_id == account_id);
+            match (SessionKey::from_text(&member), found) {
+                (Some(key), Some(stored)) => live.push((key, Arc::new(stored.session))),
+                _ => stale.push(member),
+            }
+        }
+        if !stale.is_empty() {
+            // Deleted elsewhere, or damaged: out of the index.
+            let mut rem = redis::cmd("ZREM");
+            rem.arg(&index).arg(stale);
+            self.query::<()>(rem).await?;
+        }
+        super::oldest_first(&mut live);
+        Ok(live)
     }
 
     async fn incr(&self, counter: &str, window_secs: u64) -> Result<u64, StoreError> {

@@ -2,6 +2,7 @@
 //! loopback, driven as a browser and as an API client would drive them.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on purpose")]
 
+mod account;
 mod admin;
 mod bearer;
 mod browser;
