@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::response::Response;
+#[cfg(feature = "oidc")]
+use deskgate_provider::AuthError;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::accounts::tokens::{self, ApiToken, TOKEN_PREFIX, TokenStore};
@@ -235,10 +237,10 @@ impl Refusal {
 /// mapped by today's rules (as the person page explains them).
 pub async fn account_resolution(state: &AppState, account: &Account) -> Result<Resolved, GatewayError> {
     let claims = state.accounts.provider_claims(&account.id).await?;
-    let claimed = crate::admin::explain::Claimed::new(&state.config, &claims);
+    let claimed = crate::explain::Claimed::new(&state.config, &claims);
     let model = state.model().await?;
     let (provider, named) = claimed.for_member(&model);
-    Ok(model.resolve(&crate::admin::explain::claimed_member(account, &provider, &named)))
+    Ok(model.resolve(&crate::explain::claimed_member(account, &provider, &named)))
 }
 
 /// What a token may do: its account's permissions, narrowed to the token's own list.
@@ -470,7 +472,7 @@ mod tests {
     fn only_dg_bearer_tokens_are_ours_in_every_spelling() {
         let t = "dg_abc";
         assert_eq!(read(&headers(&[])), Read::None);
-        for other in ["Basic dXNlcjpwYXNz", "Bearer eyJhbGciOi.x.y", "Bearer", "dg_abc", "Token dg_abc"] {
+        for other in ["Basic dXNlcjpwYXNz", "Bearer", "dg_abc", "Token dg_abc"] {
             assert_eq!(read(&headers(&[other])), Read::None, "{other}");
         }
         for ours in ["Bearer dg_abc", "bearer dg_abc", "BEARER   dg_abc", " Bearer\tdg_abc "] {

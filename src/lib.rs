@@ -4,8 +4,9 @@
 //!
 //! The top-level modules are layered: when one imports another, the other never imports
 //! it back, directly or through others (`layering_tests` checks every file of `src/`).
-//! Low down are small helpers such as `web` and `html`, then `error` and `state`; above
-//! those `forms`, `limits`, `signin`, `visitor` and `bearer`; then the handlers (`pages`,
+//! Low down are small helpers such as `web` and `html`, and `explain` (why a person holds
+//! what they hold), then `error` and `state`; above those `forms`, `limits`, `signin`,
+//! `bearer` and `visitor`; then the handlers (`pages`,
 //! `admin`, `authz`, `gateway`), and `stack` assembles them all.
 
 pub mod accounts;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod connections;
 pub mod edge;
 pub mod error;
+pub mod explain;
 pub(crate) mod forms;
 pub mod forwarded;
 /// Entry points of the fuzz targets in `fuzz/`; not a stable API.

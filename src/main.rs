@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use deskgate::accounts::{AccountStore, NewAccount};
-use deskgate::admin::explain::{self, Claimed};
+use deskgate::explain::{self, Claimed};
 use deskgate::config::{Config, load_file};
 
 #[derive(Parser)]

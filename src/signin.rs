@@ -262,7 +262,9 @@ pub async fn start_session(
             );
         }
     }
-    let session = resolve_session(state, account, identity, provider_usergroups, refresh_token).await?;
+    let mut session = resolve_session(state, account, identity, provider_usergroups, refresh_token).await?;
+    session.client_addr = client.addr.map(|a| a.to_string());
+    session.user_agent = client.user_agent.clone();
     let cookie = new_cookie_value();
     state.sessions.put(&SessionKey::from_cookie(&cookie), session, deadline(state, now, now)).await?;
     tracing::info!(
@@ -327,9 +329,8 @@ pub async fn resolve_session(
         password_serial,
         created_at: now,
         last_seen: now,
-        client_addr: client.addr.map(|a| a.to_string()),
-        user_agent: client.user_agent.clone(),
         cache: Default::default(),
+        ..Session::default()
     })
 }
 

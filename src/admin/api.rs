@@ -10,7 +10,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::actions::{self, AdminError, Creation};
-use super::explain::{self, Explanation, PROVIDER_NOTE};
+use crate::explain::{self, Explanation, PROVIDER_NOTE};
 use super::people::held_custom;
 use super::person::explanation;
 use super::{Admin, CSRF_HEADER, assignable, json as reply, json_error, membership, same_origin};

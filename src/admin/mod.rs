@@ -11,7 +11,6 @@
 
 mod actions;
 mod api;
-pub mod explain;
 mod organizations;
 mod people;
 mod person;

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError, Creation};
-use super::explain::{Claimed, claimed_member};
+use crate::explain::{Claimed, claimed_member};
 use super::{Admin, Fields, assignable, form_ok, membership, view};
 use crate::accounts::{AccountQuery, AccountStatus, AccountStore, Listed};
 use crate::config::Config;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError};
-use super::explain::{self, Explanation};
+use crate::explain::{self, Explanation};
 use super::{Admin, FOREIGN_FORM, Fields, form_ok, view};
 use crate::accounts::AccountStore;
 use crate::error::GatewayError;

@@ -4,7 +4,7 @@
 use axum::response::{Html, IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 
-use super::explain::{self, Explanation, PROVIDER_NOTE};
+use crate::explain::{self, Explanation, PROVIDER_NOTE};
 use crate::html::esc;
 use crate::web::PREFIX;
 

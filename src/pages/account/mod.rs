@@ -70,7 +70,7 @@ pub(crate) fn page(status: StatusCode, title: &str, current: &str, body: &str) -
 pub(crate) fn signed_in(visitor: Visitor) -> Option<(SessionKey, Arc<Session>)> {
     match visitor {
         Visitor::SignedIn { key, session } => Some((key, session)),
-        Visitor::Guest => None,
+        Visitor::Guest | Visitor::Bearer { .. } => None,
     }
 }
 
