@@ -302,6 +302,7 @@ fn build(
         names.permissions.clone(),
         names.provider.clone(),
         names.jwt.clone(),
+        names.amr.clone(),
     ]);
     // OIDC key sets: fetched again every hour besides the refetch for an unknown key, so
     // that a key a provider withdraws stops being trusted; a failed fetch keeps the last

@@ -11,6 +11,7 @@ use http::{HeaderValue, StatusCode, header};
 use crate::error::GatewayError;
 use crate::forwarded;
 use crate::identity;
+use crate::mfa;
 use crate::pages::{PREFIX, html};
 use crate::policy::{Decision, DenyReason, Who, normalize, verdict_for_host};
 use crate::state::AppState;
@@ -58,6 +59,21 @@ pub async fn forward(
     let anonymous =
         matches!(visitor, Visitor::Guest) && (!everyone || verdict.rule.is_some_and(|r| r.is_public()));
     match verdict.decision {
+        // A rule that asks for a second factor used in this session: a guest signs in
+        // first, a signed-in person who has not used one is asked for it (step-up).
+        Decision::Allow if verdict.mfa => match &visitor {
+            Visitor::Guest => {
+                state.metrics.decision("login", "");
+                return Ok(login_required(&req));
+            }
+            Visitor::SignedIn { session, .. } if !mfa::satisfied(&session.amr) => {
+                state.metrics.decision("second-factor", "");
+                let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+                tracing::info!(account = %session.account_id, path = %path, "The rule asks for a second factor: step-up");
+                return Ok(mfa::send_to(req.headers(), &mfa::step_up_url(back), "mfa-required"));
+            }
+            Visitor::SignedIn { .. } => state.metrics.decision("allow", ""),
+        },
         Decision::Allow => state.metrics.decision("allow", ""),
         Decision::LoginRequired => {
             state.metrics.decision("login", "");
@@ -82,6 +98,7 @@ pub async fn forward(
             // The stack stripped every identity header the client sent; these say "nobody".
             headers.insert(state.names.usergroups.clone(), HeaderValue::from_static(""));
             headers.insert(state.names.permissions.clone(), HeaderValue::from_static(""));
+            headers.insert(state.names.amr.clone(), HeaderValue::from_static(""));
         }
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } => {

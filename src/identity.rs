@@ -27,6 +27,9 @@ pub struct HeaderNames {
     pub provider: HeaderName,
     /// `{prefix}Jwt`
     pub jwt: HeaderName,
+    /// `{prefix}Amr`: how the person authenticated in this session (`pwd,otp,mfa`), on every
+    /// request, empty for guests.
+    pub amr: HeaderName,
 }
 
 /// Why a header prefix is unusable.
@@ -51,6 +54,7 @@ impl HeaderNames {
             permissions: name("Permissions")?,
             provider: name("Provider")?,
             jwt: name("Jwt")?,
+            amr: name("Amr")?,
         })
     }
 
@@ -111,6 +115,7 @@ impl HeaderSet {
         HeaderSet(vec![
             (names.usergroups.clone(), header_value(&resolved.usergroups.join(","))),
             (names.permissions.clone(), header_value(&resolved.permissions.join(","))),
+            (names.amr.clone(), HeaderValue::from_static("")),
         ])
     }
 
@@ -123,6 +128,7 @@ impl HeaderSet {
         headers.insert(names.provider.clone(), header_value(&s.provider));
         headers.insert(names.usergroups.clone(), header_value(&s.resolved.usergroups.join(",")));
         headers.insert(names.permissions.clone(), header_value(&s.resolved.permissions.join(",")));
+        headers.insert(names.amr.clone(), header_value(&s.amr.join(",")));
         match &s.email {
             Some(email) => headers.insert(names.email.clone(), header_value(email)),
             None => headers.remove(&names.email),

@@ -92,6 +92,8 @@ struct Claims<'a> {
     usergroups: &'a [String],
     permissions: &'a [String],
     provider: &'a str,
+    /// How the person authenticated in this session (RFC 8176 values); `[]` when unknown.
+    amr: &'a [String],
 }
 
 /// A new random Ed25519 key as PKCS#8 PEM.
@@ -238,6 +240,7 @@ impl Signer {
             usergroups: &s.resolved.usergroups,
             permissions: &s.resolved.permissions,
             provider: &s.provider,
+            amr: &s.amr,
         };
         let mut text = self.header.clone();
         text.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default()));

@@ -22,6 +22,7 @@ pub mod jwt;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod mfa;
 pub mod pages;
 pub mod pending;
 pub mod policy;
