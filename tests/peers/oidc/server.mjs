@@ -90,7 +90,8 @@ const provider = new Provider(issuer, {
   conformIdTokenClaims: false,
   scopes: ['openid', 'offline_access', 'email', 'profile'],
   claims: {
-    openid: ['sub', 'hd', 'groups'],
+    // `amr`: how the person signed in, in the ID token whenever the login said (Erin's does).
+    openid: ['sub', 'hd', 'groups', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'given_name', 'family_name'],
   },
