@@ -2,7 +2,7 @@
 //! QR code's `otpauth://` URI), the code step of a password sign-in, recovery codes, wrong
 //! codes limited, `mfa = "required"` on a usergroup (enrol before anything else) and on a
 //! rule (step-up), an OIDC sign-in whose token says `amr: ["mfa"]`, and what the backend is
-//! told. Gateways run on 19910–19919; the OIDC test uses 19910, which tests/run registers
+//! told. Gateways run on 19910–19921; the OIDC test uses 19910, which tests/run registers
 //! with the provider.
 
 use std::time::Duration;
@@ -28,9 +28,17 @@ fn model() -> String {
 }
 
 /// Ports of this module's gateways, a turn each (the OIDC one is fixed by the provider).
-static PORTS: [tokio::sync::Mutex<()>; 10] = [const { tokio::sync::Mutex::const_new(()) }; 10];
+static PORTS: [tokio::sync::Mutex<()>; 12] = [const { tokio::sync::Mutex::const_new(()) }; 12];
 
 async fn stack_on(port: u16, head: String) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
+    stack_serving(port, head, String::new()).await
+}
+
+async fn stack_serving(
+    port: u16,
+    head: String,
+    server: String,
+) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
     let turn = PORTS[usize::from(port - 19910)].lock().await;
     for _ in 0..100 {
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
@@ -39,6 +47,7 @@ async fn stack_on(port: u16, head: String) -> (Stack, tokio::sync::MutexGuard<'s
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let options = Options {
+        server,
         head,
         model: model(),
         port: Some(port),
@@ -422,4 +431,34 @@ async fn an_oidc_sign_in_whose_token_says_mfa_passes_without_being_asked() {
     let mut dave = through("dave@other.example.com").await;
     let home = dave.get("/").await;
     assert_eq!(home.location(), Some("/.deskgate/account/security?next=/"), "{home:?}");
+}
+
+#[tokio::test]
+async fn forward_auth_asks_for_the_second_factor_as_it_asks_for_a_sign_in() {
+    let (stack, _turn) =
+        stack_serving(19920, String::new(), "trusted_proxies = [\"127.0.0.1\"]\n".into()).await;
+    let ask = async |b: &mut Browser, uri: &str, accept: &str| {
+        let headers = [
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "help.test"),
+            ("x-forwarded-uri", uri),
+            ("accept", accept),
+        ];
+        b.get_with("/.deskgate/authz/forward-auth", &headers).await
+    };
+    let mut b = signed_in(&stack, "proxied@example.org", &[]).await;
+    let ok = ask(&mut b, "/kb", "text/html").await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.headers.get("x-deskgate-amr").map(|v| v.to_str().unwrap()), Some("pwd"));
+    let stepped = ask(&mut b, "/api/tickets", "text/html").await;
+    assert_eq!(stepped.status, 302);
+    let to = format!("{}/.deskgate/mfa?next=http%3A//help.test/api/tickets", stack.base);
+    assert_eq!(stepped.location(), Some(to.as_str()));
+    assert_eq!(ask(&mut b, "/api/tickets", "application/json").await.status, 401);
+
+    let mut agent = signed_in(&stack, "proxied-agent@example.org", &["agents"]).await;
+    let enrol = ask(&mut agent, "/kb", "text/html").await;
+    assert_eq!(enrol.status, 302);
+    assert!(enrol.location().is_some_and(|l| l.contains("/.deskgate/account/security?next=")), "{enrol:?}");
 }
