@@ -12,6 +12,7 @@
 mod actions;
 mod api;
 pub mod explain;
+mod factors;
 mod organizations;
 mod people;
 mod person;
@@ -55,6 +56,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/people/{id}/email", post(person::set_email))
         .route("/admin/people/{id}/link", post(person::link))
         .route("/admin/people/{id}/unlink", post(person::unlink))
+        .route("/admin/people/{id}/factors/reset", post(factors::reset))
+        .route("/admin/mfa", get(factors::unenrolled))
         .route("/admin/organizations", get(organizations::list).post(organizations::create))
         .route("/admin/organizations/{id}", get(organizations::show).post(organizations::update))
         .route("/admin/organizations/{id}/delete", post(organizations::remove))

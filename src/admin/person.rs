@@ -61,6 +61,9 @@ fn done_text(done: &str) -> Option<&'static str> {
         "email" => Some("Email address set and verified. It applies from the person's next request."),
         "linked" => Some("Sign-in linked. The person can now sign in to this account through it."),
         "unlinked" => Some("Sign-in unlinked. Sessions through it end at their next request."),
+        "factors-reset" => {
+            Some("Second factors reset. The person signs in with the password alone, then enrols again.")
+        }
         _ => None,
     }
 }
@@ -119,6 +122,7 @@ fn render(
     binding: &Binding,
     e: &Explanation,
     links: &[(String, String)],
+    factors: &str,
     note: Option<&str>,
     alert: Option<&str>,
 ) -> String {
@@ -206,6 +210,7 @@ fn render(
     ));
 
     body.push_str(&links_section(state, binding, &url, links));
+    body.push_str(factors);
 
     let (action, label, class, help) = if a.disabled {
         ("enable", "Enable account", "", "The person can sign in again.")
@@ -253,7 +258,8 @@ async fn answer(
     };
     let links = state.accounts.links(id).await?;
     let binding = forms::binding(state, headers);
-    let body = render(state, &binding, &e, &links, note, alert);
+    let factors = super::factors::section(state, &binding, &e.account, &person_url(id)).await?;
+    let body = render(state, &binding, &e, &links, &factors, note, alert);
     Ok(binding.attach(view::page(status, &e.account.name, &body)))
 }
 

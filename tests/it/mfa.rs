@@ -23,7 +23,8 @@ fn model() -> String {
     );
     assert_ne!(rules, HELPDESK, "the tickets rule is where it was");
     format!(
-        "{rules}\n[usergroups.agents]\nname = \"Agents\"\npermissions = [\"kb.category.advanced\"]\nmfa = \"required\"\n"
+        "{rules}\n[usergroups.agents]\nname = \"Agents\"\npermissions = [\"kb.category.advanced\"]\nmfa = \"required\"\n\
+         [usergroups.admins]\npermissions = [\"deskgate.admin\"]\n"
     )
 }
 
@@ -461,4 +462,58 @@ async fn forward_auth_asks_for_the_second_factor_as_it_asks_for_a_sign_in() {
     let enrol = ask(&mut agent, "/kb", "text/html").await;
     assert_eq!(enrol.status, 302);
     assert!(enrol.location().is_some_and(|l| l.contains("/.deskgate/account/security?next=")), "{enrol:?}");
+}
+
+#[tokio::test]
+async fn an_administrator_resets_second_factors_and_sees_who_has_not_enrolled() {
+    let (stack, _turn) = stack_on(19921, String::new()).await;
+    let mut admin = signed_in(&stack, "boss@example.org", &["admins"]).await;
+    let (mut agent, _secret, _) = enrolled(&stack, "keen@example.org", &["agents"]).await;
+    let lazy = account(&stack, "lazy@example.org", "Lazy Agent", PASSWORD, &["agents"]).await;
+    let list = admin.get("/.deskgate/admin/mfa").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("lazy@example.org"), "{}", list.body);
+    assert!(list.body.contains(&lazy));
+    assert!(!list.body.contains("keen@example.org"), "enrolled: not listed");
+    assert!(list.body.contains("1 of 2 members have not enrolled"), "{}", list.body);
+
+    let keen = agent_id(&stack, "keen@example.org").await;
+    let page = admin.get(&format!("/.deskgate/admin/people/{keen}")).await;
+    assert!(page.body.contains("Reset second factors"), "{}", page.body);
+    let csrf = page.field("csrf").expect("csrf");
+    let origin = stack.base.clone();
+    let reset = admin
+        .post_with(
+            &format!("/.deskgate/admin/people/{keen}/factors/reset"),
+            &[("csrf", &csrf)],
+            &[("origin", &origin)],
+        )
+        .await;
+    assert_eq!(reset.status, 303, "{}", reset.body);
+    assert_eq!(stack.gateway.accounts.totp(&keen).await.expect("read"), None);
+    assert!(admin.get(&format!("/.deskgate/admin/people/{keen}")).await.body.contains("None set up"));
+    // A foreign form resets nothing.
+    let refused = admin
+        .post_with(
+            &format!("/.deskgate/admin/people/{lazy}/factors/reset"),
+            &[("csrf", "forged")],
+            &[("origin", &origin)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    // Someone not an administrator cannot.
+    let mut other = signed_in(&stack, "nosy@example.org", &[]).await;
+    let csrf = other.csrf().await;
+    let denied =
+        other.post(&format!("/.deskgate/admin/people/{keen}/factors/reset"), &[("csrf", &csrf)]).await;
+    assert_eq!(denied.status, 403);
+
+    // The password alone signs the agent in again, straight to enrolment.
+    assert_eq!(password(&mut agent, "keen@example.org").await.location(), Some("/"));
+    assert!(agent.get("/").await.location().is_some_and(|l| l.starts_with("/.deskgate/account/security")));
+}
+
+async fn agent_id(stack: &Stack, email: &str) -> String {
+    use deskgate::accounts::AccountStore;
+    stack.gateway.accounts.by_email(email).await.expect("read").expect("found").id
 }
