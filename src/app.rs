@@ -295,6 +295,7 @@ fn build(
         names.provider.clone(),
         names.auth.clone(),
         names.jwt.clone(),
+        names.amr.clone(),
     ];
     // Each upstream has pools and timeouts of its own.
     let build_proxy = |upstream: &crate::config::Upstream| {

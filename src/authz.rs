@@ -373,18 +373,43 @@ async fn answer(
     // As in the gateway: a guest on a public rule is nobody, not Everyone.
     let anonymous =
         matches!(visitor, Visitor::Guest) && (!everyone || verdict.rule.is_some_and(|r| r.is_public()));
-    match verdict.decision {
-        Decision::Allow => {
+    // A second factor, as in the gateway: a rule's step-up, or a usergroup's enrolment.
+    let second = match visitor {
+        Visitor::SignedIn { session, .. } if crate::mfa::must_use_factor(state, session) => {
+            Some("account/security")
+        }
+        Visitor::SignedIn { session, .. } if verdict.mfa && !crate::mfa::satisfied(&session.amr) => {
+            Some("mfa")
+        }
+        Visitor::Guest if verdict.mfa => Some("login"),
+        // A bearer token cannot give a second factor: refused below.
+        Visitor::Bearer { session }
+            if crate::mfa::must_use_factor(state, session) || verdict.mfa && !crate::mfa::satisfied(&session.amr) =>
+        {
+            Some("")
+        }
+        _ => None,
+    };
+    match (verdict.decision, second) {
+        (Decision::Allow, Some("")) => {
+            state.metrics.decision("second-factor", "");
+            crate::mfa::refused("mfa-required")
+        }
+        (Decision::Allow, Some(page)) => {
+            state.metrics.decision("second-factor", "");
+            login_required(state, dialect, headers, &original, page)
+        }
+        (Decision::Allow, None) => {
             state.metrics.decision("allow", "");
             let mut resp = StatusCode::OK.into_response();
             identity(state, visitor, anonymous, &original.host, resp.headers_mut());
             resp
         }
-        Decision::LoginRequired => {
+        (Decision::LoginRequired, _) => {
             state.metrics.decision("login", "");
-            login_required(state, dialect, headers, &original)
+            login_required(state, dialect, headers, &original, "login")
         }
-        Decision::Deny(reason) => {
+        (Decision::Deny(reason), _) => {
             state.metrics.decision("deny", reason.code());
             let account = visitor.session().map_or("-", |s| s.account_id.as_str());
             tracing::info!(%account, host = %original.host, %path, reason = reason.code(), endpoint = dialect.name(), "Refused");
@@ -399,7 +424,7 @@ async fn answer(
 /// Every identity header, set even when empty, and the JWT (empty for a guest).
 fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, out: &mut HeaderMap) {
     let n = &state.names;
-    let all: [&HeaderName; 9] = [
+    let all: [&HeaderName; 10] = [
         &n.user,
         &n.email,
         &n.email_verified,
@@ -409,6 +434,7 @@ fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, ou
         &n.provider,
         &n.auth,
         &n.jwt,
+        &n.amr,
     ];
     for name in all {
         out.insert(name.clone(), HeaderValue::from_static(""));
@@ -427,7 +453,16 @@ fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, ou
     }
 }
 
-fn login_required(state: &AppState, dialect: Dialect, headers: &HeaderMap, original: &Original) -> Response {
+/// Sends the person to deskgate's `page` (sign-in, or the second factor's pages) and back
+/// to the original URL, as each proxy can: 401 with `Location` for nginx, else 302 for
+/// browsers and 401 for API clients.
+fn login_required(
+    state: &AppState,
+    dialect: Dialect,
+    headers: &HeaderMap,
+    original: &Original,
+    page: &str,
+) -> Response {
     let unauthorized = || {
         let mut resp = (StatusCode::UNAUTHORIZED, r#"{"error":"sign-in required"}"#).into_response();
         let h = resp.headers_mut();
@@ -436,7 +471,7 @@ fn login_required(state: &AppState, dialect: Dialect, headers: &HeaderMap, origi
         resp
     };
     let next = original.url(state.config.server.secure);
-    let to = format!("{}{PREFIX}/login?next={}", state.config.server.public_url, query_value(&next));
+    let to = format!("{}{PREFIX}/{page}?next={}", state.config.server.public_url, query_value(&next));
     let location = HeaderValue::from_str(&to).ok();
     // nginx takes any other status than 2xx, 401 and 403 as an error: the 401 carries the
     // sign-in URL, with the original URL encoded in it, as its Location, and nginx's

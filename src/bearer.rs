@@ -335,6 +335,7 @@ async fn verify(
         subject: record.id.as_str().into(),
         created_at: record.created_at,
         last_seen: now,
+        amr: vec![TOKEN_PROVIDER.to_owned()],
         ..Session::default()
     });
     state.tokens.put(

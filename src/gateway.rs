@@ -12,6 +12,7 @@ use crate::error::GatewayError;
 use crate::forwarded;
 use crate::html;
 use crate::identity;
+use crate::mfa;
 use crate::policy::{Decision, DenyReason, Who, normalize, request_host, verdict_for_host};
 use crate::state::AppState;
 use crate::visitor::Visitor;
@@ -59,6 +60,27 @@ pub async fn forward(
     let anonymous =
         matches!(visitor, Visitor::Guest) && (!everyone || verdict.rule.is_some_and(|r| r.is_public()));
     match verdict.decision {
+        // A rule that asks for a second factor used in this session: a guest signs in
+        // first, a signed-in person who has not used one is asked for it (step-up).
+        Decision::Allow if verdict.mfa => match &visitor {
+            Visitor::Guest => {
+                state.metrics.decision("login", "");
+                return Ok(login_required(&req));
+            }
+            Visitor::SignedIn { session, .. } if !mfa::satisfied(&session.amr) => {
+                state.metrics.decision("second-factor", "");
+                let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+                tracing::info!(account = %session.account_id, path = %path, "The rule asks for a second factor: step-up");
+                return Ok(mfa::send_to(req.headers(), &mfa::step_up_url(back), "mfa-required"));
+            }
+            Visitor::Bearer { session } if !mfa::satisfied(&session.amr) => {
+                // A program cannot be asked for a second factor: refused.
+                state.metrics.decision("second-factor", "");
+                tracing::info!(account = %session.account_id, path = %path, "The rule asks for a second factor a bearer token cannot give");
+                return Ok(mfa::refused("mfa-required"));
+            }
+            Visitor::SignedIn { .. } | Visitor::Bearer { .. } => state.metrics.decision("allow", ""),
+        },
         Decision::Allow => state.metrics.decision("allow", ""),
         Decision::LoginRequired => {
             state.metrics.decision("login", "");
@@ -84,6 +106,7 @@ pub async fn forward(
             headers.insert(state.names.usergroups.clone(), HeaderValue::from_static(""));
             headers.insert(state.names.permissions.clone(), HeaderValue::from_static(""));
             headers.insert(state.names.auth.clone(), HeaderValue::from_static(""));
+            headers.insert(state.names.amr.clone(), HeaderValue::from_static(""));
         }
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {

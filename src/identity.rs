@@ -29,6 +29,9 @@ pub struct HeaderNames {
     pub auth: HeaderName,
     /// `{prefix}Jwt`
     pub jwt: HeaderName,
+    /// `{prefix}Amr`: how the person authenticated in this session (`pwd,otp,mfa`), on every
+    /// request, empty for guests.
+    pub amr: HeaderName,
 }
 
 /// Why a header prefix is unusable.
@@ -54,6 +57,7 @@ impl HeaderNames {
             provider: name("Provider")?,
             auth: name("Auth")?,
             jwt: name("Jwt")?,
+            amr: name("Amr")?,
         })
     }
 
@@ -115,6 +119,7 @@ impl HeaderSet {
             (names.usergroups.clone(), header_value(&resolved.usergroups.join(","))),
             (names.permissions.clone(), header_value(&resolved.permissions.join(","))),
             (names.auth.clone(), HeaderValue::from_static("")),
+            (names.amr.clone(), HeaderValue::from_static("")),
         ])
     }
 
@@ -129,6 +134,7 @@ impl HeaderSet {
         headers.insert(names.auth.clone(), HeaderValue::from_static(auth));
         headers.insert(names.usergroups.clone(), header_value(&s.resolved.usergroups.join(",")));
         headers.insert(names.permissions.clone(), header_value(&s.resolved.permissions.join(",")));
+        headers.insert(names.amr.clone(), header_value(&s.amr.join(",")));
         match &s.email {
             Some(email) => headers.insert(names.email.clone(), header_value(email)),
             None => headers.remove(&names.email),

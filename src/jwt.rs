@@ -92,9 +92,8 @@ struct Claims<'a> {
     usergroups: &'a [String],
     permissions: &'a [String],
     provider: &'a str,
-    /// How the request was authenticated, when by an API token: `["token"]`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    amr: Option<[&'a str; 1]>,
+    /// How the person authenticated in this session (RFC 8176 values); `[]` when unknown.
+    amr: &'a [String],
 }
 
 /// A new random Ed25519 key as PKCS#8 PEM.
@@ -241,7 +240,7 @@ impl Signer {
             usergroups: &s.resolved.usergroups,
             permissions: &s.resolved.permissions,
             provider: &s.provider,
-            amr: s.by_token().then_some(["token"]),
+            amr: &s.amr,
         };
         let mut text = self.header.clone();
         text.push_str(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default()));

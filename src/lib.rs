@@ -35,6 +35,7 @@ mod layering_tests;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod mfa;
 pub mod pages;
 pub mod pending;
 pub mod policy;

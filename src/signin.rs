@@ -327,11 +327,25 @@ pub async fn resolve_session(
         subject: identity.subject.as_str().into(),
         checked_at: now,
         password_serial,
+        amr: crate::mfa::amr_of(identity, is_password_provider(state, &identity.provider)),
         created_at: now,
         last_seen: now,
         cache: Default::default(),
         ..Session::default()
     })
+}
+
+/// Whether `provider` checks passwords (built-in accounts, LDAP): its sign-ins are `pwd`.
+pub fn is_password_provider(state: &AppState, provider: &str) -> bool {
+    if provider == deskgate_builtin::PROVIDER_ID {
+        return true;
+    }
+    #[cfg(feature = "ldap")]
+    if state.config.ldap.iter().any(|p| p.id == provider) {
+        return true;
+    }
+    let _ = state;
+    false
 }
 
 /// The session's store deadline: idle timeout from now, capped by the absolute timeout.

@@ -14,7 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{admin, authz, edge, error, forwarded, gateway, pages, visitor, web};
+use crate::{admin, authz, edge, error, forwarded, gateway, mfa, pages, visitor, web};
 
 /// Request ids: 64 random bits, hex.
 #[derive(Clone, Copy, Default)]
@@ -67,7 +67,10 @@ pub fn build(state: AppState) -> Router {
                 .layer(middleware::from_fn(settle))
                 .layer(middleware::from_fn_with_state(state.clone(), strip_client_headers))
                 // 4–5. session lookup → Visitor (Guest or SignedIn)
-                .layer(middleware::from_fn_with_state(state, visitor::lookup))
+                .layer(middleware::from_fn_with_state(state.clone(), visitor::lookup))
+                // a member of a usergroup that requires a second factor, without one in this
+                //    session, reaches only the pages to enrol or give it
+                .layer(middleware::from_fn_with_state(state, mfa::require_for_usergroups))
                 // body limit innermost: it changes the body type the layers above expect
                 .layer(RequestBodyLimitLayer::new(max_body)),
         );

@@ -21,6 +21,9 @@ pub struct Usergroup {
     pub name: String,
     /// Permissions granted.
     pub permissions: BTreeSet<String>,
+    /// Whether every member must use a second factor (`mfa = "required"`): a member without
+    /// one is taken to enrol before anything else.
+    pub mfa: bool,
 }
 
 /// An organization: members by email domain, linked to usergroups.
@@ -132,6 +135,16 @@ impl Model {
     pub fn resolve(&self, member: &Member<'_>) -> Resolved {
         let ids = self.explain(member).into_keys().collect();
         self.collect(ids)
+    }
+
+    /// Whether any of `usergroups` requires a second factor.
+    pub fn requires_mfa(&self, usergroups: &[String]) -> bool {
+        usergroups.iter().any(|id| self.usergroups.get(id).is_some_and(|g| g.mfa))
+    }
+
+    /// The usergroups that require a second factor, by id.
+    pub fn mfa_usergroups(&self) -> Vec<&Usergroup> {
+        self.usergroups.values().filter(|g| g.mfa).collect()
     }
 
     /// Each usergroup of an account with every reason it has it.

@@ -20,7 +20,7 @@ fn unverified(email: &str) -> NewAccount {
 }
 
 /// Runs every check against an empty store.
-pub async fn run<S: AccountStore + ProfileStore>(store: &S) {
+pub async fn run<S: AccountStore + ProfileStore + super::factors::FactorStore>(store: &S) {
     names(store).await;
     organizations(store).await;
     provider_claims(store).await;
@@ -110,6 +110,7 @@ pub async fn run<S: AccountStore + ProfileStore>(store: &S) {
         tokio::join!(store.create(new("race@example.com", &[])), store.create(new("race@example.com", &[])));
     assert_eq!(u8::from(x.is_ok()) + u8::from(y.is_ok()), 1, "one of two racing sign-ups wins");
     concurrent_replacements(store).await;
+    super::factors::conformance::run(store).await;
 }
 
 fn org(id: &str, domains: &[&str], usergroups: &[&str]) -> Organization {

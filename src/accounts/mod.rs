@@ -1,6 +1,7 @@
 //! Accounts: the record deskgate keeps for each person, and the store trait with its
 //! backends. Migrations are plain SQL files embedded in the binary.
 
+mod factors;
 mod listing;
 mod postgres;
 mod profile;
@@ -12,6 +13,7 @@ use std::future::Future;
 use deskgate_builtin::{CredentialSource, StoredCredential};
 use deskgate_provider::AuthError;
 
+pub use factors::{FactorStore, TotpFactor};
 pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
 pub use profile::ProfileStore;

@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/postgres/0004_email_verified.sql")),
     (5, include_str!("../../migrations/postgres/0005_password_serial.sql")),
     (7, include_str!("../../migrations/postgres/0007_api_tokens.sql")),
+    (8, include_str!("../../migrations/postgres/0008_second_factors.sql")),
 ];
 
 /// Name of the unique constraint on `email_lower`, told apart from other unique violations.

@@ -21,6 +21,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/sqlite/0004_email_verified.sql")),
     (5, include_str!("../../migrations/sqlite/0005_password_serial.sql")),
     (7, include_str!("../../migrations/sqlite/0007_api_tokens.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_second_factors.sql")),
 ];
 
 fn db(e: sqlx::Error) -> AccountError {

@@ -11,6 +11,7 @@
 
 mod actions;
 mod api;
+mod factors;
 mod organizations;
 mod people;
 mod person;
@@ -60,6 +61,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/people/{id}/tokens", post(service::create_token_page))
         .route("/admin/people/{id}/tokens/{token}/revoke", post(service::revoke_token_page))
         .route("/admin/service-accounts", post(service::create_page))
+        .route("/admin/people/{id}/factors/reset", post(factors::reset))
+        .route("/admin/mfa", get(factors::unenrolled))
         .route("/admin/organizations", get(organizations::list).post(organizations::create))
         .route("/admin/organizations/{id}", get(organizations::show).post(organizations::update))
         .route("/admin/organizations/{id}/delete", post(organizations::remove))

@@ -64,6 +64,9 @@ fn done_text(done: &str) -> Option<&'static str> {
         "token-revoked" => {
             Some("API token revoked. Every replica refuses it within the session cache window.")
         }
+        "factors-reset" => {
+            Some("Second factors reset. The person signs in with the password alone, then enrols again.")
+        }
         _ => None,
     }
 }
@@ -122,7 +125,7 @@ fn render(
     binding: &Binding,
     e: &Explanation,
     links: &[(String, String)],
-    tokens: &str,
+    sections: &str,
     note: Option<&str>,
     alert: Option<&str>,
 ) -> String {
@@ -210,7 +213,7 @@ fn render(
     ));
 
     body.push_str(&links_section(state, binding, &url, links));
-    body.push_str(tokens);
+    body.push_str(sections);
 
     let (action, label, class, help) = if a.disabled {
         ("enable", "Enable account", "", "The person can sign in again.")
@@ -259,7 +262,8 @@ async fn answer(
     let links = state.accounts.links(id).await?;
     let binding = forms::binding(state, headers);
     let tokens = super::service::section(state, &binding, &e.account, &e.permissions).await?;
-    let body = render(state, &binding, &e, &links, &tokens, note, alert);
+    let factors = super::factors::section(state, &binding, &e.account, &person_url(id)).await?;
+    let body = render(state, &binding, &e, &links, &format!("{factors}{tokens}"), note, alert);
     Ok(binding.attach(view::page(status, &e.account.name, &body)))
 }
 

@@ -22,7 +22,10 @@ fn posted_fields_keep_repeated_names_and_decode() {
 #[test]
 fn membership_gathers_config_assignments_and_organization_domains() {
     let group = |id: &str| {
-        (id.to_owned(), Usergroup { id: id.into(), name: id.into(), permissions: Default::default() })
+        (
+            id.to_owned(),
+            Usergroup { id: id.into(), name: id.into(), permissions: Default::default(), mfa: false },
+        )
     };
     let org = |id: &str, domains: &[&str], groups: &[&str]| Organization {
         id: id.into(),

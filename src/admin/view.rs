@@ -38,7 +38,7 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <title>{t} · deskgate administration</title><style>{STYLE}</style></head>\
          <body><header><nav aria-label=\"Administration\"><a href=\"{PREFIX}/admin/people\">People</a>\
-         <a href=\"{PREFIX}/admin/people/new\">Create an account</a><a href=\"{PREFIX}/admin/organizations\">Organizations</a><a href=\"{PREFIX}/admin/signups\">Pending sign-ups</a><a href=\"{PREFIX}/\">Your session</a>\
+         <a href=\"{PREFIX}/admin/people/new\">Create an account</a><a href=\"{PREFIX}/admin/organizations\">Organizations</a><a href=\"{PREFIX}/admin/signups\">Pending sign-ups</a><a href=\"{PREFIX}/admin/mfa\">Second factors</a><a href=\"{PREFIX}/\">Your session</a>\
          <a href=\"/\">Leave administration</a></nav></header>\
          <main><h1>{t}</h1>{body}</main></body></html>\n",
         t = esc(title)

@@ -297,6 +297,9 @@ pub struct UsergroupFile {
     pub name: Option<String>,
     /// Permissions the usergroup grants.
     pub permissions: Option<Vec<String>>,
+    /// `required`: every member must use a second factor, and one without is taken to enrol
+    /// at their next request; `optional` (the default): members choose.
+    pub mfa: Option<String>,
 }
 
 /// `[organizations.ID]`
@@ -333,6 +336,9 @@ pub struct RuleFile {
     /// The host the rule applies to (`help.example.com`, `*.example.com`); when one rule
     /// names a host, every rule must.
     pub host: Option<String>,
+    /// `required`: only a person who used a second factor in this session passes (others
+    /// are asked for it first); `optional` (the default): the rule asks nothing more.
+    pub mfa: Option<String>,
 }
 
 /// `[providers]`

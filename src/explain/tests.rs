@@ -7,7 +7,7 @@ use crate::usergroups::{EVERYONE, Organization, REGISTERED, Usergroup};
 fn model() -> Model {
     let group = |id: &str, perms: &[&str]| {
         let permissions: BTreeSet<String> = perms.iter().map(|p| p.to_string()).collect();
-        (id.to_owned(), Usergroup { id: id.into(), name: format!("Name of {id}"), permissions })
+        (id.to_owned(), Usergroup { id: id.into(), name: format!("Name of {id}"), permissions, mfa: false })
     };
     Model {
         everyone_enabled: true,

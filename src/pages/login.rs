@@ -13,6 +13,7 @@ use crate::forms::{self, Binding};
 use crate::html::{self, esc, query_value};
 use crate::limits;
 use crate::metrics::SignIn;
+use crate::mfa;
 use crate::session::SessionKey;
 use crate::signin::{self, AccountPolicy, Refusal};
 use crate::state::AppState;
@@ -204,6 +205,18 @@ fn explain(error: &AuthError, builtin: bool) -> &'static str {
     }
 }
 
+/// The account policy of a password provider, by id.
+pub(super) fn password_policy(state: &AppState, provider: &str) -> Option<AccountPolicy> {
+    if provider == deskgate_builtin::PROVIDER_ID && state.config.builtin_enabled {
+        return Some(AccountPolicy::default());
+    }
+    #[cfg(feature = "ldap")]
+    if let Some(p) = state.config.ldap.iter().find(|p| p.id == provider) {
+        return Some(p.policy.clone());
+    }
+    None
+}
+
 /// Checks credentials with the chosen provider.
 async fn verify(
     state: &AppState,
@@ -320,6 +333,17 @@ pub async fn submit(
             return Ok(email_in_use(&state, &identity, &signs_in_with));
         }
     };
+    // A password is one factor: said so, whatever the provider passed along.
+    let mut identity = identity;
+    identity.attributes.insert(mfa::AMR.to_owned(), vec!["pwd".to_owned()]);
+    if mfa::has_factor(&state, &account.id).await? {
+        // No session yet: the password's result waits, sealed in the browser, for the code.
+        tracing::info!(target: "deskgate::audit", account = %account.id, %provider, "Password accepted; waiting for the second factor");
+        let step = mfa::SecondStep { account_id: account.id.clone(), identity, next };
+        let mut resp = Redirect::to(&format!("{PREFIX}/mfa")).into_response();
+        resp.headers_mut().append(header::SET_COOKIE, mfa::second_step_set_cookie(&state, Some(&step)));
+        return Ok(resp);
+    }
     state.metrics.sign_in(label, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None, &client).await?;

@@ -12,6 +12,8 @@ mod reset;
 #[cfg(feature = "saml")]
 mod saml;
 pub(crate) mod tokens;
+mod second_factor;
+mod security;
 mod validate;
 
 use axum::Router;
@@ -37,6 +39,10 @@ pub fn routes(others: Router<AppState>) -> Router<AppState> {
         .route("/forgot", get(reset::forgot_form).post(reset::forgot))
         .route("/reset", get(reset::reset_form).post(reset::reset))
         .route("/logout", get(logout::show).post(logout::submit))
+        .route("/mfa", get(second_factor::show).post(second_factor::submit))
+        .route("/account/security", get(security::show))
+        .route("/account/security/totp", axum::routing::post(security::enrol))
+        .route("/account/security/disable", axum::routing::post(security::disable))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/jwks.json", get(jwks))
@@ -103,7 +109,7 @@ pub async fn index(visitor: Visitor) -> Response {
         Visitor::SignedIn { session, .. } => {
             let body = format!(
                 "<p>Signed in as <strong>{}</strong>{}.</p><p class=\"muted\">Usergroups: {}</p>\
-                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/account\">Your account</a> · <a href=\"{PREFIX}/account/tokens\">API tokens</a> · \
+                 <p><a href=\"/\">Continue</a> · <a href=\"{PREFIX}/account\">Your account</a> · <a href=\"{PREFIX}/account/security\">Two-step sign-in</a> · <a href=\"{PREFIX}/account/tokens\">API tokens</a> · \
                  <a href=\"{PREFIX}/logout\">Sign out</a></p>",
                 html::esc(&session.name),
                 session.email.as_deref().map(|e| format!(" ({})", html::esc(e))).unwrap_or_default(),

@@ -184,7 +184,7 @@ pub fn verdict_for_host<'p>(
     let host = host.and_then(request_host);
     match policies.for_host(host.as_deref()) {
         Some((_, policy)) => verdict(policy, everyone_enabled, who, method, path),
-        None => Verdict { decision: Decision::Deny(DenyReason::NoHostRule), rule: None },
+        None => Verdict { decision: Decision::Deny(DenyReason::NoHostRule), rule: None, mfa: false },
     }
 }
 

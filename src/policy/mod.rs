@@ -51,6 +51,9 @@ pub struct Rule {
     pub access: Access,
     /// The methods it governs (upper case); empty for every method.
     pub methods: Vec<Method>,
+    /// Whether a signed-in person must have used a second factor in this session to pass
+    /// (`mfa = "required"`): one who has not is asked for it first (step-up).
+    pub mfa: bool,
     segments: Vec<Segment>,
 }
 
@@ -70,7 +73,18 @@ impl Rule {
 
     /// A rule with its access and methods (empty for every method).
     pub fn with(pattern: &str, access: Access, methods: Vec<Method>) -> Result<Rule, String> {
-        Ok(Rule { pattern: pattern.to_owned(), access, methods, segments: parse_pattern(pattern)? })
+        Ok(Rule {
+            pattern: pattern.to_owned(),
+            access,
+            methods,
+            mfa: false,
+            segments: parse_pattern(pattern)?,
+        })
+    }
+
+    /// This rule, asking for a second factor when `required` (see [`Rule::mfa`]).
+    pub fn requiring_mfa(self, required: bool) -> Rule {
+        Rule { mfa: required, ..self }
     }
 
     /// The permission it requires; `None` for a public rule.
@@ -255,6 +269,8 @@ pub struct Verdict<'p> {
     pub decision: Decision,
     /// The rule of the reading that decided.
     pub rule: Option<&'p Rule>,
+    /// Whether the rule of any reading asks for a second factor used in this session.
+    pub mfa: bool,
 }
 
 /// Decides a request. Guests are sent to sign in whenever signing in might help; signed-in
@@ -289,8 +305,10 @@ pub fn verdict<'p>(
     // (severity, place of the rule) of the outcome kept so far; an ASCII path has one
     // reading, so this loop runs once and allocates nothing.
     let mut kept: Option<(u8, usize, Option<&Rule>)> = None;
+    let mut mfa = false;
     for reading in path.readings() {
         let found = policy.rule_at(&method, reading);
+        mfa |= found.is_some_and(|(_, r)| r.mfa);
         let severity = match found {
             None => 2,
             Some((_, rule)) if rule.permission().is_none_or(|p| grants.permits(p)) => 0,
@@ -305,7 +323,7 @@ pub fn verdict<'p>(
     let (severity, _, rule) = kept.unwrap_or((2, usize::MAX, None));
     if severity > 0 && guest && !everyone_enabled {
         // Signing in is the way past anything but a public rule.
-        return Verdict { decision: Decision::LoginRequired, rule: None };
+        return Verdict { decision: Decision::LoginRequired, rule: None, mfa };
     }
     let decision = match (severity, rule) {
         (0, _) => Decision::Allow,
@@ -317,7 +335,7 @@ pub fn verdict<'p>(
             permission: rule.permission().unwrap_or_default().to_owned(),
         }),
     };
-    Verdict { decision, rule }
+    Verdict { decision, rule, mfa }
 }
 
 #[cfg(test)]

@@ -210,7 +210,7 @@ fn public_rules_let_guests_through_even_when_everyone_is_disabled() {
         [(Method::GET, "/hooks/email"), (post.clone(), "/hooks/email/../../kb"), (post, "/kb")]
     {
         let v = verdict(&p, false, Who::Guest(&nothing), &method, &path(at));
-        assert_eq!(v, Verdict { decision: Decision::LoginRequired, rule: None }, "{method} {at}");
+        assert_eq!(v, Verdict { decision: Decision::LoginRequired, rule: None, mfa: false }, "{method} {at}");
     }
     // Signed in without any permission, a public route still lets them through.
     assert_eq!(

@@ -90,6 +90,11 @@ pub struct Session {
     /// password reset moves it on, which ends the session.
     #[serde(default)]
     pub password_serial: u64,
+    /// How the person authenticated in this session (RFC 8176 `amr` values: `pwd`, `otp`,
+    /// `hwk`, `mfa`, or what an OIDC provider said): told to the backend, and what rules and
+    /// usergroups that require a second factor look at.
+    #[serde(default)]
+    pub amr: Vec<String>,
     /// When the session was created (Unix seconds).
     pub created_at: u64,
     /// When the session was last used, to a granularity of a minute.
@@ -160,6 +165,7 @@ impl Session {
             checked_at: self.checked_at,
             refresh_token: self.refresh_token.clone(),
             password_serial: self.password_serial,
+            amr: self.amr.clone(),
             created_at: self.created_at,
             last_seen: now,
             client_addr: self.client_addr.clone(),

@@ -5,6 +5,7 @@ fn group(id: &str, perms: &[&str]) -> (String, Usergroup) {
         id: id.into(),
         name: id.into(),
         permissions: perms.iter().map(|p| p.to_string()).collect(),
+        mfa: false,
     };
     (id.into(), g)
 }

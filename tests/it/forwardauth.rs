@@ -41,7 +41,7 @@ const FA: &str = "/.deskgate/authz/forward-auth";
 const AR: &str = "/.deskgate/authz/auth-request";
 const EXT: &str = "/.deskgate/authz/ext-authz";
 
-const IDENTITY: [&str; 9] = [
+const IDENTITY: [&str; 10] = [
     "x-deskgate-user",
     "x-deskgate-email",
     "x-deskgate-email-verified",
@@ -51,6 +51,7 @@ const IDENTITY: [&str; 9] = [
     "x-deskgate-provider",
     "x-deskgate-auth",
     "x-deskgate-jwt",
+    "x-deskgate-amr",
 ];
 
 async fn two_hosts(trusted: bool) -> Stack {

@@ -18,6 +18,7 @@ mod limits;
 mod managed_redis;
 mod methods;
 mod metrics;
+mod mfa;
 mod oidc;
 mod organizations;
 mod paths;

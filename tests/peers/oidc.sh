@@ -13,6 +13,7 @@
 #   bob@gmail.example        a personal account: no hd, no groups
 #   carol@corp.example.com   email_verified false
 #   dave@other.example.com   hd other.example.com, groups "other-staff" (a single string)
+#   erin@corp.example.com    groups [helpdesk-agents]; her ID tokens carry amr [pwd, otp, mfa]
 # Test controls (POST): /test/groups?email=E&group=G… sets a person's groups, /test/revoke?email=E
 # destroys their grants (refreshes then get invalid_grant), /test/outage?on=1|0 answers every
 # other request 503 while on.

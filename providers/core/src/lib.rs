@@ -7,6 +7,10 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+/// The [`Identity::attributes`] key under which a provider passes how the person
+/// authenticated (RFC 8176 `amr` values, e.g. `pwd`, `otp`, `mfa`, `hwk`).
+pub const AMR: &str = "amr";
+
 /// Who a provider says signed in.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {

@@ -62,6 +62,13 @@ pub(crate) fn identity(settings: &Settings, claims: &Map<String, Value>) -> Resu
     if let Some(domain) = &hd {
         identity.groups.push(format!("{HD_GROUP_PREFIX}{domain}"));
     }
+    // How the provider authenticated the person (`["pwd", "mfa"]`): strings only.
+    if let Some(Value::Array(methods)) = claims.get("amr") {
+        let methods: Vec<String> = methods.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+        if !methods.is_empty() {
+            identity.attributes.insert(deskgate_provider::AMR.to_owned(), methods);
+        }
+    }
     for name in ATTRIBUTES {
         if let Some(value) = text(name) {
             let value = if name == "hd" { value.to_ascii_lowercase() } else { value.to_owned() };

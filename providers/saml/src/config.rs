@@ -84,6 +84,11 @@ pub struct SamlConfig {
     /// Group attribute value → usergroups rules, applied by the gateway.
     #[serde(default)]
     pub groups: Vec<GroupRule>,
+    /// `AuthnContextClassRef` values that mean the IdP used a second factor (e.g.
+    /// `urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract`): a sign-in that
+    /// carries one satisfies `mfa = "required"`.
+    #[serde(default)]
+    pub strong_authn_contexts: Vec<String>,
     /// The longest `SAMLResponse` form field accepted, in bytes (default 262144, 256 KiB).
     #[serde(default)]
     pub max_response_bytes: Option<usize>,
@@ -263,6 +268,7 @@ impl SamlConfig {
                 email_attribute,
                 name_attribute,
                 groups_attribute,
+                strong_contexts: self.strong_authn_contexts.iter().map(|c| c.trim().to_owned()).collect(),
             },
             display_name,
             create_accounts: self.create_accounts,

@@ -15,6 +15,8 @@ pub const NOT_ON_OR_AFTER: &str = "saml_not_on_or_after";
 pub const ISSUER: &str = "saml_issuer";
 /// `attributes` key of the `SessionIndex`, for a later single logout.
 pub const SESSION_INDEX: &str = "saml_session_index";
+/// `attributes` key of the `AuthnContextClassRef` the IdP said it authenticated with.
+pub const AUTHN_CONTEXT: &str = "saml_authn_context";
 /// `attributes` key of the `NameID` format.
 pub const NAME_ID_FORMAT: &str = "saml_name_id_format";
 
@@ -27,6 +29,8 @@ pub(crate) struct Mapping {
     pub(crate) email_attribute: Option<String>,
     pub(crate) name_attribute: Option<String>,
     pub(crate) groups_attribute: Option<String>,
+    /// `AuthnContextClassRef` values that mean the IdP used a second factor.
+    pub(crate) strong_contexts: Vec<String>,
 }
 
 /// The identity an assertion describes. The subject is the whole NameID; the email comes
@@ -70,6 +74,14 @@ pub(crate) fn identity(assertion: &Assertion, mapping: &Mapping) -> Identity {
     }
     if let Some(format) = &assertion.name_id_format {
         set(NAME_ID_FORMAT, format.clone());
+    }
+    // How the person authenticated comes from the context alone, never from an attribute.
+    identity.attributes.remove(deskgate_provider::AMR);
+    if let Some(context) = &assertion.authn_context {
+        identity.attributes.insert(AUTHN_CONTEXT.to_owned(), vec![context.clone()]);
+        if mapping.strong_contexts.iter().any(|s| s == context) {
+            identity.attributes.insert(deskgate_provider::AMR.to_owned(), vec!["mfa".to_owned()]);
+        }
     }
     identity
 }

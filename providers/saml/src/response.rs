@@ -60,6 +60,9 @@ pub struct Assertion {
     pub not_on_or_after: SystemTime,
     /// Attribute name → text values, in document order.
     pub attributes: BTreeMap<String, Vec<String>>,
+    /// The `AuthnContextClassRef` of the first `AuthnStatement`: how the IdP authenticated
+    /// the person.
+    pub authn_context: Option<String>,
 }
 
 /// Decodes the form field: size first, then base64 (line breaks allowed), then UTF-8.
@@ -203,6 +206,11 @@ fn read_assertion(assertion: Node<'_, '_>, expected: &Expected<'_>) -> Result<As
         session_index: first_statement.attribute("SessionIndex").map(str::to_owned),
         not_on_or_after: not_on_or_after + expected.skew,
         attributes: attributes(assertion),
+        authn_context: xml::child(first_statement, ASSERTION, "AuthnContext")
+            .and_then(|c| xml::child(c, ASSERTION, "AuthnContextClassRef"))
+            .and_then(xml::text_only)
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty()),
     })
 }
 

@@ -28,8 +28,12 @@ fn permissions(cx: &mut Ctx<'_>, path: &str, list: Option<Vec<String>>) -> BTree
 pub(super) fn model(cx: &mut Ctx<'_>, file: &FileConfig) -> Model {
     let everyone = file.everyone.as_ref();
     let mut usergroups = BTreeMap::new();
-    let builtin =
-        |id: &str, name: &str, permissions| Usergroup { id: id.into(), name: name.into(), permissions };
+    let builtin = |id: &str, name: &str, permissions| Usergroup {
+        id: id.into(),
+        name: name.into(),
+        permissions,
+        mfa: false,
+    };
     let perms = permissions(cx, "everyone.permissions", everyone.and_then(|e| e.permissions.clone()));
     usergroups.insert(EVERYONE.to_owned(), builtin(EVERYONE, "Everyone", perms));
     let perms = permissions(
@@ -49,7 +53,8 @@ pub(super) fn model(cx: &mut Ctx<'_>, file: &FileConfig) -> Model {
         }
         let permissions = permissions(cx, &format!("{path}.permissions"), g.permissions.clone());
         let name = g.name.clone().unwrap_or_else(|| id.clone());
-        usergroups.insert(id.clone(), Usergroup { id: id.clone(), name, permissions });
+        let mfa = mfa_required(cx, &format!("{path}.mfa"), g.mfa.as_deref());
+        usergroups.insert(id.clone(), Usergroup { id: id.clone(), name, permissions, mfa });
     }
 
     let check_refs =
@@ -162,6 +167,14 @@ pub(super) fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> P
             }
         };
         let Some(methods) = methods(cx, &path, r.methods) else { continue };
+        let mfa = mfa_required(cx, &format!("{path}.mfa"), r.mfa.as_deref());
+        if mfa && access == Access::Public {
+            cx.problem(
+                format!("{path}.mfa"),
+                "a public rule lets anyone through, so it cannot ask for a second factor: remove one of the two",
+            );
+            continue;
+        }
         let host = match (&r.host, hosted) {
             (Some(h), _) => match HostPattern::parse(h) {
                 Ok(h) => Some(h),
@@ -193,7 +206,7 @@ pub(super) fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> P
                 );
             }
         }
-        match Rule::with(&pattern, access, methods.clone()) {
+        match Rule::with(&pattern, access, methods.clone()).map(|r| r.requiring_mfa(mfa)) {
             Ok(rule) => {
                 let key = rule.pattern.to_lowercase().trim_end_matches('/').to_owned();
                 let earlier = seen.entry((host.clone(), key)).or_default();
@@ -222,6 +235,18 @@ pub(super) fn policy(cx: &mut Ctx<'_>, rules: Vec<RuleFile>, model: &Model) -> P
     Policies::by_host(
         compiled.into_iter().filter_map(|(host, rules)| Some((host?, Policy::new(rules)))).collect(),
     )
+}
+
+/// An `mfa` value: `required` or `optional` (the default when absent).
+fn mfa_required(cx: &mut Ctx<'_>, key: &str, value: Option<&str>) -> bool {
+    match value {
+        None | Some("optional") => false,
+        Some("required") => true,
+        Some(other) => {
+            cx.problem(key, format!("`{other}` is not an mfa setting: `required` or `optional`"));
+            false
+        }
+    }
 }
 
 /// A rule's `methods`, upper case: `None` (after a problem at the key) when one is not a
@@ -265,6 +290,37 @@ mod tests {
         load_str("t.toml", &format!("{HEAD}{rules}"), std::path::Path::new("/srv"))
             .map(|c| (*c.policy).clone())
             .map_err(|ds| ds.into_iter().map(|d| (d.line, d.path, d.message)).collect())
+    }
+
+    #[test]
+    fn mfa_is_required_or_optional_and_a_bad_value_names_its_key_and_line() {
+        let p =
+            load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nmfa = \"required\"\n").expect("valid");
+        let Policies::AnyHost(policy) = p else { panic!("one rule set") };
+        assert!(policy.rules()[0].mfa);
+        let errors = load("[[rules]]\npath = \"/\"\npermission = \"kb.read\"\nmfa = \"always\"\n")
+            .expect_err("refused");
+        assert_eq!((errors[0].0, errors[0].1.as_str()), (8, "rules[0].mfa"), "{errors:?}");
+        assert!(errors[0].2.contains("`required` or `optional`"), "{errors:?}");
+        let errors =
+            load("[[rules]]\npath = \"/hooks\"\npublic = true\nmfa = \"required\"\n").expect_err("refused");
+        assert_eq!(errors[0].1, "rules[0].mfa", "{errors:?}");
+        let errors = load_str(
+            "t.toml",
+            &format!("{HEAD}[usergroups.agents]\npermissions = [\"kb.read\"]\nmfa = \"yes\"\n"),
+            std::path::Path::new("/srv"),
+        )
+        .map(drop)
+        .expect_err("refused");
+        assert_eq!((errors[0].line, errors[0].path.as_str()), (7, "usergroups.agents.mfa"), "{errors:?}");
+        let config = load_str(
+            "t.toml",
+            &format!("{HEAD}[usergroups.agents]\npermissions = [\"kb.read\"]\nmfa = \"required\"\n"),
+            std::path::Path::new("/srv"),
+        )
+        .expect("valid");
+        assert!(config.model.requires_mfa(&["registered".into(), "agents".into()]));
+        assert!(!config.model.requires_mfa(&["registered".into()]));
     }
 
     #[test]

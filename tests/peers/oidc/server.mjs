@@ -25,7 +25,8 @@ const redirectUris = (process.env.OIDC_REDIRECT_URIS || 'http://127.0.0.1:9/call
   .filter(Boolean);
 
 // Passwords are "Passw0rd-<local part>". Groups are an array for alice and a single string
-// for dave, as real providers send both shapes.
+// for dave, as real providers send both shapes. Erin's sign-ins say she used a second factor
+// (the ID token's `amr` is ["pwd", "otp", "mfa"]); nobody else's say how.
 const accounts = new Map(
   [
     {
@@ -44,6 +45,10 @@ const accounts = new Map(
     {
       sub: '1004', email: 'dave@other.example.com', email_verified: true, name: 'Dave Other',
       hd: 'other.example.com', groups: 'other-staff',
+    },
+    {
+      sub: '1005', email: 'erin@corp.example.com', email_verified: true, name: 'Erin Strong',
+      hd: 'corp.example.com', groups: ['helpdesk-agents'], amr: ['pwd', 'otp', 'mfa'],
     },
   ].map((account) => [account.email, account]),
 );
@@ -85,7 +90,8 @@ const provider = new Provider(issuer, {
   conformIdTokenClaims: false,
   scopes: ['openid', 'offline_access', 'email', 'profile'],
   claims: {
-    openid: ['sub', 'hd', 'groups'],
+    // `amr`: how the person signed in, in the ID token whenever the login said (Erin's does).
+    openid: ['sub', 'hd', 'groups', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'given_name', 'family_name'],
   },
@@ -242,9 +248,8 @@ provider.use(async (ctx, next) => {
   console.log(`signed in ${account.email}`);
   // The provider answers on the raw response itself.
   ctx.respond = false;
-  return provider.interactionFinished(ctx.req, ctx.res, {
-    login: { accountId: account.sub },
-  }, { mergeWithLastSubmission: false });
+  const login = { accountId: account.sub, ...(account.amr ? { amr: account.amr } : {}) };
+  return provider.interactionFinished(ctx.req, ctx.res, { login }, { mergeWithLastSubmission: false });
 });
 
 const server = createServer(provider.callback());

@@ -140,3 +140,18 @@ fn allowed_domains_check_the_hosted_domain_claim() {
     let refused = identity(&s, &personal).expect_err("personal");
     assert!(refused.to_string().contains("personal"), "{refused}");
 }
+
+#[test]
+fn the_amr_claim_is_passed_on_as_strings_only() {
+    let mut with = alice();
+    with.insert("amr".into(), json!(["pwd", "mfa", 7]));
+    assert_eq!(identity_of(&with).attributes.get("amr"), Some(&vec!["pwd".to_owned(), "mfa".to_owned()]));
+    let mut text = alice();
+    text.insert("amr".into(), json!("mfa"));
+    assert_eq!(identity_of(&text).attributes.get("amr"), None, "not an array: ignored");
+    assert_eq!(identity_of(&alice()).attributes.get("amr"), None);
+}
+
+fn identity_of(claims: &Map<String, Value>) -> Identity {
+    identity(&settings(), claims).expect("identity")
+}

@@ -18,6 +18,7 @@ fn assertion() -> Assertion {
         session_index: Some("_s1".into()),
         not_on_or_after: SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_225_900_500),
         attributes,
+        authn_context: Some("urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport".into()),
     }
 }
 
@@ -27,7 +28,23 @@ fn mapping() -> Mapping {
         email_attribute: Some("User.email".into()),
         name_attribute: Some("displayName".into()),
         groups_attribute: Some("memberOf".into()),
+        strong_contexts: vec!["urn:example:two-factor".into()],
     }
+}
+
+#[test]
+fn only_a_context_configured_as_strong_says_mfa_and_an_amr_attribute_never_does() {
+    let mut spoofing = assertion();
+    spoofing.attributes.insert("amr".to_owned(), vec!["mfa".to_owned()]);
+    let identity = super::identity(&spoofing, &mapping());
+    assert_eq!(identity.attributes.get("amr"), None);
+    assert_eq!(
+        identity.attributes.get(AUTHN_CONTEXT).map(Vec::as_slice),
+        Some(&["urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport".to_owned()][..])
+    );
+    let strong = Assertion { authn_context: Some("urn:example:two-factor".into()), ..assertion() };
+    let identity = super::identity(&strong, &mapping());
+    assert_eq!(identity.attributes.get("amr").map(Vec::as_slice), Some(&["mfa".to_owned()][..]));
 }
 
 #[test]

@@ -1,0 +1,361 @@
+//! Second factors kept with accounts: an authenticator app's TOTP secret with the step of
+//! the last code accepted, and the hashes of single-use recovery codes. A store of its own
+//! beside [`AccountStore`](super::AccountStore), for the same backends.
+
+use std::future::Future;
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::{AccountError, Accounts, PostgresStore, SqliteStore};
+
+/// An enrolled authenticator app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    /// The shared secret, base32 (RFC 4648, no padding).
+    pub secret: String,
+    /// The time step of the last code accepted: a code of this step or an earlier one is
+    /// refused, so each code is good once.
+    pub last_step: u64,
+    /// When it was enrolled (Unix seconds).
+    pub created_at: u64,
+}
+
+/// Where second factors live.
+pub trait FactorStore: Send + Sync {
+    /// The account's authenticator app, if it has one.
+    fn totp(&self, account_id: &str)
+    -> impl Future<Output = Result<Option<TotpFactor>, AccountError>> + Send;
+    /// Enrols `secret` (replacing an earlier one) whose code of `step` was just confirmed,
+    /// with the hashes of new recovery codes (replacing earlier ones), in one transaction.
+    fn enrol_totp(
+        &self,
+        account_id: &str,
+        secret: &str,
+        step: u64,
+        recovery_hashes: &[String],
+        now: u64,
+    ) -> impl Future<Output = Result<(), AccountError>> + Send;
+    /// Takes the code of `step`: true only when it is later than the step of every code
+    /// taken before, and then it is the last one. Atomic, so a code is good once on every
+    /// replica sharing the store.
+    fn take_totp_step(
+        &self,
+        account_id: &str,
+        step: u64,
+    ) -> impl Future<Output = Result<bool, AccountError>> + Send;
+    /// Takes a recovery code by its hash: true the first time, false after (or for a hash
+    /// the account never had).
+    fn take_recovery_code(
+        &self,
+        account_id: &str,
+        code_hash: &str,
+    ) -> impl Future<Output = Result<bool, AccountError>> + Send;
+    /// How many recovery codes the account has left.
+    fn recovery_codes_left(&self, account_id: &str)
+    -> impl Future<Output = Result<u64, AccountError>> + Send;
+    /// Removes every second factor of the account; returns whether it had any.
+    fn remove_factors(&self, account_id: &str) -> impl Future<Output = Result<bool, AccountError>> + Send;
+    /// Those of `account_ids` that have a second factor.
+    fn enrolled(
+        &self,
+        account_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<String>, AccountError>> + Send;
+}
+
+fn db(e: sqlx::Error) -> AccountError {
+    AccountError::Database(Box::new(e))
+}
+
+/// Stored steps and times are non-negative; SQL integers are signed.
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn unsigned(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl FactorStore for SqliteStore {
+    async fn totp(&self, account_id: &str) -> Result<Option<TotpFactor>, AccountError> {
+        let row: Option<(String, i64, i64)> =
+            sqlx::query_as("SELECT secret, last_step, created_at FROM account_totp WHERE account_id = ?")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(row.map(|(secret, last, at)| TotpFactor {
+            secret,
+            last_step: unsigned(last),
+            created_at: unsigned(at),
+        }))
+    }
+
+    async fn enrol_totp(
+        &self,
+        account_id: &str,
+        secret: &str,
+        step: u64,
+        recovery_hashes: &[String],
+        now: u64,
+    ) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        exists.ok_or(AccountError::NotFound)?;
+        sqlx::query(
+            "INSERT INTO account_totp (account_id, secret, last_step, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, \
+             last_step = excluded.last_step, created_at = excluded.created_at",
+        )
+        .bind(account_id)
+        .bind(secret)
+        .bind(signed(step))
+        .bind(signed(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if !recovery_hashes.is_empty() {
+            let mut insert: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT OR IGNORE INTO account_recovery_codes (account_id, code_hash) ");
+            insert.push_values(recovery_hashes, |mut row, hash| {
+                row.push_bind(account_id).push_bind(hash);
+            });
+            insert.build().execute(&mut *tx).await.map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn take_totp_step(&self, account_id: &str, step: u64) -> Result<bool, AccountError> {
+        let done =
+            sqlx::query("UPDATE account_totp SET last_step = ? WHERE account_id = ? AND last_step < ?")
+                .bind(signed(step))
+                .bind(account_id)
+                .bind(signed(step))
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn take_recovery_code(&self, account_id: &str, code_hash: &str) -> Result<bool, AccountError> {
+        let done = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = ? AND code_hash = ?")
+            .bind(account_id)
+            .bind(code_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_left(&self, account_id: &str) -> Result<u64, AccountError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM account_recovery_codes WHERE account_id = ?")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(unsigned(n))
+    }
+
+    async fn remove_factors(&self, account_id: &str) -> Result<bool, AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let totp = sqlx::query("DELETE FROM account_totp WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let codes = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(totp.rows_affected() + codes.rows_affected() > 0)
+    }
+
+    async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
+        let mut out = Vec::new();
+        // SQLite binds at most 32766 values: ask in slices.
+        for chunk in account_ids.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT account_id FROM account_totp WHERE account_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id);
+            }
+            q.push(") ORDER BY account_id");
+            let ids: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await.map_err(db)?;
+            out.extend(ids);
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+impl FactorStore for PostgresStore {
+    async fn totp(&self, account_id: &str) -> Result<Option<TotpFactor>, AccountError> {
+        let row: Option<(String, i64, i64)> =
+            sqlx::query_as("SELECT secret, last_step, created_at FROM account_totp WHERE account_id = $1")
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(row.map(|(secret, last, at)| TotpFactor {
+            secret,
+            last_step: unsigned(last),
+            created_at: unsigned(at),
+        }))
+    }
+
+    async fn enrol_totp(
+        &self,
+        account_id: &str,
+        secret: &str,
+        step: u64,
+        recovery_hashes: &[String],
+        now: u64,
+    ) -> Result<(), AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // Locks the account row: an enrolment and a deletion of the account do not interleave.
+        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        exists.ok_or(AccountError::NotFound)?;
+        sqlx::query(
+            "INSERT INTO account_totp (account_id, secret, last_step, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, \
+             last_step = excluded.last_step, created_at = excluded.created_at",
+        )
+        .bind(account_id)
+        .bind(secret)
+        .bind(signed(step))
+        .bind(signed(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO account_recovery_codes (account_id, code_hash) \
+             SELECT $1, h FROM unnest($2::text[]) AS h ON CONFLICT DO NOTHING",
+        )
+        .bind(account_id)
+        .bind(recovery_hashes)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn take_totp_step(&self, account_id: &str, step: u64) -> Result<bool, AccountError> {
+        let done =
+            sqlx::query("UPDATE account_totp SET last_step = $1 WHERE account_id = $2 AND last_step < $1")
+                .bind(signed(step))
+                .bind(account_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn take_recovery_code(&self, account_id: &str, code_hash: &str) -> Result<bool, AccountError> {
+        let done = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1 AND code_hash = $2")
+            .bind(account_id)
+            .bind(code_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn recovery_codes_left(&self, account_id: &str) -> Result<u64, AccountError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM account_recovery_codes WHERE account_id = $1")
+            .bind(account_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(unsigned(n))
+    }
+
+    async fn remove_factors(&self, account_id: &str) -> Result<bool, AccountError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let totp = sqlx::query("DELETE FROM account_totp WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let codes = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(totp.rows_affected() + codes.rows_affected() > 0)
+    }
+
+    async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
+        sqlx::query_scalar(
+            "SELECT account_id FROM account_totp WHERE account_id = ANY($1) ORDER BY account_id COLLATE \"C\"",
+        )
+        .bind(account_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Accounts::Sqlite($s) => $e,
+            Accounts::Postgres($s) => $e,
+        }
+    };
+}
+
+impl FactorStore for Accounts {
+    async fn totp(&self, account_id: &str) -> Result<Option<TotpFactor>, AccountError> {
+        delegate!(self, s => s.totp(account_id).await)
+    }
+    async fn enrol_totp(
+        &self,
+        account_id: &str,
+        secret: &str,
+        step: u64,
+        recovery_hashes: &[String],
+        now: u64,
+    ) -> Result<(), AccountError> {
+        delegate!(self, s => s.enrol_totp(account_id, secret, step, recovery_hashes, now).await)
+    }
+    async fn take_totp_step(&self, account_id: &str, step: u64) -> Result<bool, AccountError> {
+        delegate!(self, s => s.take_totp_step(account_id, step).await)
+    }
+    async fn take_recovery_code(&self, account_id: &str, code_hash: &str) -> Result<bool, AccountError> {
+        delegate!(self, s => s.take_recovery_code(account_id, code_hash).await)
+    }
+    async fn recovery_codes_left(&self, account_id: &str) -> Result<u64, AccountError> {
+        delegate!(self, s => s.recovery_codes_left(account_id).await)
+    }
+    async fn remove_factors(&self, account_id: &str) -> Result<bool, AccountError> {
+        delegate!(self, s => s.remove_factors(account_id).await)
+    }
+    async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
+        delegate!(self, s => s.enrolled(account_ids).await)
+    }
+}
+
+#[cfg(test)]
+#[path = "factors/conformance.rs"]
+pub(crate) mod conformance;
