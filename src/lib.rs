@@ -33,6 +33,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod pages;
+pub mod passkeys;
 pub mod pending;
 pub mod policy;
 pub mod proxy;

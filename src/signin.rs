@@ -200,6 +200,19 @@ pub async fn start_session(
     previous: Option<SessionKey>,
     refresh_token: Option<&str>,
 ) -> Result<String, GatewayError> {
+    start_session_with(state, account, identity, policy, previous, refresh_token, Vec::new()).await
+}
+
+/// As [`start_session`], recording how the person proved who they are (`amr`).
+pub async fn start_session_with(
+    state: &AppState,
+    account: &Account,
+    identity: &Identity,
+    policy: &AccountPolicy,
+    previous: Option<SessionKey>,
+    refresh_token: Option<&str>,
+    amr: Vec<String>,
+) -> Result<String, GatewayError> {
     if let Some(old) = previous {
         state.sessions.delete(&old).await?;
     }
@@ -265,6 +278,7 @@ pub async fn start_session(
         subject: identity.subject.as_str().into(),
         checked_at: now,
         password_serial,
+        amr,
         created_at: now,
         last_seen: now,
         cache: Default::default(),

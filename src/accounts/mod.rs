@@ -1,6 +1,7 @@
 //! Accounts: the record deskgate keeps for each person, and the store trait with its
 //! backends. Migrations are plain SQL files embedded in the binary.
 
+mod keys;
 mod listing;
 mod postgres;
 mod sqlite;
@@ -10,6 +11,7 @@ use std::future::Future;
 use deskgate_builtin::{CredentialSource, StoredCredential};
 use deskgate_provider::AuthError;
 
+pub use keys::{Added, KeyStore, NewKey, StoredKey};
 pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

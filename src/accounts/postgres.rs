@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/postgres/0003_organizations_and_claims.sql")),
     (4, include_str!("../../migrations/postgres/0004_email_verified.sql")),
     (5, include_str!("../../migrations/postgres/0005_password_serial.sql")),
+    (9, include_str!("../../migrations/postgres/0009_security_keys.sql")),
 ];
 
 /// Name of the unique constraint on `email_lower`, told apart from other unique violations.

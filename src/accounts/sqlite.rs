@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/sqlite/0003_organizations_and_claims.sql")),
     (4, include_str!("../../migrations/sqlite/0004_email_verified.sql")),
     (5, include_str!("../../migrations/sqlite/0005_password_serial.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_security_keys.sql")),
 ];
 
 fn db(e: sqlx::Error) -> AccountError {

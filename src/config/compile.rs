@@ -16,6 +16,7 @@ mod providers;
 mod registration;
 mod server;
 mod storage;
+mod webauthn;
 
 struct Ctx<'a> {
     problems: &'a mut Vec<Problem>,
@@ -186,9 +187,11 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let limits = limits::limits(&mut cx, file.limits.take().unwrap_or_default());
     let metrics = file.metrics.take().map(|m| server::metrics(&mut cx, m, server.listen));
     let log = server::log(&mut cx, file.log.take().unwrap_or_default());
+    let webauthn = webauthn::webauthn(&mut cx, file.webauthn.take(), &server.public_url);
     Config {
         metrics,
         log,
+        webauthn,
         server,
         upstream,
         session,

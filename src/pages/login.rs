@@ -319,6 +319,10 @@ pub async fn submit(
             return Ok(email_in_use(&state, &identity, &signs_in_with));
         }
     };
+    // A second factor, when the account has one, before any session exists.
+    if let Some(step) = super::key_login::after_password(&state, &account, &identity, &next).await? {
+        return Ok(step);
+    }
     state.metrics.sign_in(label, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None).await?;

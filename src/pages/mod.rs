@@ -1,6 +1,8 @@
 //! deskgate's own pages under the reserved prefix `/.deskgate/`: sign-in, sign-up,
 //! sign-out, health and the JWKS. Never proxied.
 
+mod key_login;
+mod keys;
 mod login;
 mod logout;
 #[cfg(feature = "oidc")]
@@ -30,6 +32,10 @@ pub fn routes(others: Router<AppState>) -> Router<AppState> {
     let router = Router::new()
         .route("/", get(index))
         .route("/login", get(login::show).post(login::submit))
+        .route("/login/key", get(key_login::show).post(key_login::submit))
+        .route("/account/keys", get(keys::show).post(keys::finish))
+        .route("/account/keys/begin", axum::routing::post(keys::begin))
+        .route("/account/keys/remove", axum::routing::post(keys::remove))
         .route("/register", get(register::show).post(register::submit))
         .route("/validate", get(validate::confirm))
         .route("/forgot", get(reset::forgot_form).post(reset::forgot))

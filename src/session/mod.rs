@@ -87,6 +87,10 @@ pub struct Session {
     /// password reset moves it on, which ends the session.
     #[serde(default)]
     pub password_serial: u64,
+    /// How the person proved who they are at sign-in (RFC 8176 names: `hwk` for a security
+    /// key or passkey, `mfa` when more than one factor was used).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     /// When the session was created (Unix seconds).
     pub created_at: u64,
     /// When the session was last used, to a granularity of a minute.
@@ -140,6 +144,7 @@ impl Session {
             checked_at: self.checked_at,
             refresh_token: self.refresh_token.clone(),
             password_serial: self.password_serial,
+            amr: self.amr.clone(),
             created_at: self.created_at,
             last_seen: now,
             cache: SessionCache::default(),
