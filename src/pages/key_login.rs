@@ -14,6 +14,7 @@ use crate::accounts::Account;
 use crate::error::GatewayError;
 use crate::forms;
 use crate::html;
+use crate::metrics::SignIn;
 use crate::passkeys::{self, CEREMONY_TTL, KeyRefusal, Step};
 use crate::session::SessionKey;
 use crate::signin::{self, Refusal};
@@ -150,6 +151,8 @@ pub async fn submit(
             return Ok(start_again(&state, StatusCode::FORBIDDEN, text));
         }
     };
+    // The provider id was kept server-side with the pending sign-in: a bounded label.
+    state.metrics.sign_in(&pending.identity.provider, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let amr = ["pwd", "hwk", "mfa"].map(String::from).to_vec();
     let cookie =

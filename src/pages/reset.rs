@@ -353,6 +353,10 @@ pub async fn reset(
     identity.email = account.email.clone();
     identity.email_verified = account.email_verified;
     identity.display_name = Some(account.name.clone());
+    // A mailbox is not a second factor: an account with one still answers it.
+    if let Some(step) = super::key_login::after_password(&state, &account, &identity, "/").await? {
+        return Ok(step);
+    }
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let cookie =
         signin::start_session(&state, &account, &identity, &AccountPolicy::default(), previous, None).await?;

@@ -21,11 +21,11 @@ use crate::support::*;
 const PASSWORD: &str = "correct horse battery";
 
 /// A gateway at `http://localhost:{port}` with `localhost` as the relying party.
-async fn stack_at(port: u16) -> Stack {
+async fn stack_at(port: u16, head: &str) -> Stack {
     start(Options {
         port: Some(port),
         server: format!("public_url = \"http://localhost:{port}\""),
-        head: "[webauthn]\nrp_id = \"localhost\"\n".into(),
+        head: format!("[webauthn]\nrp_id = \"localhost\"\n{head}"),
         ..Default::default()
     })
     .await
@@ -65,7 +65,7 @@ async fn chrome_identity(chrome: &Chromium, site: &str) -> Value {
 #[tokio::test]
 async fn chromium_registers_a_passkey_and_signs_in_with_password_and_key_until_it_is_removed() {
     let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
-    let stack = stack_at(19970).await;
+    let stack = stack_at(19970, "").await;
     let site = "http://localhost:19970";
     let ann = account(&stack, "ann@example.org", "Ann Key", PASSWORD, &[]).await;
     let chrome = Chromium::start(&driver).await;
@@ -199,7 +199,11 @@ async fn answer(b: &mut Browser, credential: &str) -> Page {
 #[tokio::test]
 async fn another_accounts_key_a_replayed_or_forged_assertion_and_a_counter_gone_back_are_refused() {
     let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
-    let stack = stack_at(19971).await;
+    let (smtp, mut mails) = crate::signup::smtp_server().await;
+    let reset = format!(
+        "[password_reset]\nenabled = true\n[smtp]\nhost = \"127.0.0.1\"\nport = {smtp}\nfrom = \"noreply@example.org\"\n"
+    );
+    let stack = stack_at(19971, &reset).await;
     let site = "http://localhost:19971";
     let ann = account(&stack, "ann@example.org", "Ann", PASSWORD, &[]).await;
     let bob = account(&stack, "bob@example.org", "Bob", PASSWORD, &[]).await;
@@ -295,11 +299,37 @@ async fn another_accounts_key_a_replayed_or_forged_assertion_and_a_counter_gone_
         .await;
     assert_eq!(no_csrf.status, 403);
     assert!(!b.is_signed_in().await);
+
+    // A password reset by mail does not skip the key: the new password leads to the key step.
+    let mut r = Browser::new(&stack);
+    let form = r.get("/.deskgate/forgot").await;
+    let csrf = form.field("csrf").expect("csrf");
+    assert_eq!(
+        r.post("/.deskgate/forgot", &[("email", "ann@example.org"), ("csrf", &csrf)]).await.status,
+        200
+    );
+    let mail = tokio::time::timeout(std::time::Duration::from_secs(10), mails.recv()).await.expect("in time");
+    let link = crate::signup::link_to(&mail.expect("a mail"), site, "/.deskgate/reset?token=");
+    let token = link.split_once("token=").expect("a token").1;
+    let new = "another long passphrase";
+    let done = r
+        .post("/.deskgate/reset", &[("token", token), ("password", new), ("confirm", new), ("csrf", &csrf)])
+        .await;
+    assert_eq!((done.status, done.location()), (303, Some("/.deskgate/login/key")), "{}", done.body);
+    assert!(r.session_cookie().is_none());
+    assert!(!r.is_signed_in().await);
+    let step = r.get("/.deskgate/login/key").await;
+    let options = step.body.split("id=\"options\">").nth(1).expect("options").split("</script>").next();
+    let options: Value = serde_json::from_str(options.expect("end")).expect("json");
+    let challenge = options["publicKey"]["challenge"].as_str().expect("challenge");
+    let signed = answer(&mut r, &assertion(&ann_key, challenge, site, 500)).await;
+    assert_eq!((signed.status, signed.location()), (303, Some("/")), "{}", signed.body);
+    assert_eq!(r.whoami().await["headers"]["x-deskgate-user"], ann.as_str());
 }
 
 #[tokio::test]
 async fn the_keys_page_needs_a_session_and_refuses_forged_registrations() {
-    let stack = stack_at(19972).await;
+    let stack = stack_at(19972, "").await;
     let id = account(&stack, "cy@example.org", "Cy", PASSWORD, &[]).await;
     let mut guest = Browser::new(&stack);
     let page = guest.get("/.deskgate/account/keys").await;
