@@ -115,15 +115,32 @@ struct Registering {
     state: PasskeyRegistration,
 }
 
-/// Starts registering a key for a signed-in account: the ceremony id to send back, and the
-/// options for `navigator.credentials.create`. `None` when keys are not offered.
+/// Registrations one account may start in [`CEREMONY_TTL`]: each is kept until it expires.
+pub const REGISTRATIONS_PER_ACCOUNT: u64 = 20;
+
+/// What starting a registration came to.
+#[derive(Debug)]
+pub enum Begun {
+    /// The ceremony id to send back, and the options for `navigator.credentials.create`.
+    Started(String, Box<CreationChallengeResponse>),
+    /// Keys are not offered by this config.
+    NotOffered,
+    /// The account started [`REGISTRATIONS_PER_ACCOUNT`] registrations lately.
+    TooMany,
+}
+
+/// Starts registering a key for a signed-in account.
 pub async fn begin_registration(
     state: &AppState,
     account_id: &str,
     name: &str,
     display_name: &str,
-) -> Result<Option<(String, CreationChallengeResponse)>, GatewayError> {
-    let Some(rp) = relying_party(state) else { return Ok(None) };
+) -> Result<Begun, GatewayError> {
+    let Some(rp) = relying_party(state) else { return Ok(Begun::NotOffered) };
+    let counter = format!("key-registrations:{account_id}");
+    if state.sessions.incr(&counter, CEREMONY_TTL).await? > REGISTRATIONS_PER_ACCOUNT {
+        return Ok(Begun::TooMany);
+    }
     let existing: Vec<_> =
         passkeys(state, account_id).await?.iter().map(|(_, p)| p.cred_id().clone()).collect();
     let (options, reg) = match rp.start_passkey_registration(
@@ -135,7 +152,7 @@ pub async fn begin_registration(
         Ok(started) => started,
         Err(e) => {
             tracing::warn!(account = %account_id, error = %e, "Could not start a security key registration");
-            return Ok(None);
+            return Ok(Begun::NotOffered);
         }
     };
     let expires = state.clock.now() + CEREMONY_TTL;
@@ -143,7 +160,7 @@ pub async fn begin_registration(
     let ceremony = random_token();
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
     state.sessions.put_once(&hashed("key-registration", &ceremony), bytes, expires).await?;
-    Ok(Some((ceremony, options)))
+    Ok(Begun::Started(ceremony, Box::new(options)))
 }
 
 /// Finishes a registration that `account_id` started, storing the key under `name`.

@@ -16,7 +16,7 @@ use crate::accounts::{KeyStore, StoredKey};
 use crate::error::GatewayError;
 use crate::forms::{self, Binding};
 use crate::html::{self, esc, query_value};
-use crate::passkeys::{self, KeyRefusal, NAME_MAX};
+use crate::passkeys::{self, Begun, KeyRefusal, NAME_MAX};
 use crate::session::Session;
 use crate::state::AppState;
 use crate::visitor::Visitor;
@@ -212,11 +212,22 @@ pub async fn begin(
         return Ok(json(StatusCode::FORBIDDEN, r#"{"error":"the form has expired"}"#.into()));
     }
     let login = session.email.clone().unwrap_or_else(|| session.name.clone());
-    let Some((ceremony, options)) =
-        passkeys::begin_registration(&state, &session.account_id, &login, &session.name).await?
-    else {
-        return Ok(json(StatusCode::NOT_FOUND, r#"{"error":"security keys are not available"}"#.into()));
-    };
+    let (ceremony, options) =
+        match passkeys::begin_registration(&state, &session.account_id, &login, &session.name).await? {
+            Begun::Started(ceremony, options) => (ceremony, options),
+            Begun::NotOffered => {
+                return Ok(json(
+                    StatusCode::NOT_FOUND,
+                    r#"{"error":"security keys are not available"}"#.into(),
+                ));
+            }
+            Begun::TooMany => {
+                return Ok(json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    r#"{"error":"too many registrations started"}"#.into(),
+                ));
+            }
+        };
     let body = serde_json::json!({ "ceremony": ceremony, "options": options });
     Ok(json(StatusCode::OK, body.to_string()))
 }

@@ -365,6 +365,13 @@ async fn the_keys_page_needs_a_session_and_refuses_forged_registrations() {
         assert!(matches!(page.status, 400 | 422), "{c} {name:?}: {} {}", page.status, page.body);
     }
     assert!(stack.gateway.accounts.keys(&id).await.expect("keys").is_empty());
+    // Started registrations are bounded per account (each is kept until it expires).
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(b.post("/.deskgate/account/keys/begin", &[("csrf", &csrf)]).await.status);
+    }
+    assert_eq!(statuses[..19], [200; 19]);
+    assert_eq!(statuses[19], 429, "the 21st within the window is refused");
     // Removing someone else's key (or none) is a 404.
     let gone = b.post("/.deskgate/account/keys/remove", &[("csrf", &csrf), ("id", "not-a-key")]).await;
     assert_eq!(gone.status, 404);
