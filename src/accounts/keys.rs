@@ -116,172 +116,94 @@ fn made(key: NewKey) -> StoredKey {
     }
 }
 
-const COLUMNS: &str = "id, account_id, credential_id, name, credential, created_at, last_used_at";
+/// The same SQL serves both backends (`$n` parameters, a no-op update as the row lock).
+macro_rules! key_store {
+    ($store:ty) => {
+        impl KeyStore for $store {
+            async fn add_key(&self, key: NewKey, max: u64) -> Result<Added, AccountError> {
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                // Writing the account's row first orders concurrent registrations (SQLite takes
+                // its write lock, PostgreSQL the row's): the count stays true.
+                let locked = sqlx::query("UPDATE accounts SET password_serial = password_serial WHERE id = $1")
+                    .bind(&key.account_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if locked.rows_affected() != 1 {
+                    return Err(AccountError::NotFound);
+                }
+                let count: i64 = sqlx::query_scalar("SELECT count(*) FROM security_keys WHERE account_id = $1")
+                    .bind(&key.account_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if unsigned(count) >= max {
+                    return Ok(Added::TooMany);
+                }
+                let k = made(key);
+                // Another account's registration of the same credential may run at once: the
+                // unique constraint decides.
+                let inserted = sqlx::query(
+                    "INSERT INTO security_keys (id, account_id, credential_id, name, credential, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING",
+                )
+                .bind(&k.id)
+                .bind(&k.account_id)
+                .bind(&k.credential_id)
+                .bind(&k.name)
+                .bind(&k.credential)
+                .bind(signed(k.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+                if inserted.rows_affected() == 0 {
+                    return Ok(Added::Duplicate);
+                }
+                tx.commit().await.map_err(db)?;
+                Ok(Added::Added(k))
+            }
 
-impl KeyStore for SqliteStore {
-    async fn add_key(&self, key: NewKey, max: u64) -> Result<Added, AccountError> {
-        // BEGIN IMMEDIATE in effect: the first statement writes, so the count and the insert
-        // see one state.
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query("UPDATE accounts SET password_serial = password_serial WHERE id = ?")
-            .bind(&key.account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected()
-            .eq(&1)
-            .then_some(())
-            .ok_or(AccountError::NotFound)?;
-        let (count, taken): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM security_keys WHERE account_id = ?), \
-                    (SELECT count(*) FROM security_keys WHERE credential_id = ?)",
-        )
-        .bind(&key.account_id)
-        .bind(&key.credential_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        if taken > 0 {
-            return Ok(Added::Duplicate);
+            async fn keys(&self, account_id: &str) -> Result<Vec<StoredKey>, AccountError> {
+                let rows: Vec<KeyRow> = sqlx::query_as(
+                    "SELECT id, account_id, credential_id, name, credential, created_at, last_used_at \
+                     FROM security_keys WHERE account_id = $1 ORDER BY created_at, id",
+                )
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(rows.into_iter().map(stored).collect())
+            }
+
+            async fn remove_key(&self, account_id: &str, id: &str) -> Result<bool, AccountError> {
+                let done = sqlx::query("DELETE FROM security_keys WHERE account_id = $1 AND id = $2")
+                    .bind(account_id)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn key_used(&self, account_id: &str, id: &str, credential: &str, at: u64) -> Result<bool, AccountError> {
+                let done = sqlx::query(
+                    "UPDATE security_keys SET credential = $1, last_used_at = $2 WHERE account_id = $3 AND id = $4",
+                )
+                .bind(credential)
+                .bind(signed(at))
+                .bind(account_id)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(done.rows_affected() > 0)
+            }
         }
-        if unsigned(count) >= max {
-            return Ok(Added::TooMany);
-        }
-        let k = made(key);
-        sqlx::query(
-            "INSERT INTO security_keys (id, account_id, credential_id, name, credential, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&k.id)
-        .bind(&k.account_id)
-        .bind(&k.credential_id)
-        .bind(&k.name)
-        .bind(&k.credential)
-        .bind(signed(k.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(Added::Added(k))
-    }
-
-    async fn keys(&self, account_id: &str) -> Result<Vec<StoredKey>, AccountError> {
-        let sql = format!("SELECT {COLUMNS} FROM security_keys WHERE account_id = ? ORDER BY created_at, id");
-        let rows: Vec<KeyRow> =
-            sqlx::query_as(&sql).bind(account_id).fetch_all(&self.pool).await.map_err(db)?;
-        Ok(rows.into_iter().map(stored).collect())
-    }
-
-    async fn remove_key(&self, account_id: &str, id: &str) -> Result<bool, AccountError> {
-        let done = sqlx::query("DELETE FROM security_keys WHERE account_id = ? AND id = ?")
-            .bind(account_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn key_used(
-        &self,
-        account_id: &str,
-        id: &str,
-        credential: &str,
-        at: u64,
-    ) -> Result<bool, AccountError> {
-        let done = sqlx::query(
-            "UPDATE security_keys SET credential = ?, last_used_at = ? WHERE account_id = ? AND id = ?",
-        )
-        .bind(credential)
-        .bind(signed(at))
-        .bind(account_id)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() > 0)
-    }
+    };
 }
 
-impl KeyStore for PostgresStore {
-    async fn add_key(&self, key: NewKey, max: u64) -> Result<Added, AccountError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // The account's row lock orders concurrent registrations: the count stays true.
-        let found: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
-            .bind(&key.account_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        found.ok_or(AccountError::NotFound)?;
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM security_keys WHERE account_id = $1")
-            .bind(&key.account_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        if unsigned(count) >= max {
-            return Ok(Added::TooMany);
-        }
-        let k = made(key);
-        // Another account's registration of the same credential may run at once: the
-        // unique constraint decides.
-        let inserted = sqlx::query(
-            "INSERT INTO security_keys (id, account_id, credential_id, name, credential, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (credential_id) DO NOTHING",
-        )
-        .bind(&k.id)
-        .bind(&k.account_id)
-        .bind(&k.credential_id)
-        .bind(&k.name)
-        .bind(&k.credential)
-        .bind(signed(k.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        if inserted.rows_affected() == 0 {
-            return Ok(Added::Duplicate);
-        }
-        tx.commit().await.map_err(db)?;
-        Ok(Added::Added(k))
-    }
-
-    async fn keys(&self, account_id: &str) -> Result<Vec<StoredKey>, AccountError> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM security_keys WHERE account_id = $1 ORDER BY created_at, id");
-        let rows: Vec<KeyRow> =
-            sqlx::query_as(&sql).bind(account_id).fetch_all(&self.pool).await.map_err(db)?;
-        Ok(rows.into_iter().map(stored).collect())
-    }
-
-    async fn remove_key(&self, account_id: &str, id: &str) -> Result<bool, AccountError> {
-        let done = sqlx::query("DELETE FROM security_keys WHERE account_id = $1 AND id = $2")
-            .bind(account_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn key_used(
-        &self,
-        account_id: &str,
-        id: &str,
-        credential: &str,
-        at: u64,
-    ) -> Result<bool, AccountError> {
-        let done = sqlx::query(
-            "UPDATE security_keys SET credential = $1, last_used_at = $2 WHERE account_id = $3 AND id = $4",
-        )
-        .bind(credential)
-        .bind(signed(at))
-        .bind(account_id)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(done.rows_affected() > 0)
-    }
-}
+key_store!(SqliteStore);
+key_store!(PostgresStore);
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {

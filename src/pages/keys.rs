@@ -265,6 +265,21 @@ async fn again(
     Ok(binding.attach(resp))
 }
 
+/// The signed-in person behind a posted form with a valid CSRF token; else the answer to give.
+async fn poster(
+    state: &AppState,
+    visitor: Visitor,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Result<std::sync::Arc<Session>, Response>, GatewayError> {
+    let Some(session) = signed_in(visitor) else { return Ok(Err(login_redirect())) };
+    if !forms::csrf_ok(state, headers, csrf) {
+        let text = "This form has expired or did not come from this site. Please try again.";
+        return again(state, headers, &session.account_id, StatusCode::FORBIDDEN, text).await.map(Err);
+    }
+    Ok(Ok(session))
+}
+
 /// `POST`: the browser's answer; stores the key.
 pub async fn finish(
     State(state): State<AppState>,
@@ -272,12 +287,11 @@ pub async fn finish(
     headers: HeaderMap,
     Form(f): Form<FinishForm>,
 ) -> Result<Response, GatewayError> {
-    let Some(session) = signed_in(visitor) else { return Ok(login_redirect()) };
+    let session = match poster(&state, visitor, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(answer) => return Ok(answer),
+    };
     let account = session.account_id.as_str();
-    if !forms::csrf_ok(&state, &headers, &f.csrf) {
-        let text = "This form has expired or did not come from this site. Please try again.";
-        return again(&state, &headers, account, StatusCode::FORBIDDEN, text).await;
-    }
     let Some(name) = key_name(&f.name) else {
         let text = "Please give the key a name of one line, at most 64 characters.";
         return again(&state, &headers, account, StatusCode::UNPROCESSABLE_ENTITY, text).await;
@@ -315,12 +329,11 @@ pub async fn remove(
     headers: HeaderMap,
     Form(f): Form<RemoveForm>,
 ) -> Result<Response, GatewayError> {
-    let Some(session) = signed_in(visitor) else { return Ok(login_redirect()) };
+    let session = match poster(&state, visitor, &headers, &f.csrf).await? {
+        Ok(s) => s,
+        Err(answer) => return Ok(answer),
+    };
     let account = session.account_id.as_str();
-    if !forms::csrf_ok(&state, &headers, &f.csrf) {
-        let text = "This form has expired or did not come from this site. Please try again.";
-        return again(&state, &headers, account, StatusCode::FORBIDDEN, text).await;
-    }
     if f.id.len() > 64 || !state.accounts.remove_key(account, &f.id).await? {
         return again(&state, &headers, account, StatusCode::NOT_FOUND, "There is no such key.").await;
     }
