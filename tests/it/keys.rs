@@ -347,11 +347,22 @@ async fn the_keys_page_needs_a_session_and_refuses_forged_registrations() {
     let begun = begun.json();
     assert!(begun["options"]["publicKey"]["challenge"].is_string(), "{begun}");
     assert_eq!(begun["options"]["publicKey"]["rp"]["id"], "localhost");
-    // A made-up or another person's registration answer is refused with a 4xx.
+    // Another signed-in person cannot finish Cy's registration.
     let ceremony = begun["ceremony"].as_str().expect("ceremony");
+    let dee = account(&stack, "dee@example.org", "Dee", PASSWORD, &[]).await;
+    let mut other = signed_in_as(&stack, "dee@example.org").await;
+    let other_csrf = other.get("/.deskgate/account/keys").await.field("csrf").expect("csrf");
+    let taken = other
+        .post(
+            "/.deskgate/account/keys",
+            &[("csrf", &other_csrf), ("ceremony", ceremony), ("credential", "{}"), ("name", "Mine")],
+        )
+        .await;
+    assert_eq!(taken.status, 400, "{}", taken.body);
+    assert!(stack.gateway.accounts.keys(&dee).await.expect("keys").is_empty());
+    // Made-up answers are refused with a 4xx.
     for (c, credential, name) in [
-        (ceremony, "{}", "Key"),
-        (ceremony, "{}", "Key"), // used up by the first try
+        (ceremony, "{}", "Key"), // used up by the other person's try
         ("made-up", "{}", "Key"),
         (ceremony, "{}", ""),
         (ceremony, "{}", "line\nbreak"),
@@ -365,13 +376,34 @@ async fn the_keys_page_needs_a_session_and_refuses_forged_registrations() {
         assert!(matches!(page.status, 400 | 422), "{c} {name:?}: {} {}", page.status, page.body);
     }
     assert!(stack.gateway.accounts.keys(&id).await.expect("keys").is_empty());
+    // A live registration with an answer that is no attestation: refused, nothing stored.
+    let live = b.post("/.deskgate/account/keys/begin", &[("csrf", &csrf)]).await.json();
+    let live = live["ceremony"].as_str().expect("ceremony").to_owned();
+    for bad in [
+        "{}",
+        "{\"id\":\"AAAA\",\"rawId\":\"AAAA\",\"type\":\"public-key\",\"response\":{\"attestationObject\":\"AAAA\",\"clientDataJSON\":\"AAAA\"},\"extensions\":{}}",
+    ] {
+        let page = b
+            .post(
+                "/.deskgate/account/keys",
+                &[("csrf", &csrf), ("ceremony", &live), ("credential", bad), ("name", "Key")],
+            )
+            .await;
+        assert_eq!(page.status, 400, "{}", page.body);
+        assert!(
+            page.body.contains("could not be verified") || page.body.contains("expired"),
+            "{}",
+            page.body
+        );
+    }
+    assert!(stack.gateway.accounts.keys(&id).await.expect("keys").is_empty());
     // Started registrations are bounded per account (each is kept until it expires).
     let mut statuses = Vec::new();
     for _ in 0..20 {
         statuses.push(b.post("/.deskgate/account/keys/begin", &[("csrf", &csrf)]).await.status);
     }
-    assert_eq!(statuses[..19], [200; 19]);
-    assert_eq!(statuses[19], 429, "the 21st within the window is refused");
+    assert_eq!(statuses[..18], [200; 18]);
+    assert_eq!(statuses[18..], [429; 2], "the 21st within the window is refused");
     // Removing someone else's key (or none) is a 404.
     let gone = b.post("/.deskgate/account/keys/remove", &[("csrf", &csrf), ("id", "not-a-key")]).await;
     assert_eq!(gone.status, 404);
