@@ -183,6 +183,11 @@ async fn key_step(b: &mut Browser, email: &str) -> String {
     let page = b.sign_in(email, PASSWORD).await;
     assert_eq!((page.status, page.location()), (303, Some("/.deskgate/login/key")), "{}", page.body);
     assert!(b.session_cookie().is_none(), "no session yet");
+    key_step_options(b).await
+}
+
+/// The challenge the key step page offers.
+async fn key_step_options(b: &mut Browser) -> String {
     let step = b.get("/.deskgate/login/key").await;
     assert_eq!(step.status, 200, "{}", step.body);
     let options =
@@ -415,4 +420,74 @@ async fn signed_in_as(stack: &Stack, email: &str) -> Browser {
     let page = b.sign_in(email, PASSWORD).await;
     assert_eq!((page.status, page.location()), (303, Some("/")), "{}", page.body);
     b
+}
+
+/// A replica on a fixed port, behind the shared public URL `http://localhost:19973`.
+async fn replica_at(port: u16, dir: &std::path::Path, text: &str) -> deskgate::state::AppState {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind replica");
+    let path = dir.join(format!("r{port}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    let config = deskgate::config::load_file(&path).unwrap_or_else(|d| panic!("{d:?}"));
+    let gateway = deskgate::Gateway::new(config).await.expect("replica starts");
+    let state = gateway.state().clone();
+    tokio::spawn(gateway.serve_until(listener, std::future::pending()));
+    state
+}
+
+#[tokio::test]
+async fn a_key_step_begun_on_one_replica_finishes_on_another() {
+    let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
+    let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
+    let Some(db) = crate::scale::Database::create().await else { return };
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("jwt.pem"), deskgate::jwt::generate_pem().expect("key")).expect("write");
+    std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").expect("write");
+    let site = "http://localhost:19973";
+    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    let text = format!(
+        "[server]\npublic_url = \"{site}\"\n[upstream]\nurl = \"{}\"\n[session]\nsecret_file = \"secret\"\n\
+         [jwt]\nkey_file = \"jwt.pem\"\n[webauthn]\nrp_id = \"localhost\"\n\
+         [storage]\naccounts = \"{}\"\nsessions = \"{redis}\"\nredis_prefix = \"{prefix}\"\n{HELPDESK}",
+        crate::scale::helpdesk().await,
+        db.url
+    );
+    let a = replica_at(19973, &dir.0, &text).await;
+    replica_at(19974, &dir.0, &text).await;
+    db.verified_account("eve@example.org", "Eve", PASSWORD).await;
+    use deskgate::accounts::AccountStore;
+    let eve = a.accounts.by_email("eve@example.org").await.expect("lookup").expect("Eve").id;
+
+    // Eve registers a passkey on replica A.
+    let chrome = Chromium::start(&driver).await;
+    let authenticator = chrome.add_authenticator().await;
+    chrome_password(&chrome, site, "eve@example.org").await;
+    chrome.wait_for_url("the home page", |u| u == format!("{site}/")).await;
+    chrome_register(&chrome, site, "Laptop").await;
+    let held = chrome.authenticator_credentials(&authenticator).await;
+    chrome.remove_authenticator(&authenticator).await;
+    chrome.quit().await;
+    let stored = a.accounts.keys(&eve).await.expect("keys");
+    let pkcs8 = URL_SAFE_NO_PAD.decode(held[0]["privateKey"].as_str().expect("private key")).expect("b64");
+    let key = Held {
+        id: stored[0].credential_id.clone(),
+        pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &SystemRandom::new())
+            .expect("key"),
+    };
+
+    // The password on A, the key on B (the step lives in Redis), the session on both.
+    let mut on_a = crate::scale::browser_at("127.0.0.1:19973".parse().expect("addr"));
+    let page = on_a.sign_in("eve@example.org", PASSWORD).await;
+    assert_eq!(page.location(), Some("/.deskgate/login/key"), "{}", page.body);
+    let mut on_b = crate::scale::browser_at("127.0.0.1:19974".parse().expect("addr"));
+    on_b.cookies = on_a.cookies.clone();
+    let challenge = key_step_options(&mut on_b).await;
+    let signed = answer(&mut on_b, &assertion(&key, &challenge, site, 100)).await;
+    assert_eq!((signed.status, signed.location()), (303, Some("/")), "{}", signed.body);
+    on_a.cookies = on_b.cookies.clone();
+    assert_eq!(on_a.whoami().await["headers"]["x-deskgate-user"], eve.as_str());
+    let cookie = on_a.session_cookie().expect("a session");
+    let session = a.sessions.get(&SessionKey::from_cookie(&cookie)).await.expect("Redis").expect("session");
+    assert_eq!(session.amr, ["pwd", "hwk", "mfa"], "amr is kept in Redis too");
+    on_a.sign_out().await;
+    db.drop_it().await;
 }
