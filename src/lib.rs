@@ -37,6 +37,7 @@ pub mod logging;
 pub mod metrics;
 pub mod mfa;
 pub mod pages;
+pub mod passkeys;
 pub mod pending;
 pub mod policy;
 pub mod proxy;

@@ -620,23 +620,36 @@ fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-#[tokio::test]
-async fn postgres_store_passes_the_conformance_suite() {
+/// A connection to the test PostgreSQL (to create and drop databases) and its options;
+/// `None` when it is unreachable outside CI.
+pub(super) async fn postgres_admin() -> Option<(sqlx::PgConnection, sqlx::postgres::PgConnectOptions)> {
     use std::str::FromStr;
 
+    use sqlx::Connection;
     use sqlx::postgres::{PgConnectOptions, PgConnection};
-    use sqlx::{Connection, Executor};
 
     let url = postgres_url();
-    let admin_options = PgConnectOptions::from_str(&url).expect("a valid PostgreSQL URL");
+    let options = PgConnectOptions::from_str(&url).expect("a valid PostgreSQL URL");
     let connected =
-        tokio::time::timeout(std::time::Duration::from_secs(10), PgConnection::connect_with(&admin_options))
-            .await;
-    let mut admin = match connected {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => return unreachable_postgres(&url, &e),
-        Err(e) => return unreachable_postgres(&url, &e),
-    };
+        tokio::time::timeout(std::time::Duration::from_secs(10), PgConnection::connect_with(&options)).await;
+    match connected {
+        Ok(Ok(conn)) => Some((conn, options)),
+        Ok(Err(e)) => {
+            unreachable_postgres(&url, &e);
+            None
+        }
+        Err(e) => {
+            unreachable_postgres(&url, &e);
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_store_passes_the_conformance_suite() {
+    use sqlx::Executor;
+
+    let Some((mut admin, admin_options)) = postgres_admin().await else { return };
     // A database of its own: tests running at once each migrate and fill their own.
     let name = format!("deskgate_test_{}", new_account_id().replace('-', ""));
     admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create database");

@@ -53,9 +53,10 @@ pub trait FactorStore: Send + Sync {
     /// How many recovery codes the account has left.
     fn recovery_codes_left(&self, account_id: &str)
     -> impl Future<Output = Result<u64, AccountError>> + Send;
-    /// Removes every second factor of the account; returns whether it had any.
+    /// Removes every second factor of the account (authenticator app, recovery codes and
+    /// security keys); returns whether it had any.
     fn remove_factors(&self, account_id: &str) -> impl Future<Output = Result<bool, AccountError>> + Send;
-    /// Those of `account_ids` that have a second factor.
+    /// Those of `account_ids` that have a second factor (an authenticator app or a key).
     fn enrolled(
         &self,
         account_ids: &[String],
@@ -176,16 +177,23 @@ impl FactorStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        let keys = sqlx::query("DELETE FROM security_keys WHERE account_id = ?")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(totp.rows_affected() + codes.rows_affected() > 0)
+        Ok(totp.rows_affected() + codes.rows_affected() + keys.rows_affected() > 0)
     }
 
     async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
         let mut out = Vec::new();
         // SQLite binds at most 32766 values: ask in slices.
         for chunk in account_ids.chunks(500) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT account_id FROM account_totp WHERE account_id IN (");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT account_id FROM (SELECT account_id FROM account_totp \
+                 UNION SELECT account_id FROM security_keys) WHERE account_id IN (",
+            );
             let mut list = q.separated(", ");
             for id in chunk {
                 list.push_bind(id);
@@ -301,13 +309,20 @@ impl FactorStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        let keys = sqlx::query("DELETE FROM security_keys WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(totp.rows_affected() + codes.rows_affected() > 0)
+        Ok(totp.rows_affected() + codes.rows_affected() + keys.rows_affected() > 0)
     }
 
     async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
         sqlx::query_scalar(
-            "SELECT account_id FROM account_totp WHERE account_id = ANY($1) ORDER BY account_id COLLATE \"C\"",
+            "SELECT account_id FROM (SELECT account_id FROM account_totp \
+             UNION SELECT account_id FROM security_keys) AS f \
+             WHERE account_id = ANY($1) ORDER BY account_id COLLATE \"C\"",
         )
         .bind(account_ids)
         .fetch_all(&self.pool)

@@ -2,6 +2,7 @@
 //! backends. Migrations are plain SQL files embedded in the binary.
 
 mod factors;
+mod keys;
 mod listing;
 mod postgres;
 mod profile;
@@ -14,6 +15,7 @@ use deskgate_builtin::{CredentialSource, StoredCredential};
 use deskgate_provider::AuthError;
 
 pub use factors::{FactorStore, TotpFactor};
+pub use keys::{Added, KeyStore, NewKey, StoredKey};
 pub use listing::{AccountPage, AccountQuery, Listed, Membership};
 pub use postgres::PostgresStore;
 pub use profile::ProfileStore;

@@ -21,6 +21,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/postgres/0005_password_serial.sql")),
     (7, include_str!("../../migrations/postgres/0007_api_tokens.sql")),
     (8, include_str!("../../migrations/postgres/0008_second_factors.sql")),
+    (9, include_str!("../../migrations/postgres/0009_security_keys.sql")),
 ];
 
 /// Name of the unique constraint on `email_lower`, told apart from other unique violations.

@@ -22,6 +22,7 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/sqlite/0005_password_serial.sql")),
     (7, include_str!("../../migrations/sqlite/0007_api_tokens.sql")),
     (8, include_str!("../../migrations/sqlite/0008_second_factors.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_security_keys.sql")),
 ];
 
 fn db(e: sqlx::Error) -> AccountError {

@@ -18,6 +18,7 @@ mod routes;
 mod server;
 mod storage;
 mod tokens;
+mod webauthn;
 
 struct Ctx<'a> {
     problems: &'a mut Vec<Problem>,
@@ -194,9 +195,11 @@ pub(super) fn compile(mut file: FileConfig, base: &Path, problems: &mut Vec<Prob
     let api_tokens = tokens::api_tokens(&mut cx, file.api_tokens.take().unwrap_or_default());
     let metrics = file.metrics.take().map(|m| server::metrics(&mut cx, m, server.listen));
     let log = server::log(&mut cx, file.log.take().unwrap_or_default());
+    let webauthn = webauthn::webauthn(&mut cx, file.webauthn.take(), &server.public_url);
     Config {
         metrics,
         log,
+        webauthn,
         server,
         upstream,
         upstreams,

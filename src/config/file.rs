@@ -57,6 +57,17 @@ pub struct FileConfig {
     pub metrics: Option<MetricsFile>,
     /// How `deskgate serve` logs.
     pub log: Option<LogFile>,
+    /// Security keys and passkeys as a second factor.
+    pub webauthn: Option<WebauthnFile>,
+}
+
+/// `[webauthn]`
+#[derive(Debug, Default, Deserialize)]
+pub struct WebauthnFile {
+    /// The relying party id keys are bound to: the public URL's host, or a parent domain of it.
+    pub rp_id: Option<String>,
+    /// The origin browsers sign in from (default: the public URL's origin).
+    pub rp_origin: Option<String>,
 }
 
 /// `[log]`

@@ -67,6 +67,9 @@ pub struct Config {
     pub metrics: Option<MetricsListener>,
     /// `[log]`
     pub log: crate::logging::Log,
+    /// `[webauthn]`: `None` when keys cannot be offered (no `[webauthn]` table and a public
+    /// URL that names no domain, e.g. an IP address).
+    pub webauthn: Option<Webauthn>,
     /// Names this config's text (a hash of it): sessions resolved under another are
     /// resolved again, and replicas with the same file agree on it.
     pub fingerprint: u64,
@@ -456,6 +459,15 @@ pub struct Smtp {
     pub subject: String,
     /// Body template (`{name}`, `{link}`).
     pub body: String,
+}
+
+/// `[webauthn]`: where security keys and passkeys are valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webauthn {
+    /// The relying party id (a host name).
+    pub rp_id: String,
+    /// The origin the browser signs from (`scheme://host[:port]`).
+    pub rp_origin: String,
 }
 
 /// `[password_reset]`: built-in accounts may set a new password through a mailed link.

@@ -336,13 +336,9 @@ pub async fn submit(
     // A password is one factor: said so, whatever the provider passed along.
     let mut identity = identity;
     identity.attributes.insert(mfa::AMR.to_owned(), vec!["pwd".to_owned()]);
-    if mfa::has_factor(&state, &account.id).await? {
-        // No session yet: the password's result waits, sealed in the browser, for the code.
-        tracing::info!(target: "deskgate::audit", account = %account.id, %provider, "Password accepted; waiting for the second factor");
-        let step = mfa::SecondStep { account_id: account.id.clone(), identity, next };
-        let mut resp = Redirect::to(&format!("{PREFIX}/mfa")).into_response();
-        resp.headers_mut().append(header::SET_COOKIE, mfa::second_step_set_cookie(&state, Some(&step)));
-        return Ok(resp);
+    // A second factor, when the account has one, before any session exists.
+    if let Some(step) = super::second_factor::after_password(&state, &account, identity.clone(), &next).await? {
+        return Ok(step);
     }
     state.metrics.sign_in(label, SignIn::Success);
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);

@@ -2,6 +2,8 @@
 //! sign-out, the account page, health and the JWKS. Never proxied.
 
 mod account;
+mod key_login;
+mod keys;
 mod login;
 mod logout;
 #[cfg(feature = "oidc")]
@@ -34,6 +36,10 @@ pub fn routes(others: Router<AppState>) -> Router<AppState> {
     let router = Router::new()
         .route("/", get(index))
         .route("/login", get(login::show).post(login::submit))
+        .route("/login/key", get(key_login::show).post(key_login::submit))
+        .route("/account/keys", get(keys::show).post(keys::finish))
+        .route("/account/keys/begin", axum::routing::post(keys::begin))
+        .route("/account/keys/remove", axum::routing::post(keys::remove))
         .route("/register", get(register::show).post(register::submit))
         .route("/validate", get(validate::confirm))
         .route("/forgot", get(reset::forgot_form).post(reset::forgot))

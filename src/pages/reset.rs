@@ -354,6 +354,10 @@ pub async fn reset(
     identity.email = account.email.clone();
     identity.email_verified = account.email_verified;
     identity.display_name = Some(account.name.clone());
+    // A mailbox is not a second factor: an account with one still answers it.
+    if let Some(step) = super::second_factor::after_password(&state, &account, identity.clone(), "/").await? {
+        return Ok(step);
+    }
     let previous = web::cookie(&headers, &state.config.session.cookie_name).map(SessionKey::from_cookie);
     let policy = AccountPolicy::default();
     let cookie = signin::start_session(&state, &account, &identity, &policy, previous, None, &client).await?;

@@ -7,12 +7,13 @@ use std::net::SocketAddr;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use deskgate_provider::Identity;
 use http::{HeaderMap, StatusCode, header};
 
 use crate::web::PREFIX;
 use crate::forms::{self, Binding};
 use crate::html::{self, esc};
-use crate::accounts::{AccountStatus, AccountStore};
+use crate::accounts::{Account, AccountStatus, AccountStore};
 use crate::error::GatewayError;
 use crate::metrics::SignIn;
 use crate::mfa::{self, Checked, SecondStep};
@@ -91,6 +92,30 @@ pub async fn show(
             Ok(page(&state, &headers, StatusCode::OK, &next, None))
         }
     }
+}
+
+/// Called once a password checked out (at sign-in, or a password reset: a mailbox is not a
+/// second factor): the answer that takes the person to their second factor, or `None` when
+/// the account has none and the caller signs them in. A security key is asked for first; an
+/// account with an authenticator app and no key is asked for a code. No session exists yet.
+pub async fn after_password(
+    state: &AppState,
+    account: &Account,
+    identity: Identity,
+    next: &str,
+) -> Result<Option<Response>, GatewayError> {
+    if let Some(step) = super::key_login::after_password(state, account, &identity, next).await? {
+        return Ok(Some(step));
+    }
+    if !mfa::has_factor(state, &account.id).await? {
+        return Ok(None);
+    }
+    // The password's result waits, sealed in the browser, for the code.
+    tracing::info!(target: "deskgate::audit", account = %account.id, provider = %identity.provider, "Password accepted; waiting for the second factor");
+    let step = SecondStep { account_id: account.id.clone(), identity, next: next.to_owned() };
+    let mut resp = Redirect::to(&format!("{PREFIX}/mfa")).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, mfa::second_step_set_cookie(state, Some(&step)));
+    Ok(Some(resp))
 }
 
 /// What a wrong or refused code is told.

@@ -13,7 +13,7 @@ use http::{HeaderMap, StatusCode};
 use crate::web::PREFIX;
 use crate::forms;
 use crate::html::{self, esc, query_value};
-use crate::accounts::{AccountStore, FactorStore};
+use crate::accounts::{AccountStore, FactorStore, KeyStore};
 use crate::error::GatewayError;
 use crate::limits;
 use crate::mfa::{self, Checked, totp};
@@ -23,6 +23,26 @@ use crate::visitor::Visitor;
 
 /// This page's path.
 const HERE: &str = "/.deskgate/account/security";
+
+/// Where the other kind of second factor is managed.
+const KEYS_NOTE: &str = "<p class=\"muted\">A security key or passkey is a second factor too: \
+     <a href=\"/.deskgate/account/keys\">Security keys</a>.</p>";
+
+/// Whether the account has a security key this session did not use: adding another factor
+/// then needs the key first, so that a session without a second factor cannot plant one.
+async fn key_unused(state: &AppState, session: &Session) -> Result<bool, GatewayError> {
+    Ok(!mfa::satisfied(&session.amr) && !state.accounts.keys(&session.account_id).await?.is_empty())
+}
+
+fn use_key_first() -> Response {
+    html::message(
+        StatusCode::FORBIDDEN,
+        "Two-step sign-in",
+        "Your account has a security key, which this session did not use. Sign out and sign in \
+         again with your key, then add an authenticator app.",
+        Some(("/.deskgate/account/keys", "Security keys")),
+    )
+}
 
 /// Query of the page.
 #[derive(Debug, serde::Deserialize)]
@@ -92,6 +112,7 @@ pub async fn show(
             let left = state.accounts.recovery_codes_left(&session.account_id).await?;
             Ok(enrolled(&state, &headers, &session, left, None, StatusCode::OK))
         }
+        None if key_unused(&state, &session).await? => Ok(use_key_first()),
         None => {
             let secret = totp::new_secret();
             let sealed = state.pending.seal_token(&seal_binding(&session.account_id), &secret);
@@ -139,6 +160,7 @@ fn enrolment(
         csrf = binding.field(state),
         next = forms::next_field(next),
     );
+    let body = format!("{body}{KEYS_NOTE}");
     binding.attach(html::page(status, "Two-step sign-in", &body))
 }
 
@@ -169,6 +191,7 @@ fn enrolled(
          <p class=\"muted\"><a href=\"{PREFIX}/\">Your session</a></p>",
         csrf = binding.field(state),
     );
+    let body = format!("{body}{KEYS_NOTE}");
     binding.attach(html::page(status, "Two-step sign-in", &body))
 }
 
@@ -191,6 +214,9 @@ pub async fn enrol(
     };
     if state.accounts.totp(&session.account_id).await?.is_some() {
         return Ok(Redirect::to(HERE).into_response());
+    }
+    if key_unused(&state, &session).await? {
+        return Ok(use_key_first());
     }
     let code: String = f.code.chars().filter(|c| !c.is_whitespace()).collect();
     let Some(step) = totp::matching_step(&secret, &code, state.clock.now()) else {

@@ -157,7 +157,7 @@ fn full_session(now: u64) -> Session {
         subject: "3f2504e0-4f89-11d3-9a0c-0305e82c3301".into(),
         checked_at: now - 50,
         refresh_token: Some("sealed-refresh-token".into()),
-        amr: vec!["pwd".into(), "otp".into(), "mfa".into()],
+        amr: vec!["pwd".into(), "hwk".into(), "mfa".into()],
         created_at: now - 100,
         last_seen: now,
         client_addr: Some("2001:db8::7".into()),

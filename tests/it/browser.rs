@@ -110,6 +110,51 @@ impl Chromium {
         }
     }
 
+    /// Adds a W3C virtual authenticator (a platform passkey store that verifies its user);
+    /// returns its id.
+    pub(crate) async fn add_authenticator(&self) -> String {
+        let options = json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                             "hasUserVerification": true, "isUserVerified": true});
+        let id = self.call(reqwest::Method::POST, "/webauthn/authenticator", options).await;
+        id.as_str().unwrap_or_else(|| panic!("no virtual authenticator: {id}")).to_owned()
+    }
+
+    /// The credentials a virtual authenticator holds (id, private key, sign count, ...).
+    pub(crate) async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let path = format!("/webauthn/authenticator/{id}/credentials");
+        self.call(reqwest::Method::GET, &path, Value::Null).await.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Removes a virtual authenticator, with its credentials.
+    pub(crate) async fn remove_authenticator(&self, id: &str) {
+        self.call(reqwest::Method::DELETE, &format!("/webauthn/authenticator/{id}"), Value::Null).await;
+    }
+
+    /// The value of a cookie the browser holds for the current page.
+    pub(crate) async fn cookie(&self, name: &str) -> Option<String> {
+        let c = self.call(reqwest::Method::GET, &format!("/cookie/{name}"), Value::Null).await;
+        c["value"].as_str().map(str::to_owned)
+    }
+
+    /// Forgets a cookie of the current page.
+    pub(crate) async fn delete_cookie(&self, name: &str) {
+        self.call(reqwest::Method::DELETE, &format!("/cookie/{name}"), Value::Null).await;
+    }
+
+    /// Waits until the page's source contains `text`.
+    pub(crate) async fn wait_for_text(&self, text: &str) -> String {
+        let began = Instant::now();
+        loop {
+            let source = self.source().await;
+            if source.contains(text) {
+                return source;
+            }
+            let body = source.split_once("<main>").map_or(source.as_str(), |(_, b)| b);
+            assert!(began.elapsed() < Duration::from_secs(20), "never showed {text:?}: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub(crate) async fn quit(self) {
         self.call(reqwest::Method::DELETE, "", Value::Null).await;
     }

@@ -13,6 +13,7 @@ mod faults;
 mod forwardauth;
 mod forwarding;
 mod guests;
+mod keys;
 mod ldap;
 mod limits;
 mod managed_redis;

@@ -29,7 +29,12 @@ use crate::state::AppState;
 use crate::visitor::Visitor;
 
 /// The account's pages: the path under `/.deskgate/account` and the label in the list.
-pub(crate) const SECTIONS: &[(&str, &str)] = &[("", "Profile and sessions")];
+pub(crate) const SECTIONS: &[(&str, &str)] = &[
+    ("", "Profile and sessions"),
+    ("/security", "Two-step sign-in"),
+    ("/keys", "Security keys"),
+    ("/tokens", "API tokens"),
+];
 
 /// The routes under `/.deskgate/account`.
 pub(super) fn routes() -> Router<AppState> {
