@@ -384,7 +384,8 @@ async fn answer(
         Visitor::Guest if verdict.mfa => Some("login"),
         // A bearer token cannot give a second factor: refused below.
         Visitor::Bearer { session }
-            if crate::mfa::must_use_factor(state, session) || verdict.mfa && !crate::mfa::satisfied(&session.amr) =>
+            if crate::mfa::must_use_factor(state, session)
+                || verdict.mfa && !crate::mfa::satisfied(&session.amr) =>
         {
             Some("")
         }

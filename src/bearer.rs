@@ -453,7 +453,10 @@ async fn provider_token(
 }
 
 #[cfg(not(feature = "oidc"))]
-async fn provider_token(_: &AppState, _: &str) -> Result<Result<Arc<Session>, Option<Invalid>>, GatewayError> {
+async fn provider_token(
+    _: &AppState,
+    _: &str,
+) -> Result<Result<Arc<Session>, Option<Invalid>>, GatewayError> {
     Ok(Err(Some(Invalid::UnknownIssuer)))
 }
 

@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod amr;
 pub mod app;
 pub mod authz;
 pub mod bearer;

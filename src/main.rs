@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use deskgate::accounts::{AccountStore, NewAccount};
-use deskgate::explain::{self, Claimed};
 use deskgate::config::{Config, load_file};
+use deskgate::explain::{self, Claimed};
 
 #[derive(Parser)]
 #[command(name = "deskgate", version, about = "Authentication and SSO gateway with usergroups")]

@@ -327,7 +327,7 @@ pub async fn resolve_session(
         subject: identity.subject.as_str().into(),
         checked_at: now,
         password_serial,
-        amr: crate::mfa::amr_of(identity, is_password_provider(state, &identity.provider)),
+        amr: crate::amr::amr_of(identity, is_password_provider(state, &identity.provider)),
         created_at: now,
         last_seen: now,
         cache: Default::default(),

@@ -10,12 +10,12 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::actions::{self, AdminError, Creation};
-use crate::explain::{self, Explanation, PROVIDER_NOTE};
 use super::people::held_custom;
 use super::person::explanation;
 use super::{Admin, CSRF_HEADER, assignable, json as reply, json_error, membership, same_origin};
 use crate::accounts::{AccountQuery, AccountStore, Listed};
 use crate::error::GatewayError;
+use crate::explain::{self, Explanation, PROVIDER_NOTE};
 use crate::forms;
 use crate::state::AppState;
 use crate::usergroups::{Model, Source, Withheld};

@@ -11,10 +11,10 @@ use super::person::TokenForm;
 use super::{Admin, FOREIGN_FORM, form_ok, membership, view};
 use crate::accounts::{Account, AccountQuery, AccountStore, FactorStore};
 use crate::error::GatewayError;
-use crate::web::PREFIX;
 use crate::forms::Binding;
 use crate::html::{esc, query_value};
 use crate::state::AppState;
+use crate::web::PREFIX;
 
 /// Most members listed per usergroup on the not-enrolled page.
 const LISTED: u64 = 500;

@@ -6,11 +6,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError, Creation};
-use crate::explain::{Claimed, claimed_member};
 use super::{Admin, Fields, assignable, form_ok, membership, view};
 use crate::accounts::{AccountQuery, AccountStatus, AccountStore, Listed};
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::explain::{Claimed, claimed_member};
 use crate::forms::{self, Binding};
 use crate::html::{esc, query_value};
 use crate::state::AppState;

@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode};
 
 use super::actions::{self, AdminError};
-use crate::explain::{self, Explanation};
 use super::{Admin, FOREIGN_FORM, Fields, form_ok, view};
 use crate::accounts::AccountStore;
 use crate::error::GatewayError;
+use crate::explain::{self, Explanation};
 use crate::forms::{self, Binding};
 use crate::html::{esc, query_value};
 use crate::state::AppState;

@@ -16,11 +16,11 @@ use crate::accounts::tokens::TokenStore;
 use crate::accounts::{Account, AccountStore, NewAccount};
 use crate::bearer::issue::{self, IssueError, Wanted, token_json};
 use crate::error::GatewayError;
-use crate::web::PREFIX;
 use crate::forms::Binding;
 use crate::html::{esc, query_value};
 use crate::pages::tokens::{shown_once, token_form, token_table};
 use crate::state::AppState;
+use crate::web::PREFIX;
 
 /// Longest service account name.
 const NAME_MAX: usize = 100;

@@ -20,62 +20,21 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::accounts::FactorStore;
 use crate::error::GatewayError;
-use crate::limits::{Refused, counted_address};
 use crate::html;
-use crate::web::PREFIX;
+use crate::limits::{Refused, counted_address};
 use crate::pending::Pending;
 use crate::session::{Session, SessionKey, SessionStore};
 use crate::signin::deadline;
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 use crate::web::{self, CookieAttrs, wants_html};
 
-/// The `attributes` key under which a provider passes the methods it authenticated the
-/// person with (OIDC's `amr` claim; a SAML context configured as strong becomes `mfa`).
-pub const AMR: &str = deskgate_provider::AMR;
-
-/// Methods that count as a second factor: RFC 8176's `mfa` (multiple factors), `otp` (a
-/// one-time code) and `hwk` (a hardware key).
-pub const STRONG: [&str; 3] = ["mfa", "otp", "hwk"];
+pub use crate::amr::{AMR, STRONG, amr_of, satisfied, with_methods};
 
 /// Wrong codes allowed per account, and per client address, in `rate_limit.window`; past
 /// them every code is refused (429) until the window ends.
 pub const WRONG_CODES: u64 = 5;
-
-/// Whether these methods include a second factor.
-pub fn satisfied(amr: &[String]) -> bool {
-    amr.iter().any(|m| STRONG.contains(&m.as_str()))
-}
-
-/// The methods a sign-in used, as sessions keep them: what the provider said (short
-/// tokens only, at most eight), else `pwd` for a password provider.
-pub fn amr_of(identity: &Identity, password: bool) -> Vec<String> {
-    let said: Vec<String> = identity
-        .attributes
-        .get(AMR)
-        .into_iter()
-        .flatten()
-        .filter(|m| {
-            !m.is_empty()
-                && m.len() <= 32
-                && m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        })
-        .take(8)
-        .cloned()
-        .collect();
-    if said.is_empty() && password { vec!["pwd".to_owned()] } else { said }
-}
-
-/// Adds `methods` to `amr`, once each.
-pub fn with_methods(amr: &[String], methods: &[&str]) -> Vec<String> {
-    let mut out = amr.to_vec();
-    for m in methods {
-        if !out.iter().any(|x| x == m) {
-            out.push((*m).to_owned());
-        }
-    }
-    out
-}
 
 /// How a code turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,7 +191,10 @@ pub fn send_to(headers: &HeaderMap, to: &str, reason: &'static str) -> Response 
 /// 403 JSON saying a second factor is needed: what a bearer token gets where one is
 /// required, since a program cannot give one.
 pub fn refused(reason: &'static str) -> Response {
-    crate::web::json(StatusCode::FORBIDDEN, &serde_json::json!({"error": "second factor required", "reason": reason}))
+    crate::web::json(
+        StatusCode::FORBIDDEN,
+        &serde_json::json!({"error": "second factor required", "reason": reason}),
+    )
 }
 
 /// deskgate's pages a person who must enrol may still reach: enrolling, the code form,
@@ -268,9 +230,10 @@ pub async fn require_for_usergroups(State(state): State<AppState>, req: Request,
         // second factor was used: a program cannot enrol. Forward-auth questions answer for
         // themselves.
         Some(Visitor::Bearer { session }) => {
-            let question = req.uri().path().strip_prefix(PREFIX).is_some_and(|rest| {
-                rest.strip_prefix(crate::web::AUTHZ).is_some_and(|r| r.starts_with('/'))
-            });
+            let question =
+                req.uri().path().strip_prefix(PREFIX).is_some_and(|rest| {
+                    rest.strip_prefix(crate::web::AUTHZ).is_some_and(|r| r.starts_with('/'))
+                });
             if must_use_factor(&state, session) && !question {
                 tracing::info!(account = %session.account_id, "A usergroup requires a second factor a bearer token cannot give");
                 return refused("mfa-enrolment-required");

@@ -16,8 +16,8 @@ use crate::accounts::{FactorStore, KeyStore, StoredKey};
 use crate::error::GatewayError;
 use crate::forms::{self, Binding};
 use crate::html::{self, esc, query_value};
-use crate::passkeys::{self, Begun, KeyRefusal, NAME_MAX};
 use crate::mfa;
+use crate::passkeys::{self, Begun, KeyRefusal, NAME_MAX};
 use crate::session::{Session, SessionKey};
 use crate::state::AppState;
 use crate::visitor::Visitor;
@@ -173,7 +173,8 @@ fn signed_in(visitor: Visitor) -> Option<(SessionKey, std::sync::Arc<Session>)> 
 /// yet. Otherwise a session that skipped the account's factor (a provider sign-in, say)
 /// could plant a key of its own.
 async fn may_add(state: &AppState, session: &Session) -> Result<bool, GatewayError> {
-    Ok(mfa::satisfied(&session.amr) || state.accounts.enrolled(std::slice::from_ref(&session.account_id)).await?.is_empty())
+    Ok(mfa::satisfied(&session.amr)
+        || state.accounts.enrolled(std::slice::from_ref(&session.account_id)).await?.is_empty())
 }
 
 const FACTOR_FIRST: &str = "Your account has a second factor this session did not use: sign out and sign in \

@@ -337,7 +337,9 @@ pub async fn submit(
     let mut identity = identity;
     identity.attributes.insert(mfa::AMR.to_owned(), vec!["pwd".to_owned()]);
     // A second factor, when the account has one, before any session exists.
-    if let Some(step) = super::second_factor::after_password(&state, &account, identity.clone(), &next).await? {
+    if let Some(step) =
+        super::second_factor::after_password(&state, &account, identity.clone(), &next).await?
+    {
         return Ok(step);
     }
     state.metrics.sign_in(label, SignIn::Success);

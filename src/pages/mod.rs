@@ -13,9 +13,9 @@ mod register;
 mod reset;
 #[cfg(feature = "saml")]
 mod saml;
-pub(crate) mod tokens;
 mod second_factor;
 mod security;
+pub(crate) mod tokens;
 mod validate;
 
 use axum::Router;

@@ -10,11 +10,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_provider::Identity;
 use http::{HeaderMap, StatusCode, header};
 
-use crate::web::PREFIX;
-use crate::forms::{self, Binding};
-use crate::html::{self, esc};
 use crate::accounts::{Account, AccountStatus, AccountStore};
 use crate::error::GatewayError;
+use crate::forms::{self, Binding};
+use crate::html::{self, esc};
 use crate::metrics::SignIn;
 use crate::mfa::{self, Checked, SecondStep};
 use crate::session::SessionKey;
@@ -22,6 +21,7 @@ use crate::signin;
 use crate::state::AppState;
 use crate::visitor::Visitor;
 use crate::web;
+use crate::web::PREFIX;
 
 /// Query of the page.
 #[derive(Debug, serde::Deserialize)]

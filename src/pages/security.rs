@@ -10,16 +10,16 @@ use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_provider::PasswordProvider;
 use http::{HeaderMap, StatusCode};
 
-use crate::web::PREFIX;
-use crate::forms;
-use crate::html::{self, esc, query_value};
 use crate::accounts::{AccountStore, FactorStore, KeyStore};
 use crate::error::GatewayError;
+use crate::forms;
+use crate::html::{self, esc, query_value};
 use crate::limits;
 use crate::mfa::{self, Checked, totp};
 use crate::session::Session;
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
 /// This page's path.
 const HERE: &str = "/.deskgate/account/security";

@@ -7,15 +7,15 @@ use axum::extract::{Path, Query, RawForm, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use crate::web::PREFIX;
-use crate::forms::{self, Binding, Fields};
-use crate::html::{self, esc, query_value, utc};
 use crate::accounts::tokens::{ApiToken, TokenStore};
 use crate::accounts::{Account, AccountStatus, AccountStore};
 use crate::bearer::issue::{self, IssueError, Wanted};
 use crate::error::GatewayError;
+use crate::forms::{self, Binding, Fields};
+use crate::html::{self, esc, query_value, utc};
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 use crate::web::json;
 
 /// The page's path under [`PREFIX`].

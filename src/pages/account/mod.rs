@@ -19,14 +19,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, StatusCode};
 
-use crate::web::PREFIX;
-use crate::forms;
-use crate::html::{self, esc, query_value};
 use crate::accounts::{Account, AccountStore};
 use crate::error::GatewayError;
+use crate::forms;
+use crate::html::{self, esc, query_value};
 use crate::session::{Session, SessionKey};
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
 /// The account's pages: the path under `/.deskgate/account` and the label in the list.
 pub(crate) const SECTIONS: &[(&str, &str)] = &[

@@ -14,13 +14,13 @@ use http::{HeaderMap, StatusCode};
 use super::{Posted, account_of, done, posted, refuse};
 use crate::accounts::{Account, AccountError, AccountStore};
 use crate::error::GatewayError;
-use crate::limits;
-use crate::web::PREFIX;
 use crate::forms::{self, Binding};
+use crate::limits;
 use crate::session::SessionStore;
 use crate::signin::deadline;
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
 /// The password section.
 pub(super) fn section(state: &AppState, binding: &Binding) -> String {

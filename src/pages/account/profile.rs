@@ -8,12 +8,12 @@ use http::{HeaderMap, StatusCode};
 use super::{Posted, account_of, done, posted, refuse};
 use crate::accounts::{Account, ProfileStore};
 use crate::error::GatewayError;
-use crate::web::PREFIX;
 use crate::forms::Binding;
 use crate::html::esc;
 use crate::session::{Session, SessionStore};
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
 /// Longest display name, in characters (as at sign-up).
 const NAME_MAX: usize = 100;

@@ -10,12 +10,12 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::{Posted, done, posted, refuse};
 use crate::error::GatewayError;
-use crate::web::PREFIX;
 use crate::forms::{self, Binding};
 use crate::html::esc;
 use crate::session::{SessionKey, SessionStore};
 use crate::state::AppState;
 use crate::visitor::Visitor;
+use crate::web::PREFIX;
 
 /// The form value that ends every session but this one.
 const OTHERS: &str = "others";
