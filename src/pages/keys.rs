@@ -169,10 +169,10 @@ fn signed_in(visitor: Visitor) -> Option<(SessionKey, std::sync::Arc<Session>)> 
     }
 }
 
-/// Whether this session may add a key: it used a second factor, or the account has none
-/// yet. Otherwise a session that skipped the account's factor (a provider sign-in, say)
-/// could plant a key of its own.
-async fn may_add(state: &AppState, session: &Session) -> Result<bool, GatewayError> {
+/// Whether this session may add or remove a key: it used a second factor, or the account
+/// has none. Otherwise a session that skipped the account's factor (a provider sign-in, say)
+/// could plant a key of its own, or take the account's away.
+async fn may_change(state: &AppState, session: &Session) -> Result<bool, GatewayError> {
     Ok(mfa::satisfied(&session.amr)
         || state.accounts.enrolled(std::slice::from_ref(&session.account_id)).await?.is_empty())
 }
@@ -223,7 +223,7 @@ pub async fn begin(
     if !forms::csrf_ok(&state, &headers, &f.csrf) {
         return Ok(json(StatusCode::FORBIDDEN, r#"{"error":"the form has expired"}"#.into()));
     }
-    if !may_add(&state, &session).await? {
+    if !may_change(&state, &session).await? {
         return Ok(json(StatusCode::FORBIDDEN, serde_json::json!({ "error": FACTOR_FIRST }).to_string()));
     }
     let login = session.email.clone().unwrap_or_else(|| session.name.clone());
@@ -311,7 +311,7 @@ pub async fn finish(
         let text = "Please give the key a name of one line, at most 64 characters.";
         return again(&state, &headers, account, StatusCode::UNPROCESSABLE_ENTITY, text).await;
     };
-    if !may_add(&state, &session).await? {
+    if !may_change(&state, &session).await? {
         return again(&state, &headers, account, StatusCode::FORBIDDEN, FACTOR_FIRST).await;
     }
     let (status, text) =
@@ -358,9 +358,7 @@ pub async fn remove(
         Ok(s) => s,
         Err(answer) => return Ok(answer),
     };
-    // Removing a key is lowering the account's guard: only a session that used a second
-    // factor may.
-    if !mfa::satisfied(&session.amr) {
+    if !may_change(&state, &session).await? {
         return again(&state, &headers, &session.account_id, StatusCode::FORBIDDEN, FACTOR_FIRST).await;
     }
     let account = session.account_id.as_str();

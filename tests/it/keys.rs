@@ -68,6 +68,7 @@ async fn chromium_registers_a_passkey_and_signs_in_with_password_and_key_until_i
     let stack = stack_at(19970, "").await;
     let site = "http://localhost:19970";
     let ann = account(&stack, "ann@example.org", "Ann Key", PASSWORD, &[]).await;
+    let mut early = signed_in_as(&stack, "ann@example.org").await;
     let chrome = Chromium::start(&driver).await;
     let authenticator = chrome.add_authenticator().await;
 
@@ -78,6 +79,16 @@ async fn chromium_registers_a_passkey_and_signs_in_with_password_and_key_until_i
     let keys = stack.gateway.accounts.keys(&ann).await.expect("keys");
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0].name, "Office key");
+
+    // A session from before the key used no second factor: it may neither add a key of its
+    // own nor take this one away.
+    let page = early.get("/.deskgate/account/keys").await;
+    let (csrf, id) = (page.field("csrf").expect("csrf"), page.field("id").expect("the key's id"));
+    let begun = early.post("/.deskgate/account/keys/begin", &[("csrf", &csrf)]).await;
+    assert_eq!(begun.status, 403, "{}", begun.body);
+    let removed = early.post("/.deskgate/account/keys/remove", &[("csrf", &csrf), ("id", &id)]).await;
+    assert_eq!(removed.status, 403, "{}", removed.body);
+    assert_eq!(stack.gateway.accounts.keys(&ann).await.expect("keys").len(), 1, "the key stays");
 
     // Sign out; the password now leads to the key step, and the key signs in.
     chrome.go(&format!("{site}/.deskgate/logout")).await;
@@ -490,4 +501,83 @@ async fn a_key_step_begun_on_one_replica_finishes_on_another() {
     assert_eq!(session.amr, ["pwd", "hwk", "mfa"], "amr is kept in Redis too");
     on_a.sign_out().await;
     db.drop_it().await;
+}
+
+#[tokio::test]
+async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_skipped_it_can_neither_add_nor_remove_one()
+ {
+    use deskgate::accounts::FactorStore;
+    let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
+    let site = "http://localhost:19975";
+    let model =
+        format!("{HELPDESK}\n[usergroups.agents]\nname = \"Agents\"\npermissions = []\nmfa = \"required\"\n");
+    let stack = start(Options {
+        port: Some(19975),
+        server: format!("public_url = \"{site}\""),
+        head: "[webauthn]\nrp_id = \"localhost\"\n".into(),
+        model,
+        ..Default::default()
+    })
+    .await;
+    let ann = account(&stack, "ann@example.org", "Ann Agent", PASSWORD, &["agents"]).await;
+
+    // A session of the password alone, kept aside: the usergroup sends it to enrol.
+    let mut early = Browser::new(&stack);
+    let page = early.sign_in("ann@example.org", PASSWORD).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let sent = early.get_with("/whoami", &[("accept", "text/html")]).await;
+    assert_eq!(sent.status, 302, "{}", sent.body);
+    assert!(sent.location().is_some_and(|l| l.contains("/.deskgate/account/security")), "{sent:?}");
+
+    // Chromium signs in with the password, is taken to enrol, registers a key there, and
+    // is let on: registering the account's first factor counts as using it.
+    let chrome = Chromium::start(&driver).await;
+    chrome.add_authenticator().await;
+    chrome_password(&chrome, site, "ann@example.org").await;
+    chrome.wait_for_url("the enrolment page", |u| u.contains("/.deskgate/account/security")).await;
+    chrome_register(&chrome, site, "Laptop").await;
+    let seen = chrome_identity(&chrome, site).await;
+    assert_eq!(seen["headers"]["x-deskgate-user"], ann.as_str(), "{seen}");
+    let amr = seen["headers"]["x-deskgate-amr"].as_str().unwrap_or_default().to_owned();
+    assert!(amr.split(',').any(|m| m == "hwk") && amr.split(',').any(|m| m == "mfa"), "{seen}");
+    chrome.quit().await;
+
+    // The early session used no second factor: still sent to enrol, and it may neither
+    // plant a key of its own, nor remove Ann's, nor add an authenticator app.
+    let sent = early.get_with("/whoami", &[("accept", "text/html")]).await;
+    assert_eq!(sent.status, 302, "{}", sent.body);
+    let keys_page = early.get("/.deskgate/account/keys").await;
+    assert_eq!(keys_page.status, 200, "{}", keys_page.body);
+    let csrf = keys_page.field("csrf").expect("csrf");
+    let id = keys_page.field("id").expect("the key's id");
+    let begun = early.post("/.deskgate/account/keys/begin", &[("csrf", &csrf)]).await;
+    assert_eq!(begun.status, 403, "{}", begun.body);
+    // (Removing is not among the pages open while enrolling: the usergroup's layer answers.)
+    let removed = early.post("/.deskgate/account/keys/remove", &[("csrf", &csrf), ("id", &id)]).await;
+    assert_eq!(removed.status, 302, "{}", removed.body);
+    assert!(removed.location().is_some_and(|l| l.contains("/.deskgate/account/security")), "{removed:?}");
+    assert_eq!(stack.gateway.accounts.keys(&ann).await.expect("keys").len(), 1, "the key stays");
+    let app = early.get("/.deskgate/account/security").await;
+    assert_eq!(app.status, 403, "{}", app.body);
+
+    // With an authenticator app as well, the password asks for the key first.
+    let secret = deskgate::mfa::totp::new_secret();
+    let now = stack.clock.now();
+    stack.gateway.accounts.enrol_totp(&ann, &secret, 0, &[], now).await.expect("enrol");
+    let mut b = Browser::new(&stack);
+    let page = b.sign_in("ann@example.org", PASSWORD).await;
+    assert_eq!((page.status, page.location()), (303, Some("/.deskgate/login/key")), "{}", page.body);
+
+    // An administrator's reset removes the keys with the app: the password is enough again
+    // (and the usergroup asks Ann to enrol anew).
+    assert_eq!(
+        stack.gateway.accounts.enrolled(std::slice::from_ref(&ann)).await.expect("enrolled"),
+        [ann.as_str()]
+    );
+    assert!(stack.gateway.accounts.remove_factors(&ann).await.expect("reset"));
+    assert!(stack.gateway.accounts.keys(&ann).await.expect("keys").is_empty());
+    assert!(stack.gateway.accounts.enrolled(std::slice::from_ref(&ann)).await.expect("enrolled").is_empty());
+    let mut c = Browser::new(&stack);
+    let page = c.sign_in("ann@example.org", PASSWORD).await;
+    assert_eq!((page.status, page.location()), (303, Some("/")), "{}", page.body);
 }

@@ -2,7 +2,7 @@
 //! QR code's `otpauth://` URI), the code step of a password sign-in, recovery codes, wrong
 //! codes limited, `mfa = "required"` on a usergroup (enrol before anything else) and on a
 //! rule (step-up), an OIDC sign-in whose token says `amr: ["mfa"]`, and what the backend is
-//! told. Gateways run on 19910–19921; the OIDC test uses 19910, which tests/run registers
+//! told. Gateways run on 19910–19922; the OIDC test uses 19910, which tests/run registers
 //! with the provider.
 
 use std::time::Duration;
@@ -29,7 +29,7 @@ fn model() -> String {
 }
 
 /// Ports of this module's gateways, a turn each (the OIDC one is fixed by the provider).
-static PORTS: [tokio::sync::Mutex<()>; 12] = [const { tokio::sync::Mutex::const_new(()) }; 12];
+static PORTS: [tokio::sync::Mutex<()>; 13] = [const { tokio::sync::Mutex::const_new(()) }; 13];
 
 async fn stack_on(port: u16, head: String) -> (Stack, tokio::sync::MutexGuard<'static, ()>) {
     stack_serving(port, head, String::new()).await
@@ -462,6 +462,45 @@ async fn forward_auth_asks_for_the_second_factor_as_it_asks_for_a_sign_in() {
     let enrol = ask(&mut agent, "/kb", "text/html").await;
     assert_eq!(enrol.status, 302);
     assert!(enrol.location().is_some_and(|l| l.contains("/.deskgate/account/security?next=")), "{enrol:?}");
+}
+
+#[tokio::test]
+async fn a_bearer_token_is_refused_where_a_second_factor_is_required_since_a_program_cannot_give_one() {
+    use deskgate::accounts::AccountStore;
+    use deskgate::bearer::issue::{Wanted, issue};
+    let (stack, _turn) = stack_on(19922, String::new()).await;
+    let state = &stack.gateway;
+    let mut secrets = Vec::new();
+    for (email, groups) in [("script@example.org", &[][..]), ("agent-script@example.org", &["agents"][..])] {
+        let id = account(&stack, email, "Script Owner", PASSWORD, groups).await;
+        let owner = state.accounts.by_id(&id).await.expect("store").expect("the account");
+        let wanted = Wanted { name: "script".into(), expires_in: "1d".into(), permissions: vec![] };
+        secrets.push(issue(state, &owner, &wanted, "test").await.expect("a token").1);
+    }
+    let client = reqwest::Client::new();
+    let ask = |path: &str, token: &str| {
+        client.get(format!("{}{path}", stack.base)).bearer_auth(token).header("accept", "text/html").send()
+    };
+
+    // The token works where no second factor is asked for, and says how it came.
+    let seen = ask("/whoami", &secrets[0]).await.expect("whoami");
+    assert_eq!(seen.status(), 200);
+    let seen: serde_json::Value = seen.json().await.expect("JSON");
+    assert_eq!(seen["headers"]["x-deskgate-amr"], "token", "{seen}");
+
+    // A rule that asks for one: 403 JSON, even to a client that accepts pages, never a
+    // redirect to a code form a program cannot fill in.
+    let refused = ask("/api/tickets", &secrets[0]).await.expect("tickets");
+    assert_eq!(refused.status(), 403);
+    assert!(refused.headers().get("location").is_none());
+    let body: serde_json::Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"], "second factor required", "{body}");
+
+    // A member of a usergroup that requires one: refused everywhere, not sent to enrol.
+    let refused = ask("/whoami", &secrets[1]).await.expect("whoami");
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await.expect("JSON");
+    assert_eq!(body["reason"], "mfa-enrolment-required", "{body}");
 }
 
 #[tokio::test]
