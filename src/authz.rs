@@ -444,7 +444,7 @@ fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, ou
         Visitor::Guest if anonymous => {}
         Visitor::Guest => state.guest_headers.apply(out),
         Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {
-            HeaderSet::apply_signed_in(n, session, out);
+            HeaderSet::apply_signed_in(n, session, visitor.auth(), out);
             if !out.contains_key(&n.email) {
                 out.insert(n.email.clone(), header_value(""));
             }

@@ -110,7 +110,7 @@ pub async fn forward(
         }
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {
-            identity::HeaderSet::apply_signed_in(&state.names, session, headers);
+            identity::HeaderSet::apply_signed_in(&state.names, session, visitor.auth(), headers);
             let audience =
                 state.config.jwt.audience_for(headers.get(header::HOST).and_then(|h| h.to_str().ok()));
             let token = state.signer.for_session_to(session, state.clock.now(), audience);

@@ -126,11 +126,11 @@ impl HeaderSet {
     /// Sets a signed-in person's headers, overwriting whatever is there. Built at each
     /// request from the session rather than kept with it: a few short values cost less to
     /// build than a million sessions would take to keep them.
-    pub fn apply_signed_in(names: &HeaderNames, s: &Session, headers: &mut HeaderMap) {
+    /// `auth` is how the request came (`X-Deskgate-Auth`): `session`, `token` or `bearer`.
+    pub fn apply_signed_in(names: &HeaderNames, s: &Session, auth: &'static str, headers: &mut HeaderMap) {
         headers.insert(names.user.clone(), header_value(&s.account_id));
         headers.insert(names.name.clone(), header_value(&s.name));
         headers.insert(names.provider.clone(), header_value(&s.provider));
-        let auth = if s.by_token() { "token" } else { "session" };
         headers.insert(names.auth.clone(), HeaderValue::from_static(auth));
         headers.insert(names.usergroups.clone(), header_value(&s.resolved.usergroups.join(",")));
         headers.insert(names.permissions.clone(), header_value(&s.resolved.permissions.join(",")));

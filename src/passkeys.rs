@@ -276,8 +276,8 @@ pub async fn begin_sign_in(
     Ok(Step::Key(token))
 }
 
-/// Takes the pending sign-in of a cookie token, if it is live.
-async fn take_sign_in(state: &AppState, token: &str) -> Result<Option<PendingSignIn>, GatewayError> {
+/// Takes the pending sign-in of a cookie token, if it is live: used up, whatever comes next.
+pub async fn take_sign_in(state: &AppState, token: &str) -> Result<Option<PendingSignIn>, GatewayError> {
     if !plausible(token) {
         return Ok(None);
     }

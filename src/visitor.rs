@@ -41,6 +41,17 @@ pub enum Visitor {
 }
 
 impl Visitor {
+    /// How the request came, as `X-Deskgate-Auth` says: `session` (a cookie), `token` (an API
+    /// token), `bearer` (a provider's token); `""` for a guest.
+    pub fn auth(&self) -> &'static str {
+        match self {
+            Visitor::Guest => "",
+            Visitor::SignedIn { .. } => "session",
+            Visitor::Bearer { session } if session.by_token() => "token",
+            Visitor::Bearer { .. } => "bearer",
+        }
+    }
+
     /// The session behind the request, when someone is signed in or sent a bearer token.
     pub fn session(&self) -> Option<&Arc<Session>> {
         match self {

@@ -78,13 +78,24 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         ));
     };
     let binding = forms::binding(&state, &headers);
+    // An account with an authenticator app as well may give a code instead (a lost key).
+    let code = if crate::mfa::has_factor(&state, &pending.account_id).await? {
+        format!(
+            "<form method=\"post\" action=\"{PREFIX}/login/key/code\" id=\"code-instead\">{csrf}\
+             <button type=\"submit\" class=\"link\">Use a code from your authenticator app or a \
+             recovery code instead</button></form>",
+            csrf = binding.field(&state)
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<p>Your account is protected by a security key. Use it to finish signing in.</p>\
          <div class=\"alert\" role=\"alert\" id=\"failed\" hidden></div>\
          <form id=\"key\" method=\"post\" action=\"{PREFIX}/login/key\">{csrf}\
          <input type=\"hidden\" name=\"credential\">\
          <button type=\"submit\" id=\"use-key\">Use my security key</button></form>\
-         <p class=\"muted\"><a href=\"{PREFIX}/login\">Cancel</a></p>\
+         {code}<p class=\"muted\"><a href=\"{PREFIX}/login\">Cancel</a></p>\
          <script type=\"application/json\" id=\"options\">{options}</script>\
          <script>{CODEC}\
          const form=document.getElementById('key'),failed=document.getElementById('failed');\
@@ -101,6 +112,40 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         options = script_json(&pending.options),
     );
     Ok(binding.attach(html::page(StatusCode::OK, "Use your security key", &body)))
+}
+
+/// The posted switch to a code.
+#[derive(serde::Deserialize)]
+pub struct SwitchForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST code`: gives up the key step for the code step, when the account has an
+/// authenticator app. The pending sign-in is used up; its password's result goes on, sealed
+/// as the code step keeps it, so the session still waits for a second factor.
+pub async fn to_code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<SwitchForm>,
+) -> Result<Response, GatewayError> {
+    if !forms::csrf_ok(&state, &headers, &f.csrf) {
+        let text = "This form has expired or did not come from this site. Please sign in again.";
+        return Ok(start_again(&state, StatusCode::FORBIDDEN, text));
+    }
+    let token = web::cookie(&headers, &cookie_name(&state)).unwrap_or_default().to_owned();
+    let Some(pending) = passkeys::take_sign_in(&state, &token).await? else {
+        return Ok(start_again(&state, StatusCode::BAD_REQUEST, "This sign-in has expired. Please sign in again."));
+    };
+    if !crate::mfa::has_factor(&state, &pending.account_id).await? {
+        let text = "Your account has no authenticator app. Please sign in again and use your security key.";
+        return Ok(start_again(&state, StatusCode::BAD_REQUEST, text));
+    }
+    let step = crate::mfa::SecondStep { account_id: pending.account_id, identity: pending.identity, next: pending.next };
+    let mut resp = Redirect::to(&format!("{PREFIX}/mfa")).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, crate::mfa::second_step_set_cookie(&state, Some(&step)));
+    resp.headers_mut().append(header::SET_COOKIE, step_cookie(&state, None));
+    Ok(resp)
 }
 
 /// The posted answer.

@@ -200,6 +200,7 @@ async fn a_provider_id_token_acts_as_its_account_with_the_mapped_usergroups() {
     let h = &seen["headers"];
     assert_eq!(h["x-deskgate-email"], "alice@corp.example.com");
     assert_eq!(h["x-deskgate-provider"], "oidc.corp");
+    assert_eq!(h["x-deskgate-auth"], "bearer", "told how the request came");
     assert_eq!(h["x-deskgate-usergroups"], "registered,agents");
     assert!(h.get("authorization").is_none(), "the token deskgate consumed is not forwarded: {h}");
     assert_eq!(seen["verified"], true, "the backend's JWT verifies");

@@ -568,6 +568,26 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     let page = b.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!((page.status, page.location()), (303, Some("/.deskgate/login/key")), "{}", page.body);
 
+    // A person without their key may give the app's code instead: still a second factor
+    // before any session.
+    let step = b.get("/.deskgate/login/key").await;
+    assert!(step.body.contains("id=\"code-instead\""), "{}", step.body);
+    let csrf = step.field("csrf").expect("csrf");
+    let switched = b.post("/.deskgate/login/key/code", &[("csrf", &csrf)]).await;
+    assert_eq!((switched.status, switched.location()), (303, Some("/.deskgate/mfa")), "{}", switched.body);
+    assert!(b.session_cookie().is_none(), "no session before the code");
+    assert!(!b.is_signed_in().await);
+    let again = b.post("/.deskgate/login/key/code", &[("csrf", &csrf)]).await;
+    assert_eq!(again.status, 400, "the key step was used up: {}", again.body);
+    let form = b.get("/.deskgate/mfa").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let csrf = form.field("csrf").expect("csrf");
+    let code = deskgate::mfa::totp::code_at(&secret, stack.clock.now() / deskgate::mfa::totp::STEP).expect("code");
+    let done = b.post("/.deskgate/mfa", &[("code", &code), ("csrf", &csrf), ("next", "/")]).await;
+    assert_eq!((done.status, done.location()), (303, Some("/")), "{}", done.body);
+    let amr = b.whoami().await["headers"]["x-deskgate-amr"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(amr, "pwd,otp,mfa");
+
     // An administrator's reset removes the keys with the app: the password is enough again
     // (and the usergroup asks Ann to enrol anew).
     assert_eq!(
