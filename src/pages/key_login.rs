@@ -135,13 +135,21 @@ pub async fn to_code(
     }
     let token = web::cookie(&headers, &cookie_name(&state)).unwrap_or_default().to_owned();
     let Some(pending) = passkeys::take_sign_in(&state, &token).await? else {
-        return Ok(start_again(&state, StatusCode::BAD_REQUEST, "This sign-in has expired. Please sign in again."));
+        return Ok(start_again(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired. Please sign in again.",
+        ));
     };
     if !crate::mfa::has_factor(&state, &pending.account_id).await? {
         let text = "Your account has no authenticator app. Please sign in again and use your security key.";
         return Ok(start_again(&state, StatusCode::BAD_REQUEST, text));
     }
-    let step = crate::mfa::SecondStep { account_id: pending.account_id, identity: pending.identity, next: pending.next };
+    let step = crate::mfa::SecondStep {
+        account_id: pending.account_id,
+        identity: pending.identity,
+        next: pending.next,
+    };
     let mut resp = Redirect::to(&format!("{PREFIX}/mfa")).into_response();
     resp.headers_mut().append(header::SET_COOKIE, crate::mfa::second_step_set_cookie(&state, Some(&step)));
     resp.headers_mut().append(header::SET_COOKIE, step_cookie(&state, None));

@@ -241,22 +241,11 @@ async fn the_account_page_lists_two_sessions_and_ends_one_in_memory() {
 async fn the_account_page_lists_two_sessions_and_ends_one_in_redis() {
     let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
     let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
-    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    let prefix = RedisPrefix::new(&redis);
     // Goes into [storage], which the harness opens just before the model.
     let model = format!("sessions = \"{redis}\"\nredis_prefix = \"{prefix}\"\n{HELPDESK}");
     let stack = start(Options { model, port: Some(19883), ..Default::default() }).await;
     two_sessions_one_ended(&stack, &driver).await;
-    remove_keys(&redis, &prefix).await;
-}
-
-/// Deletes every Redis key under `prefix`.
-async fn remove_keys(redis: &str, prefix: &str) {
-    let mut conn = redis::Client::open(redis).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> =
-        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
-    if !keys.is_empty() {
-        redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await.unwrap();
-    }
 }
 
 #[tokio::test]

@@ -601,7 +601,7 @@ async fn a_change_on_one_replica_reaches_the_persons_next_request_on_another() {
     let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
     let Some(db) = Database::create().await else { return };
     let dir = TempDir::new();
-    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    let prefix = RedisPrefix::new(&redis);
     std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").unwrap();
     let text = format!(
         "[server]\npublic_url = \"PUBLIC_URL\"\n[upstream]\nurl = \"{}\"\n[session]\nsecret_file = \"secret\"\n\

@@ -170,12 +170,12 @@ async fn readyz_answers_503_while_redis_is_out_of_reach_and_200_when_it_is_back(
     let server = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
     let mut relay = Relay::start(server).await;
     let dir = TempDir::new();
+    let prefix = RedisPrefix::new(&redis);
     let text = format!(
         "[server]\npublic_url = \"PUBLIC_URL\"\n[upstream]\nurl = \"{}\"\n[storage]\naccounts = \"sqlite://accounts.db\"\n\
-         sessions = \"redis://{}\"\nredis_prefix = \"deskgate-it-{:x}:\"\n{HELPDESK}",
+         sessions = \"redis://{}\"\nredis_prefix = \"{prefix}\"\n{HELPDESK}",
         helpdesk().await,
         relay.addr,
-        rand::random::<u64>()
     );
     let gate = replica(&dir.0, "gate", &text).await;
     let mut probe = browser_at(gate);

@@ -454,7 +454,7 @@ async fn a_key_step_begun_on_one_replica_finishes_on_another() {
     std::fs::write(dir.0.join("jwt.pem"), deskgate::jwt::generate_pem().expect("key")).expect("write");
     std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").expect("write");
     let site = "http://localhost:19973";
-    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    let prefix = RedisPrefix::new(&redis);
     let text = format!(
         "[server]\npublic_url = \"{site}\"\n[upstream]\nurl = \"{}\"\n[session]\nsecret_file = \"secret\"\n\
          [jwt]\nkey_file = \"jwt.pem\"\n[webauthn]\nrp_id = \"localhost\"\n\
@@ -582,7 +582,8 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     let form = b.get("/.deskgate/mfa").await;
     assert_eq!(form.status, 200, "{}", form.body);
     let csrf = form.field("csrf").expect("csrf");
-    let code = deskgate::mfa::totp::code_at(&secret, stack.clock.now() / deskgate::mfa::totp::STEP).expect("code");
+    let code =
+        deskgate::mfa::totp::code_at(&secret, stack.clock.now() / deskgate::mfa::totp::STEP).expect("code");
     let done = b.post("/.deskgate/mfa", &[("code", &code), ("csrf", &csrf), ("next", "/")]).await;
     assert_eq!((done.status, done.location()), (303, Some("/")), "{}", done.body);
     let amr = b.whoami().await["headers"]["x-deskgate-amr"].as_str().unwrap_or_default().to_owned();

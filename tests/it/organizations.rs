@@ -158,7 +158,7 @@ async fn an_organization_linked_on_one_replica_reaches_its_members_sessions_on_a
     let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
     let Some(db) = Database::create().await else { return };
     let dir = TempDir::new();
-    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    let prefix = RedisPrefix::new(&redis);
     std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").unwrap();
     // The default local cache: a replica may reuse a session it read for up to a second.
     let text = format!(

@@ -289,7 +289,7 @@ async fn a_recheck_on_one_replica_reaches_the_session_on_another_through_the_sto
     let dir = TempDir::new();
     std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").unwrap();
     std::fs::write(dir.0.join(PASSWORD_FILE.0), PASSWORD_FILE.1).unwrap();
-    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    let prefix = RedisPrefix::new(&redis);
     // Replica B cannot reach the directory (nothing listens on 127.0.0.9): what it shows
     // after the check can only have come from A through Redis.
     let upstream = crate::scale::helpdesk().await;

@@ -193,7 +193,7 @@ async fn a_reset_on_one_replica_ends_the_session_on_another() {
     let Some(db) = Database::create().await else { return };
     let (port, mut mails) = smtp_server().await;
     let dir = TempDir::new();
-    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
+    let prefix = RedisPrefix::new(&redis);
     std::fs::write(dir.0.join("secret"), "a shared secret of at least thirty-two bytes").unwrap();
     let text = format!(
         "[server]\npublic_url = \"PUBLIC_URL\"\n[upstream]\nurl = \"{}\"\n[session]\nsecret_file = \"secret\"\n\

@@ -104,8 +104,8 @@ async fn replicas_share_sessions_and_logout_on_one_ends_the_session_on_the_other
     let Some(redis) = peer("DESKGATE_TEST_REDIS") else { return };
     let Some(db) = Database::create().await else { return };
     let dir = TempDir::new();
-    let prefix = format!("deskgate-it-{:x}:", rand::random::<u64>());
-    let text = shared_config(&helpdesk().await, &redis, &prefix, &db.url, &dir.0);
+    let prefix = RedisPrefix::new(&redis);
+    let text = shared_config(&helpdesk().await, &redis, &prefix.to_string(), &db.url, &dir.0);
     let a = replica(&dir.0, "a", &text).await;
     let b = replica(&dir.0, "b", &text).await;
 

@@ -84,6 +84,38 @@ impl Drop for TempDir {
     }
 }
 
+/// A Redis key prefix of one test; every key under it is deleted when it is dropped, so a
+/// test leaves nothing in the shared Redis (epochs, for one, have no expiry).
+pub struct RedisPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl RedisPrefix {
+    pub fn new(url: &str) -> RedisPrefix {
+        RedisPrefix { url: url.to_owned(), prefix: format!("deskgate-it-{:x}:", rand::random::<u64>()) }
+    }
+}
+
+impl std::fmt::Display for RedisPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.prefix)
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let Ok(mut conn) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}*", self.prefix)).query(&mut conn).unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
+        }
+    }
+}
+
 /// A running gateway in front of a running helpdesk.
 pub struct Stack {
     pub addr: SocketAddr,
