@@ -10,6 +10,9 @@
 #
 #   bash bench/forwardauth.sh [SECONDS] [CONNECTIONS] [--release]
 #     (default 10 s, 64 connections, the debug build; --release builds the release profile)
+#   WORKERS=N sets deskgate's server.workers (default 1: the two cores are shared with nginx
+#   and wrk; WORKERS=default leaves deskgate's own default, a serving thread per core).
+#   PROFILE=1 samples deskgate with perf while it is asked.
 # Needs wrk and nginx (Debian: wrk nginx-light).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,11 +44,18 @@ trap cleanup EXIT
 
 up=18181 trivial=18182 dg=18183 via_trivial=18184 via_deskgate=18185
 
+workers=${WORKERS:-1}
+case $workers in
+  default) workers_line="" ;;
+  ''|*[!0-9]*) echo "bench/forwardauth.sh: WORKERS is a number or 'default'" >&2; exit 2 ;;
+  *) workers_line="workers = $workers" ;;
+esac
 "$bin" keygen >"$dir/jwt.pem"
 cat >"$dir/deskgate.toml" <<TOML
 [server]
 listen = "127.0.0.1:$dg"
 trusted_proxies = ["127.0.0.1"]
+$workers_line
 [upstream]
 url = "http://127.0.0.1:$up"
 [storage]
@@ -119,25 +129,56 @@ for port in $via_trivial $via_deskgate; do
   [ "$code" = 200 ] || { echo "bench/forwardauth.sh: port $port answered $code, not 200" >&2; exit 1; }
 done
 
+cpu() { # PID... -> CPU ticks used so far
+  local total=0 p
+  for p in "$@"; do
+    read -r -a f <"/proc/$p/stat"
+    total=$((total + f[13] + f[14]))
+  done
+  echo "$total"
+}
+nginx_pids() { local m; m=$(cat "$dir/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
+tick=$(getconf CLK_TCK)
+
 results=()
 run() { # NAME PORT
-  local out rps p50 p99 non2xx
+  local out rps p50 p99 non2xx before after reqs
+  # shellcheck disable=SC2046
+  before="$(cpu $(nginx_pids)) $(cpu "$dg_pid")"
+  # PROFILE=1: sample deskgate while wrk asks it; the report is printed at the end.
+  if [ -n "${PROFILE:-}" ] && [ "$2" = "$via_deskgate" ]; then
+    perf record -q -F 499 -g -p "$dg_pid" -o "$dir/perf.data" -- sleep "$secs" 2>/dev/null &
+  fi
   out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -H "Host: help.test" -H "Cookie: $cookie" "http://127.0.0.1:$2/")
+  # shellcheck disable=SC2046
+  after="$(cpu $(nginx_pids)) $(cpu "$dg_pid")"
+  reqs=$(printf '%s\n' "$out" | awk '/requests in/ { print $1 }')
   non2xx=$(printf '%s\n' "$out" | awk '/Non-2xx/ { print $NF }')
   [ -z "$non2xx" ] || { echo "bench/forwardauth.sh: $1 answered $non2xx non-2xx responses" >&2; exit 1; }
   rps=$(printf '%s\n' "$out" | awk '/Requests\/sec/ { print $2 }')
   p50=$(printf '%s\n' "$out" | awk '$1 == "50%" { print $2 }')
   p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
-  results+=("$1|$rps|$p50|$p99")
+  # CPU per request, of nginx (every worker) and of deskgate.
+  local us
+  us=$(awk -v b="$before" -v a="$after" -v t="$tick" -v n="$reqs" 'BEGIN { split(b, x, " "); split(a, y, " ");
+    printf "%.1f|%.1f", (y[1] - x[1]) / t / n * 1e6, (y[2] - x[2]) / t / n * 1e6 }')
+  results+=("$1|$rps|$p50|$p99|$us")
 }
 run "nginx + trivial map" $via_trivial
 run "nginx + deskgate" $via_deskgate
 
-printf '\n%s build, %s s, %s connections\n' "$profile" "$secs" "$conns"
-printf '%-20s %10s %9s %9s\n' "" "req/s" "p50" "p99"
+printf '\n%s build, %s s, %s connections, deskgate workers: %s\n' "$profile" "$secs" "$conns" "$workers"
+printf '%-20s %10s %9s %9s %14s %17s\n' "" "req/s" "p50" "p99" "nginx µs/req" "deskgate µs/req"
 for r in "${results[@]}"; do
-  IFS='|' read -r name rps p50 p99 <<<"$r"
-  printf '%-20s %10s %9s %9s\n' "$name" "$rps" "$p50" "$p99"
+  IFS='|' read -r name rps p50 p99 ng_us dg_us <<<"$r"
+  printf '%-20s %10s %9s %9s %14s %17s\n' "$name" "$rps" "$p50" "$p99" "$ng_us" "$dg_us"
 done
 a=$(echo "${results[1]}" | cut -d'|' -f2) b=$(echo "${results[0]}" | cut -d'|' -f2)
 printf '\nnginx + deskgate / nginx + trivial map: %.2f\n' "$(awk -v a="$a" -v b="$b" 'BEGIN { print a / b }')"
+if [ -n "${PROFILE:-}" ] && [ -f "$dir/perf.data" ]; then
+  sleep 1
+  echo; echo "where deskgate spends its CPU (perf, self time):"
+  perf report -i "$dir/perf.data" --stdio --no-children -g none --percent-limit 0.7 --sort dso,symbol 2>/dev/null |
+    grep -E '^ +[0-9]' | sed -E 's/ +$//' | cut -c1-150 | head -50
+  cp "$dir/perf.data" "${TMPDIR:-/tmp}/deskgate-perf.data" && echo "(perf data kept in ${TMPDIR:-/tmp}/deskgate-perf.data)"
+fi
