@@ -138,6 +138,7 @@ async fn ask(state: &AppState, session: &Session) -> Answer {
                 refresh_token: None,
             },
             Ok(deskgate_ldap::Standing::Disabled) => Answer::Ended("the directory account is disabled"),
+            Ok(deskgate_ldap::Standing::Expired) => Answer::Ended("the directory account has expired"),
             Ok(deskgate_ldap::Standing::Gone) => Answer::Ended("the directory entry is gone"),
             Err(deskgate_provider::AuthError::Unavailable(_)) => Answer::Unreachable,
             Err(_) => Answer::Ended("the directory refused the person"),

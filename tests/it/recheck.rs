@@ -176,7 +176,7 @@ fn samba_tool(name: &str, args: &[&str]) {
 }
 
 #[tokio::test]
-async fn a_disabled_or_deleted_ad_account_ends_its_session_at_the_next_check() {
+async fn a_disabled_expired_or_deleted_ad_account_ends_its_session_at_the_next_check() {
     let Some(ip) = peer("DESKGATE_TEST_SAMBA1") else { return };
     let Some(ca) = peer("DESKGATE_TEST_SAMBA_CA") else { return };
     let Some(dc) = peer("DESKGATE_TEST_SAMBA1_NAME") else { return };
@@ -201,9 +201,9 @@ create_accounts = true
     );
     let stack = start(Options { head, files: vec![PASSWORD_FILE], ..Default::default() }).await;
     let id = &new_id()[..8];
-    let (disabled, deleted) = (format!("rcd{id}"), format!("rcx{id}"));
+    let (disabled, expired, deleted) = (format!("rcd{id}"), format!("rce{id}"), format!("rcx{id}"));
     let mut browsers = Vec::new();
-    for user in [&disabled, &deleted] {
+    for user in [&disabled, &expired, &deleted] {
         samba_tool(&dc, &["user", "create", user, "Passw0rd-Recheck1!"]);
         let mut b = Browser::new(&stack);
         let page = b.sign_in_with("ldap.corp", user, "Passw0rd-Recheck1!").await;
@@ -211,16 +211,19 @@ create_accounts = true
         browsers.push(b);
     }
     samba_tool(&dc, &["user", "disable", &disabled]);
+    // Expires now: AD's accountExpires, in the directory's own clock.
+    samba_tool(&dc, &["user", "setexpiry", &expired, "--days=0"]);
     samba_tool(&dc, &["user", "delete", &deleted]);
     stack.clock.advance(14 * 60);
     for b in &mut browsers {
         assert!(b.is_signed_in().await, "not before the interval");
     }
     stack.clock.advance(2 * 60);
-    for (b, user) in browsers.iter_mut().zip([&disabled, &deleted]) {
+    for (b, user) in browsers.iter_mut().zip([&disabled, &expired, &deleted]) {
         assert!(!b.is_signed_in().await, "{user}'s session outlived the account");
     }
     samba_tool(&dc, &["user", "delete", &disabled]);
+    samba_tool(&dc, &["user", "delete", &expired]);
 }
 
 /// Calls one of the OIDC peer's test controls.

@@ -350,11 +350,12 @@ impl Ldap {
         ];
         if s.kind == Kind::ActiveDirectory {
             // What names the primary group, which memberOf leaves out; and read again
-            // during sessions: a disabled account ends them.
+            // during sessions: a disabled or expired account ends them.
             attributes.extend([
                 "objectSid".to_owned(),
                 "primaryGroupID".to_owned(),
                 "userAccountControl".to_owned(),
+                "accountExpires".to_owned(),
             ]);
         }
         attributes

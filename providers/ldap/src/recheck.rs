@@ -18,6 +18,8 @@ pub enum Standing {
     Present(Identity),
     /// The entry is there, but its account is disabled (AD's ACCOUNTDISABLE).
     Disabled,
+    /// The entry is there, but its account expired (AD's `accountExpires` has passed).
+    Expired,
     /// No entry has this subject any more (deleted, or it no longer matches `user_filter`).
     Gone,
 }
@@ -43,6 +45,10 @@ impl Ldap {
         };
         if settings.kind == Kind::ActiveDirectory && disabled(&entry) {
             return Ok(Standing::Disabled);
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        if settings.kind == Kind::ActiveDirectory && expired(&entry, now.as_secs()) {
+            return Ok(Standing::Expired);
         }
         let server = self.url(service.server).to_owned();
         let mut ldap = service.ldap.clone();
@@ -92,6 +98,25 @@ fn disabled(entry: &ldap3::SearchEntry) -> bool {
         .and_then(|v| v.trim().parse::<i64>().ok())
         // AD writes the flags as a signed 32-bit number.
         .is_some_and(|flags| (flags as u64) & ACCOUNT_DISABLE != 0)
+}
+
+/// Seconds from 1601-01-01 (where AD's FILETIME counts from) to the Unix epoch.
+const FILETIME_UNIX_OFFSET: u64 = 11_644_473_600;
+
+/// Whether AD's `accountExpires` (100-ns intervals since 1601; 0 and the largest value mean
+/// never) lies before `now` (Unix seconds).
+fn expired(entry: &ldap3::SearchEntry, now: u64) -> bool {
+    let Some(value) = groups::attr_values(entry, "accountExpires")
+        .and_then(|v| v.first())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    else {
+        return false;
+    };
+    if value <= 0 || value == i64::MAX {
+        return false;
+    }
+    // Both in seconds since 1601.
+    (value as u64) / 10_000_000 <= now + FILETIME_UNIX_OFFSET
 }
 
 impl Ldap {
@@ -146,5 +171,24 @@ mod tests {
         assert!(!disabled(&entry("512")));
         assert!(disabled(&entry("-2147483646")), "a signed value with the bit");
         assert!(!disabled(&entry("junk")));
+    }
+
+    #[test]
+    fn account_expires_is_read_as_ad_writes_it() {
+        let entry = |value: &str| ldap3::SearchEntry {
+            dn: "CN=a".into(),
+            attrs: [("accountExpires".to_owned(), vec![value.to_owned()])].into(),
+            bin_attrs: Default::default(),
+        };
+        let now = 1_796_515_200;
+        let at = |unix: u64| ((unix + FILETIME_UNIX_OFFSET) * 10_000_000).to_string();
+        assert!(!expired(&entry("0"), now), "0: never");
+        assert!(!expired(&entry("9223372036854775807"), now), "the largest value: never");
+        assert!(!expired(&entry(&at(now + 86_400)), now), "tomorrow");
+        assert!(expired(&entry(&at(now - 1)), now), "a second ago");
+        assert!(expired(&entry(&at(now)), now), "now");
+        assert!(expired(&entry("1"), now), "just after 1601");
+        assert!(!expired(&entry("junk"), now));
+        assert!(!expired(&entry("-5"), now));
     }
 }
