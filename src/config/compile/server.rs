@@ -157,6 +157,17 @@ fn tls(cx: &mut Ctx<'_>, f: TlsFile) -> Option<crate::config::Tls> {
     if f.hsts_include_subdomains.is_some() && hsts.is_none() {
         cx.problem("server.tls.hsts_include_subdomains", "needs hsts_max_age");
     }
+    // Each file that cannot be read is named, both when both cannot.
+    let mut unread = false;
+    for (at, path) in [("server.tls.cert_file", &files.cert_file), ("server.tls.key_file", &files.key_file)] {
+        if let Err(e) = std::fs::File::open(path) {
+            cx.unreadable(at, path, &e);
+            unread = true;
+        }
+    }
+    if unread {
+        return None;
+    }
     match crate::tls::load(&files) {
         Ok(key) => Some(crate::config::Tls { files, key, redirect_listen, hsts }),
         Err(e) => {
