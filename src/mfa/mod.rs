@@ -200,13 +200,14 @@ pub fn refused(reason: &'static str) -> Response {
 /// deskgate's pages a person who must enrol may still reach: enrolling, the code form,
 /// signing out, and the ones that say nothing of anybody. Matched exactly, so no dot
 /// segment or other spelling can lead past the layer.
-const WHILE_ENROLLING: [&str; 11] = [
+const WHILE_ENROLLING: [&str; 12] = [
     "/account/security",
     "/account/keys",
     "/account/keys/begin",
     "/account/security/totp",
     "/account/security/disable",
     "/mfa",
+    "/mfa/key",
     "/logout",
     "/healthz",
     "/readyz",

@@ -4,7 +4,7 @@
 //! answer verifies, and records `amr` = `pwd`, `hwk`, `mfa`.
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_provider::Identity;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,6 +19,7 @@ use crate::passkeys::{self, CEREMONY_TTL, KeyRefusal, Step};
 use crate::session::SessionKey;
 use crate::signin::{self, Refusal};
 use crate::state::AppState;
+use crate::visitor::Visitor;
 use crate::web::{self, CookieAttrs, PREFIX};
 
 fn cookie_name(state: &AppState) -> String {
@@ -77,22 +78,35 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
             "This sign-in has expired. Please sign in again.",
         ));
     };
-    let binding = forms::binding(&state, &headers);
     // An account with an authenticator app as well may give a code instead (a lost key).
-    let code = if crate::mfa::has_factor(&state, &pending.account_id).await? {
+    let code = crate::mfa::has_factor(&state, &pending.account_id).await?;
+    Ok(key_page(&state, &headers, &pending.options, &format!("{PREFIX}/login/key"), code))
+}
+
+/// The page that asks for a key: `options` for the browser, the answer posted to `action`;
+/// with `code`, a button that gives up the key for the code step instead.
+fn key_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    options: &impl serde::Serialize,
+    action: &str,
+    code: bool,
+) -> Response {
+    let binding = forms::binding(state, headers);
+    let code = if code {
         format!(
             "<form method=\"post\" action=\"{PREFIX}/login/key/code\" id=\"code-instead\">{csrf}\
              <button type=\"submit\" class=\"link\">Use a code from your authenticator app or a \
              recovery code instead</button></form>",
-            csrf = binding.field(&state)
+            csrf = binding.field(state)
         )
     } else {
         String::new()
     };
     let body = format!(
-        "<p>Your account is protected by a security key. Use it to finish signing in.</p>\
+        "<p>Your account is protected by a security key. Use it to go on.</p>\
          <div class=\"alert\" role=\"alert\" id=\"failed\" hidden></div>\
-         <form id=\"key\" method=\"post\" action=\"{PREFIX}/login/key\">{csrf}\
+         <form id=\"key\" method=\"post\" action=\"{action}\">{csrf}\
          <input type=\"hidden\" name=\"credential\">\
          <button type=\"submit\" id=\"use-key\">Use my security key</button></form>\
          {code}<p class=\"muted\"><a href=\"{PREFIX}/login\">Cancel</a></p>\
@@ -108,10 +122,11 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Result<R
          signature:enc(c.response.signature),userHandle:c.response.userHandle?enc(c.response.userHandle):null}}}});\
          form.submit();}}catch(err){{failed.textContent='The key did not answer: '+err.message;failed.hidden=false;}}}});\
          </script>",
-        csrf = binding.field(&state),
-        options = script_json(&pending.options),
+        action = html::esc(action),
+        csrf = binding.field(state),
+        options = script_json(options),
     );
-    Ok(binding.attach(html::page(StatusCode::OK, "Use your security key", &body)))
+    binding.attach(html::page(StatusCode::OK, "Use your security key", &body))
 }
 
 /// The posted switch to a code.
@@ -152,6 +167,86 @@ pub async fn to_code(
     };
     let mut resp = Redirect::to(&format!("{PREFIX}/mfa")).into_response();
     resp.headers_mut().append(header::SET_COOKIE, crate::mfa::second_step_set_cookie(&state, Some(&step)));
+    resp.headers_mut().append(header::SET_COOKIE, step_cookie(&state, None));
+    Ok(resp)
+}
+
+/// Query of the step-up page.
+#[derive(serde::Deserialize)]
+pub struct StepUpQuery {
+    next: Option<String>,
+}
+
+fn to_login(next: &str) -> Response {
+    Redirect::to(&format!("{PREFIX}/login?next={}", html::query_value(next))).into_response()
+}
+
+/// `GET /mfa/key`: a signed-in session that has not used a second factor (a provider's
+/// sign-in, or one from before the key was registered) proves one of the account's keys
+/// now; the session then counts it, as a code counts on `/mfa` (step-up).
+pub async fn step_up_show(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Query(q): Query<StepUpQuery>,
+) -> Result<Response, GatewayError> {
+    let next = forms::next_or_root(&state, q.next.as_deref());
+    let Visitor::SignedIn { session, .. } = visitor else { return Ok(to_login(&next)) };
+    if crate::mfa::satisfied(&session.amr) {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    let placeholder = Identity::new(session.provider.clone(), session.subject.to_string());
+    match passkeys::begin_sign_in(&state, &session.account_id, &placeholder, &next).await? {
+        Step::PasswordOnly => Ok(Redirect::to(&crate::mfa::enrolment_url(&next)).into_response()),
+        Step::Unavailable => Ok(html::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Security key unavailable",
+            "Your security key cannot be checked at the moment. Please contact an administrator.",
+            None,
+        )),
+        Step::Key(token) => {
+            let Some(pending) = passkeys::peek_sign_in(&state, &token).await? else {
+                return Ok(start_again(&state, StatusCode::BAD_REQUEST, "Please try again."));
+            };
+            let mut resp = key_page(&state, &headers, &pending.options, &format!("{PREFIX}/mfa/key"), false);
+            resp.headers_mut().append(header::SET_COOKIE, step_cookie(&state, Some(&token)));
+            Ok(resp)
+        }
+    }
+}
+
+/// `POST /mfa/key`: checks the key's answer and records in the session that a key was used.
+pub async fn step_up_submit(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Form(f): Form<KeyForm>,
+) -> Result<Response, GatewayError> {
+    let Visitor::SignedIn { key, session } = visitor else { return Ok(to_login("/")) };
+    if !forms::csrf_ok(&state, &headers, &f.csrf) {
+        let text = "This form has expired or did not come from this site. Please try again.";
+        return Ok(start_again(&state, StatusCode::FORBIDDEN, text));
+    }
+    let token = web::cookie(&headers, &cookie_name(&state)).unwrap_or_default().to_owned();
+    let pending = match passkeys::finish_sign_in(&state, &token, &f.credential).await? {
+        // The step must be this account's: another's (begun in another session) proves nothing here.
+        Ok(p) if p.account_id == session.account_id => p,
+        Ok(_) | Err(KeyRefusal::Invalid | KeyRefusal::Duplicate | KeyRefusal::TooMany) => {
+            tracing::info!(target: "deskgate::audit", account = %session.account_id, "Security key step-up refused");
+            let text = "Your security key did not confirm this. Please try again.";
+            return Ok(start_again(&state, StatusCode::UNAUTHORIZED, text));
+        }
+        Err(KeyRefusal::Unknown | KeyRefusal::Malformed) => {
+            return Ok(start_again(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "This step has expired. Please try again.",
+            ));
+        }
+    };
+    crate::mfa::upgrade(&state, &key, &session, &["hwk"]).await?;
+    tracing::info!(target: "deskgate::audit", account = %session.account_id, "Security key given in the session");
+    let mut resp = Redirect::to(&pending.next).into_response();
     resp.headers_mut().append(header::SET_COOKIE, step_cookie(&state, None));
     Ok(resp)
 }

@@ -177,8 +177,8 @@ async fn may_change(state: &AppState, session: &Session) -> Result<bool, Gateway
         || state.accounts.enrolled(std::slice::from_ref(&session.account_id)).await?.is_empty())
 }
 
-const FACTOR_FIRST: &str = "Your account has a second factor this session did not use: sign out and sign in \
-     again with it, then add the key.";
+const FACTOR_FIRST: &str = "Your account has a second factor this session did not use: give it first \
+     (/.deskgate/mfa), then change your keys.";
 
 /// `GET`: the keys and the form to add one.
 pub async fn show(

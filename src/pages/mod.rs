@@ -38,6 +38,7 @@ pub fn routes(others: Router<AppState>) -> Router<AppState> {
         .route("/login", get(login::show).post(login::submit))
         .route("/login/key", get(key_login::show).post(key_login::submit))
         .route("/login/key/code", axum::routing::post(key_login::to_code))
+        .route("/mfa/key", get(key_login::step_up_show).post(key_login::step_up_submit))
         .route("/account/keys", get(keys::show).post(keys::finish))
         .route("/account/keys/begin", axum::routing::post(keys::begin))
         .route("/account/keys/remove", axum::routing::post(keys::remove))

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use deskgate_provider::Identity;
 use http::{HeaderMap, StatusCode, header};
 
-use crate::accounts::{Account, AccountStatus, AccountStore};
+use crate::accounts::{Account, AccountStatus, AccountStore, KeyStore};
 use crate::error::GatewayError;
 use crate::forms::{self, Binding};
 use crate::html::{self, esc};
@@ -85,9 +85,13 @@ pub async fn show(
             if mfa::satisfied(&session.amr) {
                 return Ok(Redirect::to(&next).into_response());
             }
-            // Nothing to give yet: enrolling is the way to a second factor.
+            // No app: a key, if the account has one; else enrolling is the way.
             if !mfa::has_factor(&state, &session.account_id).await? {
-                return Ok(Redirect::to(&mfa::enrolment_url(&next)).into_response());
+                let to = match state.accounts.keys(&session.account_id).await?.is_empty() {
+                    true => mfa::enrolment_url(&next),
+                    false => format!("{PREFIX}/mfa/key?next={}", html::query_value(&next)),
+                };
+                return Ok(Redirect::to(&to).into_response());
             }
             Ok(page(&state, &headers, StatusCode::OK, &next, None))
         }

@@ -38,9 +38,9 @@ fn use_key_first() -> Response {
     html::message(
         StatusCode::FORBIDDEN,
         "Two-step sign-in",
-        "Your account has a security key, which this session did not use. Sign out and sign in \
-         again with your key, then add an authenticator app.",
-        Some(("/.deskgate/account/keys", "Security keys")),
+        "Your account has a security key, which this session did not use. Use your key first, \
+         then add an authenticator app.",
+        Some(("/.deskgate/mfa/key?next=/.deskgate/account/security", "Use my key")),
     )
 }
 
@@ -112,7 +112,11 @@ pub async fn show(
             let left = state.accounts.recovery_codes_left(&session.account_id).await?;
             Ok(enrolled(&state, &headers, &session, left, None, StatusCode::OK))
         }
-        None if key_unused(&state, &session).await? => Ok(use_key_first()),
+        // A key this session did not use: given first (then back here, or on).
+        None if key_unused(&state, &session).await? => {
+            let back = if q.next.is_some() { next } else { HERE.to_owned() };
+            Ok(Redirect::to(&format!("{PREFIX}/mfa/key?next={}", query_value(&back))).into_response())
+        }
         None => {
             let secret = totp::new_secret();
             let sealed = state.pending.seal_token(&seal_binding(&session.account_id), &secret);

@@ -200,6 +200,11 @@ async fn key_step(b: &mut Browser, email: &str) -> String {
 /// The challenge the key step page offers.
 async fn key_step_options(b: &mut Browser) -> String {
     let step = b.get("/.deskgate/login/key").await;
+    challenge_of(&step)
+}
+
+/// The challenge a page that asks for a key offers.
+fn challenge_of(step: &Page) -> String {
     assert_eq!(step.status, 200, "{}", step.body);
     let options =
         step.body.split("<script type=\"application/json\" id=\"options\">").nth(1).expect("options");
@@ -504,7 +509,7 @@ async fn a_key_step_begun_on_one_replica_finishes_on_another() {
 }
 
 #[tokio::test]
-async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_skipped_it_can_neither_add_nor_remove_one()
+async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_skipped_it_gives_it_before_changing_factors()
  {
     use deskgate::accounts::FactorStore;
     let Some(driver) = peer("DESKGATE_TEST_CHROMEDRIVER") else { return };
@@ -532,7 +537,7 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     // Chromium signs in with the password, is taken to enrol, registers a key there, and
     // is let on: registering the account's first factor counts as using it.
     let chrome = Chromium::start(&driver).await;
-    chrome.add_authenticator().await;
+    let authenticator = chrome.add_authenticator().await;
     chrome_password(&chrome, site, "ann@example.org").await;
     chrome.wait_for_url("the enrolment page", |u| u.contains("/.deskgate/account/security")).await;
     chrome_register(&chrome, site, "Laptop").await;
@@ -540,7 +545,16 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     assert_eq!(seen["headers"]["x-deskgate-user"], ann.as_str(), "{seen}");
     let amr = seen["headers"]["x-deskgate-amr"].as_str().unwrap_or_default().to_owned();
     assert!(amr.split(',').any(|m| m == "hwk") && amr.split(',').any(|m| m == "mfa"), "{seen}");
+    let held = chrome.authenticator_credentials(&authenticator).await;
     chrome.quit().await;
+    let stored = stack.gateway.accounts.keys(&ann).await.expect("keys");
+    let pkcs8 = URL_SAFE_NO_PAD.decode(held[0]["privateKey"].as_str().expect("private key")).expect("b64");
+    let laptop = Held {
+        id: stored[0].credential_id.clone(),
+        pair: EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &SystemRandom::new())
+            .expect("key"),
+    };
+    let count = held[0]["signCount"].as_u64().unwrap_or(0) as u32;
 
     // The early session used no second factor: still sent to enrol, and it may neither
     // plant a key of its own, nor remove Ann's, nor add an authenticator app.
@@ -558,7 +572,22 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     assert!(removed.location().is_some_and(|l| l.contains("/.deskgate/account/security")), "{removed:?}");
     assert_eq!(stack.gateway.accounts.keys(&ann).await.expect("keys").len(), 1, "the key stays");
     let app = early.get("/.deskgate/account/security").await;
-    assert_eq!(app.status, 403, "{}", app.body);
+    assert_eq!(app.status, 303, "{}", app.body);
+    assert_eq!(app.location(), Some("/.deskgate/mfa/key?next=/.deskgate/account/security"));
+
+    // The early session gives the key now (step-up) and is let on.
+    let step = early.get("/.deskgate/mfa/key?next=/whoami").await;
+    let challenge = challenge_of(&step);
+    let csrf = step.field("csrf").expect("csrf");
+    let stepped = early
+        .post(
+            "/.deskgate/mfa/key",
+            &[("csrf", &csrf), ("credential", &assertion(&laptop, &challenge, site, count + 1))],
+        )
+        .await;
+    assert_eq!((stepped.status, stepped.location()), (303, Some("/whoami")), "{}", stepped.body);
+    let amr = early.whoami().await["headers"]["x-deskgate-amr"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(amr, "pwd,hwk,mfa");
 
     // With an authenticator app as well, the password asks for the key first.
     let secret = deskgate::mfa::totp::new_secret();
