@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         let stored: Arc<Session> = store.put(&key, session, now + 3600).await?;
         if used {
             let mut headers = http::HeaderMap::new();
-            deskgate::identity::HeaderSet::apply_signed_in(&names, &stored, &mut headers);
+            deskgate::identity::HeaderSet::apply_signed_in(&names, &stored, "session", &mut headers);
             signer.for_session(&stored, now);
         }
     }
