@@ -20,7 +20,7 @@ fn unverified(email: &str) -> NewAccount {
 }
 
 /// Runs every check against an empty store.
-pub async fn run<S: AccountStore + ProfileStore + super::factors::FactorStore>(store: &S) {
+pub async fn run<S: AccountStore + ProfileStore + super::factors::FactorStore + super::KeyStore>(store: &S) {
     names(store).await;
     organizations(store).await;
     provider_claims(store).await;

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{AccountError, Accounts, PostgresStore, SqliteStore};
 
@@ -76,260 +76,146 @@ fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-impl FactorStore for SqliteStore {
-    async fn totp(&self, account_id: &str) -> Result<Option<TotpFactor>, AccountError> {
-        let row: Option<(String, i64, i64)> =
-            sqlx::query_as("SELECT secret, last_step, created_at FROM account_totp WHERE account_id = ?")
+/// The same SQL serves both backends (`$n` parameters; a no-op update of the account's row
+/// as its lock, which SQLite takes as its write lock and PostgreSQL as the row's).
+macro_rules! factor_store {
+    ($store:ty, $db:ty) => {
+        impl FactorStore for $store {
+            async fn totp(&self, account_id: &str) -> Result<Option<TotpFactor>, AccountError> {
+                let row: Option<(String, i64, i64)> = sqlx::query_as(
+                    "SELECT secret, last_step, created_at FROM account_totp WHERE account_id = $1",
+                )
                 .bind(account_id)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db)?;
-        Ok(row.map(|(secret, last, at)| TotpFactor {
-            secret,
-            last_step: unsigned(last),
-            created_at: unsigned(at),
-        }))
-    }
-
-    async fn enrol_totp(
-        &self,
-        account_id: &str,
-        secret: &str,
-        step: u64,
-        recovery_hashes: &[String],
-        now: u64,
-    ) -> Result<(), AccountError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ?")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        exists.ok_or(AccountError::NotFound)?;
-        sqlx::query(
-            "INSERT INTO account_totp (account_id, secret, last_step, created_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, \
-             last_step = excluded.last_step, created_at = excluded.created_at",
-        )
-        .bind(account_id)
-        .bind(secret)
-        .bind(signed(step))
-        .bind(signed(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = ?")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if !recovery_hashes.is_empty() {
-            let mut insert: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT OR IGNORE INTO account_recovery_codes (account_id, code_hash) ");
-            insert.push_values(recovery_hashes, |mut row, hash| {
-                row.push_bind(account_id).push_bind(hash);
-            });
-            insert.build().execute(&mut *tx).await.map_err(db)?;
-        }
-        tx.commit().await.map_err(db)
-    }
-
-    async fn take_totp_step(&self, account_id: &str, step: u64) -> Result<bool, AccountError> {
-        let done =
-            sqlx::query("UPDATE account_totp SET last_step = ? WHERE account_id = ? AND last_step < ?")
-                .bind(signed(step))
-                .bind(account_id)
-                .bind(signed(step))
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn take_recovery_code(&self, account_id: &str, code_hash: &str) -> Result<bool, AccountError> {
-        let done = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = ? AND code_hash = ?")
-            .bind(account_id)
-            .bind(code_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn recovery_codes_left(&self, account_id: &str) -> Result<u64, AccountError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM account_recovery_codes WHERE account_id = ?")
-            .bind(account_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(unsigned(n))
-    }
-
-    async fn remove_factors(&self, account_id: &str) -> Result<bool, AccountError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let totp = sqlx::query("DELETE FROM account_totp WHERE account_id = ?")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let codes = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = ?")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let keys = sqlx::query("DELETE FROM security_keys WHERE account_id = ?")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(totp.rows_affected() + codes.rows_affected() + keys.rows_affected() > 0)
-    }
-
-    async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
-        let mut out = Vec::new();
-        // SQLite binds at most 32766 values: ask in slices.
-        for chunk in account_ids.chunks(500) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT account_id FROM (SELECT account_id FROM account_totp \
-                 UNION SELECT account_id FROM security_keys) WHERE account_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id);
+                Ok(row.map(|(secret, last, at)| TotpFactor {
+                    secret,
+                    last_step: unsigned(last),
+                    created_at: unsigned(at),
+                }))
             }
-            q.push(") ORDER BY account_id");
-            let ids: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await.map_err(db)?;
-            out.extend(ids);
-        }
-        out.sort();
-        Ok(out)
-    }
-}
 
-impl FactorStore for PostgresStore {
-    async fn totp(&self, account_id: &str) -> Result<Option<TotpFactor>, AccountError> {
-        let row: Option<(String, i64, i64)> =
-            sqlx::query_as("SELECT secret, last_step, created_at FROM account_totp WHERE account_id = $1")
+            async fn enrol_totp(
+                &self,
+                account_id: &str,
+                secret: &str,
+                step: u64,
+                recovery_hashes: &[String],
+                now: u64,
+            ) -> Result<(), AccountError> {
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                // An enrolment and a deletion of the account do not interleave.
+                let locked = sqlx::query("UPDATE accounts SET password_serial = password_serial WHERE id = $1")
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if locked.rows_affected() != 1 {
+                    return Err(AccountError::NotFound);
+                }
+                sqlx::query(
+                    "INSERT INTO account_totp (account_id, secret, last_step, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, \
+                     last_step = excluded.last_step, created_at = excluded.created_at",
+                )
                 .bind(account_id)
-                .fetch_optional(&self.pool)
+                .bind(secret)
+                .bind(signed(step))
+                .bind(signed(now))
+                .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-        Ok(row.map(|(secret, last, at)| TotpFactor {
-            secret,
-            last_step: unsigned(last),
-            created_at: unsigned(at),
-        }))
-    }
+                sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if !recovery_hashes.is_empty() {
+                    let mut insert: QueryBuilder<$db> =
+                        QueryBuilder::new("INSERT INTO account_recovery_codes (account_id, code_hash) ");
+                    insert.push_values(recovery_hashes, |mut row, hash| {
+                        row.push_bind(account_id).push_bind(hash);
+                    });
+                    insert.push(" ON CONFLICT DO NOTHING");
+                    insert.build().execute(&mut *tx).await.map_err(db)?;
+                }
+                tx.commit().await.map_err(db)
+            }
 
-    async fn enrol_totp(
-        &self,
-        account_id: &str,
-        secret: &str,
-        step: u64,
-        recovery_hashes: &[String],
-        now: u64,
-    ) -> Result<(), AccountError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        // Locks the account row: an enrolment and a deletion of the account do not interleave.
-        let exists: Option<String> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
-            .bind(account_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-        exists.ok_or(AccountError::NotFound)?;
-        sqlx::query(
-            "INSERT INTO account_totp (account_id, secret, last_step, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (account_id) DO UPDATE SET secret = excluded.secret, \
-             last_step = excluded.last_step, created_at = excluded.created_at",
-        )
-        .bind(account_id)
-        .bind(secret)
-        .bind(signed(step))
-        .bind(signed(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query(
-            "INSERT INTO account_recovery_codes (account_id, code_hash) \
-             SELECT $1, h FROM unnest($2::text[]) AS h ON CONFLICT DO NOTHING",
-        )
-        .bind(account_id)
-        .bind(recovery_hashes)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
-    }
-
-    async fn take_totp_step(&self, account_id: &str, step: u64) -> Result<bool, AccountError> {
-        let done =
-            sqlx::query("UPDATE account_totp SET last_step = $1 WHERE account_id = $2 AND last_step < $1")
+            async fn take_totp_step(&self, account_id: &str, step: u64) -> Result<bool, AccountError> {
+                let done = sqlx::query(
+                    "UPDATE account_totp SET last_step = $1 WHERE account_id = $2 AND last_step < $1",
+                )
                 .bind(signed(step))
                 .bind(account_id)
                 .execute(&self.pool)
                 .await
                 .map_err(db)?;
-        Ok(done.rows_affected() == 1)
-    }
+                Ok(done.rows_affected() == 1)
+            }
 
-    async fn take_recovery_code(&self, account_id: &str, code_hash: &str) -> Result<bool, AccountError> {
-        let done = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1 AND code_hash = $2")
-            .bind(account_id)
-            .bind(code_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() == 1)
-    }
+            async fn take_recovery_code(&self, account_id: &str, code_hash: &str) -> Result<bool, AccountError> {
+                let done =
+                    sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1 AND code_hash = $2")
+                        .bind(account_id)
+                        .bind(code_hash)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db)?;
+                Ok(done.rows_affected() == 1)
+            }
 
-    async fn recovery_codes_left(&self, account_id: &str) -> Result<u64, AccountError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM account_recovery_codes WHERE account_id = $1")
-            .bind(account_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(unsigned(n))
-    }
+            async fn recovery_codes_left(&self, account_id: &str) -> Result<u64, AccountError> {
+                let n: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM account_recovery_codes WHERE account_id = $1")
+                        .bind(account_id)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db)?;
+                Ok(unsigned(n))
+            }
 
-    async fn remove_factors(&self, account_id: &str) -> Result<bool, AccountError> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let totp = sqlx::query("DELETE FROM account_totp WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let codes = sqlx::query("DELETE FROM account_recovery_codes WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let keys = sqlx::query("DELETE FROM security_keys WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(totp.rows_affected() + codes.rows_affected() + keys.rows_affected() > 0)
-    }
+            async fn remove_factors(&self, account_id: &str) -> Result<bool, AccountError> {
+                let mut tx = self.pool.begin().await.map_err(db)?;
+                let mut removed = 0;
+                for table in ["account_totp", "account_recovery_codes", "security_keys"] {
+                    let done = sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                        .bind(account_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                    removed += done.rows_affected();
+                }
+                tx.commit().await.map_err(db)?;
+                Ok(removed > 0)
+            }
 
-    async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
-        sqlx::query_scalar(
-            "SELECT account_id FROM (SELECT account_id FROM account_totp \
-             UNION SELECT account_id FROM security_keys) AS f \
-             WHERE account_id = ANY($1) ORDER BY account_id COLLATE \"C\"",
-        )
-        .bind(account_ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)
-    }
+            async fn enrolled(&self, account_ids: &[String]) -> Result<Vec<String>, AccountError> {
+                let mut out = Vec::new();
+                // SQLite binds at most 32766 values: ask in slices.
+                for chunk in account_ids.chunks(500) {
+                    let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                        "SELECT account_id FROM (SELECT account_id FROM account_totp \
+                         UNION SELECT account_id FROM security_keys) AS f WHERE account_id IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    q.push(")");
+                    let ids: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await.map_err(db)?;
+                    out.extend(ids);
+                }
+                out.sort();
+                Ok(out)
+            }
+        }
+    };
 }
+
+factor_store!(SqliteStore, Sqlite);
+factor_store!(PostgresStore, Postgres);
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {

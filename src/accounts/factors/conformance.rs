@@ -2,7 +2,7 @@
 //! against each backend.
 
 use super::FactorStore;
-use crate::accounts::{AccountError, AccountStore, NewAccount};
+use crate::accounts::{AccountError, AccountStore, Added, KeyStore, NewAccount, NewKey};
 
 fn person(email: &str) -> NewAccount {
     NewAccount {
@@ -16,7 +16,7 @@ fn person(email: &str) -> NewAccount {
 }
 
 /// Runs every check; the store's accounts are left in place.
-pub async fn run<S: AccountStore + FactorStore>(store: &S) {
+pub async fn run<S: AccountStore + FactorStore + KeyStore>(store: &S) {
     let a = store.create(person("totp-a@example.com")).await.expect("create");
     let b = store.create(person("totp-b@example.com")).await.expect("create");
     assert_eq!(store.totp(&a.id).await.expect("read"), None);
@@ -56,6 +56,20 @@ pub async fn run<S: AccountStore + FactorStore>(store: &S) {
     assert!(!store.remove_factors(&a.id).await.expect("remove"), "nothing left");
     assert_eq!(store.totp(&a.id).await.expect("read"), None);
     assert_eq!(store.recovery_codes_left(&a.id).await.expect("count"), 0);
+
+    // A security key is a second factor too: enrolled, and removed by a reset.
+    let key = NewKey {
+        account_id: a.id.clone(),
+        credential_id: "cred-a".into(),
+        name: "Laptop".into(),
+        credential: "{}".into(),
+        created_at: 10,
+    };
+    assert!(matches!(store.add_key(key, 10).await.expect("add"), Added::Added(_)));
+    assert_eq!(store.enrolled(std::slice::from_ref(&a.id)).await.expect("enrolled"), [a.id.as_str()]);
+    assert!(store.remove_factors(&a.id).await.expect("remove"), "the key");
+    assert!(store.keys(&a.id).await.expect("keys").is_empty());
+    assert!(store.enrolled(std::slice::from_ref(&a.id)).await.expect("enrolled").is_empty());
 
     // Deleting an account deletes its factors.
     store.enrol_totp(&b.id, "BSECRET", 1, &["b".into()], 9).await.expect("enrol");
