@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use crate::faults::Relay;
 use crate::oidc::{AtProvider, SECRET_FILE, provider};
 use crate::support::*;
+use deskgate::session::SessionStore;
 
 const BASE: &str = "dc=deskgate,dc=test";
 const PASSWORD_FILE: (&str, &str) = ("ldap-service.pw", "Svc-Passw0rd!\n");
@@ -325,4 +326,56 @@ async fn a_recheck_on_one_replica_reaches_the_session_on_another_through_the_sto
     assert_eq!(usergroups(&mut on_a).await, "everyone,registered", "checked on A");
     assert_eq!(usergroups(&mut on_b).await, "everyone,registered", "B has A's result from the store");
     assert!(on_b.is_signed_in().await);
+}
+
+/// Posts a refresh with `token` at the test provider, as deskgate's client; the status.
+async fn refresh_status(issuer: &str, token: &str) -> u16 {
+    let discovery: serde_json::Value = reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = discovery["token_endpoint"].as_str().expect("a token endpoint");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
+    let answer = reqwest::Client::new()
+        .post(endpoint)
+        .basic_auth("deskgate-test", Some(SECRET_FILE.1.trim()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    answer.status().as_u16()
+}
+
+#[tokio::test]
+async fn signing_out_revokes_the_refresh_token_of_the_sign_in_at_the_provider() {
+    let Some(issuer) = peer("DESKGATE_TEST_OIDC_ISSUER") else { return };
+    let head = provider("corp", "deskgate-test", "Corp", &issuer, "refresh_groups = true\n");
+    let stack =
+        start(Options { head, port: Some(19671), files: vec![SECRET_FILE], ..Default::default() }).await;
+    // Alice signs in twice (two browsers, a grant each); each session keeps its refresh token.
+    let mut signed = Vec::new();
+    for _ in 0..2 {
+        let mut b = Browser::new(&stack);
+        let begin = b.get("/.deskgate/oidc/corp/start?next=/kb").await;
+        let authorize = begin.location().unwrap().to_owned();
+        let callback = AtProvider::default().sign_in(&authorize, "alice@corp.example.com", &b.base).await;
+        assert_eq!(b.get(&callback[b.base.len()..]).await.status, 303);
+        let cookie = b.session_cookie().expect("a session");
+        let key = deskgate::session::SessionKey::from_cookie(&cookie);
+        let session = stack.gateway.sessions.get(&key).await.unwrap().expect("the session");
+        let binding =
+            deskgate::session::token_binding(&session.account_id, &session.provider, &session.subject);
+        let sealed = session.refresh_token.as_deref().expect("a refresh token");
+        let token = stack.gateway.pending.open_token(&binding, sealed).expect("it opens");
+        signed.push((b, token));
+    }
+    let (mut leaving, revoked) = signed.remove(0);
+    let (_staying, kept) = signed.remove(0);
+    leaving.sign_out().await;
+    assert!(!leaving.is_signed_in().await);
+    // The grant of the session that ended is gone at the provider; the other one's stands.
+    assert_eq!(refresh_status(&issuer, &revoked).await, 400, "revoked at sign-out");
+    assert_eq!(refresh_status(&issuer, &kept).await, 200, "another session's grant is untouched");
 }

@@ -18,6 +18,8 @@ struct Document {
     #[serde(default)]
     end_session_endpoint: Option<String>,
     #[serde(default)]
+    revocation_endpoint: Option<String>,
+    #[serde(default)]
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
     code_challenge_methods_supported: Option<Vec<String>>,
@@ -42,6 +44,8 @@ pub(crate) struct Discovered {
     pub(crate) authorization_endpoint: Url,
     pub(crate) token_endpoint: Url,
     pub(crate) end_session_endpoint: Option<Url>,
+    /// Where refresh tokens are revoked (RFC 7009), when the provider says.
+    pub(crate) revocation_endpoint: Option<Url>,
     pub(crate) client_auth: ClientAuth,
     /// The provider promised an `iss` parameter in every authorization response (RFC 9207).
     pub(crate) iss_parameter: bool,
@@ -102,6 +106,11 @@ pub(crate) async fn discover(
         .as_deref()
         .map(|value| endpoint("end_session_endpoint", value))
         .transpose()?;
+    let revocation_endpoint = document
+        .revocation_endpoint
+        .as_deref()
+        .map(|value| endpoint("revocation_endpoint", value))
+        .transpose()?;
 
     let client_auth = match &document.token_endpoint_auth_methods_supported {
         None => ClientAuth::Basic,
@@ -132,6 +141,7 @@ pub(crate) async fn discover(
         authorization_endpoint,
         token_endpoint,
         end_session_endpoint,
+        revocation_endpoint,
         client_auth,
         iss_parameter: document.authorization_response_iss_parameter_supported,
         jwks: Jwks::new(jwks_uri),

@@ -208,13 +208,15 @@ pub(crate) enum TokenRefusal {
 }
 
 /// Posts `form` to the token endpoint with the client's credentials.
-pub(crate) async fn token_request(
+/// Posts `form` to one of the provider's endpoints for this client, authenticated as the
+/// token endpoint wants (HTTP Basic, or the id and secret in the form).
+pub(crate) async fn authenticated_post(
     oidc: &Oidc,
     discovered: &Discovered,
+    url: &url::Url,
     form: &[(&str, &str)],
-) -> Result<TokenAnswer, TokenRefusal> {
+) -> Result<crate::http::Answer, OidcError> {
     let settings = &oidc.inner.settings;
-    let url = &discovered.token_endpoint;
     let mut form = form.to_vec();
     let mut request = oidc.inner.http.post(url).header("accept", "application/json");
     match discovered.client_auth {
@@ -229,12 +231,17 @@ pub(crate) async fn token_request(
             form.push(("client_secret", settings.client_secret.expose()));
         }
     }
-    let answer = oidc
-        .inner
-        .http
-        .send(url, request.form(&form), MAX_DOCUMENT_BYTES)
-        .await
-        .map_err(|e| TokenRefusal::Other(e.into()))?;
+    oidc.inner.http.send(url, request.form(&form), MAX_DOCUMENT_BYTES).await
+}
+
+pub(crate) async fn token_request(
+    oidc: &Oidc,
+    discovered: &Discovered,
+    form: &[(&str, &str)],
+) -> Result<TokenAnswer, TokenRefusal> {
+    let url = &discovered.token_endpoint;
+    let answer =
+        authenticated_post(oidc, discovered, url, form).await.map_err(|e| TokenRefusal::Other(e.into()))?;
     match answer.status {
         200 => serde_json::from_slice(&answer.body).map_err(|e| {
             TokenRefusal::Other(OidcError::Malformed { url: url.to_string(), detail: e.to_string() }.into())

@@ -3,7 +3,8 @@
 
 use deskgate_provider::{AuthError, Identity};
 
-use crate::flow::{TokenRefusal, token_request};
+use crate::OidcError;
+use crate::flow::{TokenRefusal, authenticated_post, token_request};
 use crate::{Oidc, identity};
 
 /// What a refresh found.
@@ -44,6 +45,21 @@ impl Oidc {
             ),
         }
         result
+    }
+
+    /// Asks the provider to revoke `refresh_token` (RFC 7009), so that the sign-in's grant
+    /// ends with the session. `Ok(false)`: the provider publishes no revocation endpoint.
+    /// An error is the provider's or the network's; the caller goes on without it.
+    pub async fn revoke(&self, refresh_token: &str) -> Result<bool, AuthError> {
+        let discovered = self.discovered().await?;
+        let Some(url) = &discovered.revocation_endpoint else { return Ok(false) };
+        let form = [("token", refresh_token), ("token_type_hint", "refresh_token")];
+        let answer = authenticated_post(self, discovered, url, &form).await?;
+        match answer.status {
+            // RFC 7009 2.2: 200 whether or not the token was still valid.
+            200 => Ok(true),
+            status => Err(OidcError::Status { url: url.to_string(), status }.into()),
+        }
     }
 
     async fn refresh_inner(&self, refresh_token: &str, subject: &str) -> Result<Refreshed, AuthError> {
