@@ -353,3 +353,33 @@ pub fn deadline(state: &AppState, created_at: u64, now: u64) -> u64 {
     let s = &state.config.session;
     (now + s.idle_timeout.as_secs()).min(created_at + s.absolute_timeout.as_secs())
 }
+
+/// The longest a sign-out waits for the provider to revoke the session's refresh token.
+#[cfg(feature = "oidc")]
+const REVOCATION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Revokes the refresh token an OIDC sign-in kept (`refresh_groups`) at its provider, so the
+/// grant does not outlive the session: called when a session is ended on purpose (signed
+/// out, or ended from the account page). Best effort: the session is gone whatever the
+/// provider answers, and a provider that is slow or down only costs the wait.
+#[cfg(feature = "oidc")]
+pub async fn revoke_grant(state: &AppState, session: &Session) {
+    let Some(sealed) = session.refresh_token.as_deref() else { return };
+    let Some(p) = state.config.oidc.iter().find(|p| p.id == session.provider) else { return };
+    let binding = crate::session::token_binding(&session.account_id, &session.provider, &session.subject);
+    let Some(token) = state.pending.open_token(&binding, sealed) else { return };
+    match tokio::time::timeout(REVOCATION_WAIT, p.oidc.revoke(&token)).await {
+        Ok(Ok(true)) => {
+            tracing::debug!(provider = %p.id, account = %session.account_id, "Refresh token revoked")
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(provider = %p.id, cause = %e, "The provider did not revoke the refresh token")
+        }
+        Err(_) => tracing::warn!(provider = %p.id, "The provider did not answer the revocation in time"),
+    }
+}
+
+/// Without OIDC, no session holds a provider's grant.
+#[cfg(not(feature = "oidc"))]
+pub async fn revoke_grant(_: &AppState, _: &Session) {}

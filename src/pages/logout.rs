@@ -54,8 +54,7 @@ pub async fn submit(
     if let Visitor::SignedIn { key, session } = visitor {
         state.sessions.delete(&key).await?;
         tracing::info!(target: "deskgate::audit", account = %session.account_id, "Signed out");
-        #[cfg(feature = "oidc")]
-        revoke_refresh_token(&state, &session).await;
+        crate::signin::revoke_grant(&state, &session).await;
         // RP-initiated logout: end the provider's session too, when asked to.
         #[cfg(feature = "oidc")]
         if let Some(p) = state.config.oidc.iter().find(|p| p.id == session.provider && p.end_session)
@@ -67,29 +66,4 @@ pub async fn submit(
     let mut resp = Redirect::to(&to).into_response();
     resp.headers_mut().append(header::SET_COOKIE, forms::session_cookie(&state, None));
     Ok(resp)
-}
-
-/// The longest a sign-out waits for the provider to revoke the session's refresh token.
-#[cfg(feature = "oidc")]
-const REVOCATION_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Revokes the refresh token an OIDC sign-in kept (`refresh_groups`) at its provider, so the
-/// grant does not outlive the session. Best effort: the session is gone whatever the
-/// provider answers, and a provider that is slow or down only costs the wait.
-#[cfg(feature = "oidc")]
-async fn revoke_refresh_token(state: &AppState, session: &crate::session::Session) {
-    let Some(sealed) = session.refresh_token.as_deref() else { return };
-    let Some(p) = state.config.oidc.iter().find(|p| p.id == session.provider) else { return };
-    let binding = crate::session::token_binding(&session.account_id, &session.provider, &session.subject);
-    let Some(token) = state.pending.open_token(&binding, sealed) else { return };
-    match tokio::time::timeout(REVOCATION_WAIT, p.oidc.revoke(&token)).await {
-        Ok(Ok(true)) => {
-            tracing::debug!(provider = %p.id, account = %session.account_id, "Refresh token revoked")
-        }
-        Ok(Ok(false)) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(provider = %p.id, cause = %e, "The provider did not revoke the refresh token")
-        }
-        Err(_) => tracing::warn!(provider = %p.id, "The provider did not answer the revocation in time"),
-    }
 }

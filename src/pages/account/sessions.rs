@@ -111,18 +111,20 @@ pub async fn end(
     let mine = state.sessions.account_sessions(account).await?;
     if f.session == OTHERS {
         let mut ended = 0;
-        for (other, _) in mine.iter().filter(|(k, _)| *k != key) {
+        for (other, s) in mine.iter().filter(|(k, _)| *k != key) {
             state.sessions.delete(other).await?;
+            crate::signin::revoke_grant(&state, s).await;
             ended += 1;
         }
         tracing::info!(target: "deskgate::audit", account = %account, ended, "Every other session ended by its owner");
         return Ok(done("ended-others"));
     }
-    let Some((target, _)) = mine.iter().find(|(k, _)| k.handle() == f.session) else {
+    let Some((target, ended)) = mine.iter().find(|(k, _)| k.handle() == f.session) else {
         let text = "There is no such session of yours: it may have ended already.";
         return refuse(&state, &headers, me, StatusCode::NOT_FOUND, text).await;
     };
     state.sessions.delete(target).await?;
+    crate::signin::revoke_grant(&state, ended).await;
     tracing::info!(target: "deskgate::audit", account = %account, "A session ended by its owner");
     if *target == key {
         let mut resp = Redirect::to(&format!("{PREFIX}/login")).into_response();
