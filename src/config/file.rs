@@ -229,6 +229,8 @@ pub struct StorageFile {
     pub redis_sentinel_master: Option<String>,
     /// Sentinel addresses, `HOST:PORT` each.
     pub redis_sentinels: Option<Vec<String>>,
+    /// ACL user deskgate signs in to the sentinels as (`default` when absent).
+    pub redis_sentinel_username: Option<String>,
     /// File holding the sentinels' password (`requirepass` in sentinel.conf).
     pub redis_sentinel_password_file: Option<String>,
     /// Replicas that must acknowledge a new session before the sign-in answers (default 0).

@@ -356,6 +356,8 @@ pub struct RedisSentinel {
     pub master: String,
     /// The sentinels' addresses.
     pub nodes: Vec<(String, u16)>,
+    /// The ACL user of the sentinels, from `storage.redis_sentinel_username`.
+    pub username: Option<String>,
     /// The sentinels' password, from `storage.redis_sentinel_password_file`.
     pub password: Option<Password>,
     /// The database, from the URL (`rediss:///DB`).

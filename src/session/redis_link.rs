@@ -176,6 +176,9 @@ impl Link {
                 if let Some(password) = &link.password {
                     builder = builder.set_client_to_redis_password(&password.0);
                 }
+                if let Some(user) = &sentinel.username {
+                    builder = builder.set_client_to_sentinel_username(user);
+                }
                 if let Some(password) = &sentinel.password {
                     builder = builder.set_client_to_sentinel_password(&password.0);
                 }

@@ -482,6 +482,9 @@ const TLS_MASTER_PORT: u16 = 19626;
 const TLS_REPLICA_PORT: u16 = 19627;
 const TLS_SENTINEL_PORT: u16 = 19628;
 const SENTINEL_PASSWORD: &str = "the sentinel's own password";
+/// An ACL user of the sentinel, which deskgate signs in as (its password differs from
+/// `requirepass`, so only the user and its password together are let in).
+const SENTINEL_USER: (&str, &str) = ("watcher", "the-watchers-password-7");
 
 /// A client of the test's TLS servers, as `redis-cli --tls` would be.
 async fn tls_conn(ca: &Ca, port: u16, password: &str) -> redis::aio::MultiplexedConnection {
@@ -494,7 +497,8 @@ async fn tls_conn(ca: &Ca, port: u16, password: &str) -> redis::aio::Multiplexed
 }
 
 #[tokio::test]
-async fn sentinel_over_tls_with_passwords_finds_the_master_and_follows_a_switch_without_a_guest_page() {
+async fn sentinel_over_tls_with_passwords_and_an_acl_user_finds_the_master_and_follows_a_switch_without_a_guest_page()
+ {
     let ca = Ca::new();
     let scratch = TempDir::new();
     let file = |name: &str| scratch.0.join(name);
@@ -551,8 +555,10 @@ async fn sentinel_over_tls_with_passwords_finds_the_master_and_follows_a_switch_
         format!(
             "port 0\ntls-port {TLS_SENTINEL_PORT}\nbind 127.0.0.1\ndir {dir}\ntls-cert-file {cert}\n\
              tls-key-file {key}\ntls-ca-cert-file {ca_file}\ntls-auth-clients no\ntls-replication yes\n\
-             requirepass \"{SENTINEL_PASSWORD}\"\nsentinel monitor sessions 127.0.0.1 {TLS_MASTER_PORT} 1\n\
-             sentinel auth-pass sessions \"{PASSWORD}\"\nsentinel down-after-milliseconds sessions 1000\n"
+             requirepass \"{SENTINEL_PASSWORD}\"\nuser {} on >{} ~* &* +@all\n\
+             sentinel monitor sessions 127.0.0.1 {TLS_MASTER_PORT} 1\n\
+             sentinel auth-pass sessions \"{PASSWORD}\"\nsentinel down-after-milliseconds sessions 1000\n",
+            SENTINEL_USER.0, SENTINEL_USER.1
         ),
     )
     .unwrap();
@@ -579,12 +585,14 @@ async fn sentinel_over_tls_with_passwords_finds_the_master_and_follows_a_switch_
     let dir = TempDir::new();
     std::fs::write(dir.0.join("ca.pem"), &ca.pem).unwrap();
     std::fs::write(dir.0.join("redis-password"), PASSWORD).unwrap();
-    std::fs::write(dir.0.join("sentinel-password"), format!("{SENTINEL_PASSWORD}\n")).unwrap();
+    std::fs::write(dir.0.join("sentinel-password"), format!("{}\n", SENTINEL_USER.1)).unwrap();
     let storage = format!(
         "sessions = \"rediss://\"\nredis_sentinel_master = \"sessions\"\n\
          redis_sentinels = [\"127.0.0.1:{TLS_SENTINEL_PORT}\"]\nredis_ca_file = \"ca.pem\"\n\
          redis_password_file = \"redis-password\"\nredis_sentinel_password_file = \"sentinel-password\"\n\
-         redis_wait_replicas = 1\nredis_local_cache = \"0s\"\nredis_prefix = \"tls-sentinel:\""
+         redis_sentinel_username = \"{}\"\n\
+         redis_wait_replicas = 1\nredis_local_cache = \"0s\"\nredis_prefix = \"tls-sentinel:\"",
+        SENTINEL_USER.0
     );
     let gate = replica(&dir.0, "gate", &config(&dir.0, &storage).await).await;
     let mut person = browser_at(gate);

@@ -17,7 +17,7 @@ const WAIT_TIMEOUT_MAX: Duration = Duration::from_millis(500);
 
 /// The keys that apply only to a Redis session store, for the check that they are not set
 /// with another one.
-pub(super) fn keys_set(f: &StorageFile) -> [(&'static str, bool); 12] {
+pub(super) fn keys_set(f: &StorageFile) -> [(&'static str, bool); 13] {
     [
         ("redis_prefix", f.redis_prefix.is_some()),
         ("redis_local_cache", f.redis_local_cache.is_some()),
@@ -28,6 +28,7 @@ pub(super) fn keys_set(f: &StorageFile) -> [(&'static str, bool); 12] {
         ("redis_password_file", f.redis_password_file.is_some()),
         ("redis_sentinel_master", f.redis_sentinel_master.is_some()),
         ("redis_sentinels", f.redis_sentinels.is_some()),
+        ("redis_sentinel_username", f.redis_sentinel_username.is_some()),
         ("redis_sentinel_password_file", f.redis_sentinel_password_file.is_some()),
         ("redis_wait_replicas", f.redis_wait_replicas.is_some()),
         ("redis_wait_timeout", f.redis_wait_timeout.is_some()),
@@ -110,6 +111,9 @@ fn sentinel(cx: &mut Ctx<'_>, f: &StorageFile, url: &StoreUrl) -> Option<RedisSe
             if f.redis_sentinel_password_file.is_some() {
                 cx.problem("storage.redis_sentinel_password_file", format!("applies only with {MASTER}"));
             }
+            if f.redis_sentinel_username.is_some() {
+                cx.problem("storage.redis_sentinel_username", format!("applies only with {MASTER}"));
+            }
             return None;
         }
         (Some(_), None) => {
@@ -141,11 +145,21 @@ fn sentinel(cx: &mut Ctx<'_>, f: &StorageFile, url: &StoreUrl) -> Option<RedisSe
             }
         })
         .collect();
+    let username = f.redis_sentinel_username.clone().filter(|name| {
+        let fine = !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !fine {
+            cx.problem(
+                "storage.redis_sentinel_username",
+                "must be non-empty, without spaces or control characters",
+            );
+        }
+        fine
+    });
     let password = f
         .redis_sentinel_password_file
         .as_deref()
         .and_then(|file| password_file(cx, "storage.redis_sentinel_password_file", file));
-    Some(RedisSentinel { master: master.clone(), nodes, password, db: sentinel_db(url.expose()) })
+    Some(RedisSentinel { master: master.clone(), nodes, username, password, db: sentinel_db(url.expose()) })
 }
 
 /// `HOST:PORT`, or `[IPV6]:PORT`.

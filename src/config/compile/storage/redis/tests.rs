@@ -34,6 +34,7 @@ fn redis_tls_password_and_sentinel_compile_relative_to_the_config_and_passwords_
         &dir,
         "sessions = \"redis:///3\"\nredis_sentinel_master = \"sessions\"\n\
          redis_sentinels = [\"10.0.0.1:26379\", \"[::1]:26380\"]\nredis_sentinel_password_file = \"pw\"\n\
+         redis_sentinel_username = \"watcher\"\n\
          redis_wait_replicas = 1\nredis_wait_timeout = \"50ms\"",
     );
     assert_eq!(
@@ -41,6 +42,7 @@ fn redis_tls_password_and_sentinel_compile_relative_to_the_config_and_passwords_
         Some(RedisSentinel {
             master: "sessions".into(),
             nodes: vec![("10.0.0.1".into(), 26379), ("::1".into(), 26380)],
+            username: Some("watcher".into()),
             password: Some(Password("s3cret pw ".into())),
             db: 3,
         })
@@ -103,6 +105,8 @@ fn redis_tls_and_sentinel_mistakes_are_problems_at_their_keys() {
             "storage.redis_sentinels[0]: `::1:26379` is not `HOST:PORT`",
         ),
         ("sessions = \"redis://h\"\nredis_sentinel_password_file = \"pw\"".into(), "storage.redis_sentinel_password_file: applies only with storage.redis_sentinel_master"),
+        ("sessions = \"redis://h\"\nredis_sentinel_username = \"w\"".into(), "storage.redis_sentinel_username: applies only with storage.redis_sentinel_master"),
+        (format!("sessions = \"redis://\"\n{sentinel}redis_sentinel_username = \"\""), "storage.redis_sentinel_username: must be non-empty"),
         ("sessions = \"redis://h\"\nredis_wait_replicas = 17".into(), "storage.redis_wait_replicas: at most 16"),
         ("sessions = \"redis://h\"\nredis_wait_replicas = 1\nredis_wait_timeout = \"2s\"".into(), "storage.redis_wait_timeout: between 1ms and 500ms"),
         ("sessions = \"redis://h\"\nredis_wait_timeout = \"50ms\"".into(), "storage.redis_wait_timeout: applies only when storage.redis_wait_replicas is above 0"),
