@@ -22,8 +22,13 @@ pub(crate) struct Chromium {
 impl Chromium {
     pub(crate) async fn start(driver: &str) -> Chromium {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Chromium's own temporary folders go inside the profile, which is removed on drop.
+        let profile = TempDir::new();
+        let tmp = profile.0.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
         let child = tokio::process::Command::new(driver)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", &tmp)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -36,14 +41,13 @@ impl Chromium {
             assert!(ready.elapsed() < Duration::from_secs(20), "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let profile = TempDir::new();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                         format!("--user-data-dir={}", profile.0.display())],
+                         format!("--user-data-dir={}", profile.0.join("data").display())],
             },
         }}});
         let created: Value =
