@@ -39,15 +39,23 @@ pub struct CodeForm {
     next: Option<String>,
 }
 
-fn form(state: &AppState, binding: &Binding, next: &str, alert: Option<&str>) -> String {
+/// The code form; with `key`, a link to give a security key instead (`/mfa/key`).
+fn form(state: &AppState, binding: &Binding, next: &str, alert: Option<&str>, key: bool) -> String {
     let alert =
         alert.map_or(String::new(), |a| format!("<div class=\"alert\" role=\"alert\">{}</div>", esc(a)));
+    let key = match key {
+        true => format!(
+            "<p><a href=\"{PREFIX}/mfa/key?next={}\" id=\"key-instead\">Use a security key instead</a></p>",
+            esc(&html::query_value(next))
+        ),
+        false => String::new(),
+    };
     format!(
         "{alert}<p>Enter the six-digit code from your authenticator app, or one of your recovery codes.</p>\
          <form method=\"post\" action=\"{PREFIX}/mfa\">{csrf}{next}\
          <label for=\"code\">Code</label>\
          <input id=\"code\" name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required autofocus>\
-         <button type=\"submit\">Continue</button></form>\
+         <button type=\"submit\">Continue</button></form>{key}\
          <p class=\"muted\"><a href=\"{PREFIX}/logout\">Cancel and sign out</a></p>",
         csrf = binding.field(state),
         next = forms::next_field(next),
@@ -61,8 +69,19 @@ fn page(
     next: &str,
     alert: Option<&str>,
 ) -> Response {
+    page_with(state, headers, status, next, alert, false)
+}
+
+fn page_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    next: &str,
+    alert: Option<&str>,
+    key: bool,
+) -> Response {
     let binding = forms::binding(state, headers);
-    let body = form(state, &binding, next, alert);
+    let body = form(state, &binding, next, alert, key);
     binding.attach(html::page(status, "Second factor", &body))
 }
 
@@ -93,7 +112,9 @@ pub async fn show(
                 };
                 return Ok(Redirect::to(&to).into_response());
             }
-            Ok(page(&state, &headers, StatusCode::OK, &next, None))
+            // An account with a key as well may step up with it instead.
+            let key = !state.accounts.keys(&session.account_id).await?.is_empty();
+            Ok(page_with(&state, &headers, StatusCode::OK, &next, None, key))
         }
     }
 }

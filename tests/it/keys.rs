@@ -526,10 +526,12 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     .await;
     let ann = account(&stack, "ann@example.org", "Ann Agent", PASSWORD, &["agents"]).await;
 
-    // A session of the password alone, kept aside: the usergroup sends it to enrol.
+    // Sessions of the password alone, kept aside: the usergroup sends them to enrol.
     let mut early = Browser::new(&stack);
     let page = early.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!(page.status, 303, "{}", page.body);
+    let mut later = Browser::new(&stack);
+    assert_eq!(later.sign_in("ann@example.org", PASSWORD).await.status, 303);
     let sent = early.get_with("/whoami", &[("accept", "text/html")]).await;
     assert_eq!(sent.status, 302, "{}", sent.body);
     assert!(sent.location().is_some_and(|l| l.contains("/.deskgate/account/security")), "{sent:?}");
@@ -596,6 +598,10 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     let mut b = Browser::new(&stack);
     let page = b.sign_in("ann@example.org", PASSWORD).await;
     assert_eq!((page.status, page.location()), (303, Some("/.deskgate/login/key")), "{}", page.body);
+    // A session to step up is asked for a code and offered the key instead.
+    let asked = later.get("/.deskgate/mfa?next=/kb").await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    assert!(asked.body.contains("href=\"/.deskgate/mfa/key?next=/kb\" id=\"key-instead\""), "{}", asked.body);
 
     // A person without their key may give the app's code instead: still a second factor
     // before any session.
