@@ -288,13 +288,12 @@ pub async fn take_sign_in(state: &AppState, token: &str) -> Result<Option<Pendin
 
 /// The pending sign-in of a cookie token, left in place (the key step page shows it).
 pub async fn peek_sign_in(state: &AppState, token: &str) -> Result<Option<PendingSignIn>, GatewayError> {
-    let Some(pending) = take_sign_in(state, token).await? else { return Ok(None) };
-    let bytes = serde_json::to_vec(&pending).unwrap_or_default();
-    // A concurrent answer may have taken it meanwhile: then this put makes a copy that the
-    // answer's own take already missed, which lives only until it expires and verifies nothing
-    // new (its challenge was answered once, and the counter has moved on).
-    state.sessions.put_once(&sign_in_key(token), bytes, pending.expires).await?;
-    Ok(Some(pending))
+    if !plausible(token) {
+        return Ok(None);
+    }
+    let Some(bytes) = state.sessions.peek(&sign_in_key(token)).await? else { return Ok(None) };
+    let pending = serde_json::from_slice::<PendingSignIn>(&bytes).ok();
+    Ok(pending.filter(|p| p.expires > state.clock.now()))
 }
 
 /// Checks the browser's answer to the key step. The pending sign-in is used up whatever the

@@ -222,12 +222,17 @@ fn plausible(token: &str) -> bool {
     !token.is_empty() && token.len() <= 128
 }
 
-/// Takes the token; `None` when it is unknown, used, expired, or outdated by a newer password.
-async fn take(state: &AppState, token: &str) -> Result<Option<Ticket>, GatewayError> {
+/// The token's ticket; `None` when it is unknown, used, expired, or outdated by a newer
+/// password. With `take` it is used up; otherwise only looked at.
+async fn ticket(state: &AppState, token: &str, take: bool) -> Result<Option<Ticket>, GatewayError> {
     if !plausible(token) {
         return Ok(None);
     }
-    let Some(value) = state.sessions.take(&key(token)).await? else {
+    let stored = match take {
+        true => state.sessions.take(&key(token)).await?,
+        false => state.sessions.peek(&key(token)).await?,
+    };
+    let Some(value) = stored else {
         return Ok(None);
     };
     let Some(ticket) = parse(&value) else { return Ok(None) };
@@ -239,7 +244,7 @@ async fn take(state: &AppState, token: &str) -> Result<Option<Ticket>, GatewayEr
     Ok(Some(ticket))
 }
 
-/// Puts a taken token back until it expires (the form was shown, not yet used).
+/// Puts a taken token back until it expires (the new password could not be set).
 async fn put_back(state: &AppState, token: &str, ticket: &Ticket) -> Result<(), GatewayError> {
     let value = format!("{}\n{}\n{}", ticket.account_id, ticket.serial, ticket.expires_at);
     state.sessions.put_once(&key(token), value.into_bytes(), ticket.expires_at).await?;
@@ -280,11 +285,10 @@ pub async fn reset_form(
         return Ok(not_found());
     }
     let token = q.token.unwrap_or_default();
-    let Some(ticket) = take(&state, &token).await? else {
+    if ticket(&state, &token, false).await?.is_none() {
         tracing::info!(target: "deskgate::audit", "Password reset link refused: used, expired or forged");
         return Ok(unusable());
-    };
-    put_back(&state, &token, &ticket).await?;
+    }
     let binding = forms::binding(&state, &headers);
     let page = reset_page(&state, &binding, &token, StatusCode::OK, None);
     Ok(binding.attach(page))
@@ -319,7 +323,7 @@ pub async fn reset(
     if let Some(text) = super::register::password_problem(&f.password, &f.confirm) {
         return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, text));
     }
-    let Some(ticket) = take(&state, &f.token).await? else {
+    let Some(ticket) = ticket(&state, &f.token, true).await? else {
         tracing::info!(target: "deskgate::audit", "Password reset refused: link used, expired or forged");
         return Ok(unusable());
     };

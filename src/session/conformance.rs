@@ -243,11 +243,15 @@ async fn one_time_values<S: SessionStore>(store: &S, clock: &Clock) {
         !store.put_once(&k, b"other".to_vec(), clock.now() + 60).await.expect("put"),
         "taken keys stay taken"
     );
+    assert_eq!(store.peek(&k).await.expect("peek").as_deref(), Some(&b"state"[..]));
+    assert_eq!(store.peek(&k).await.expect("peek").as_deref(), Some(&b"state"[..]), "a look takes nothing");
     assert_eq!(store.take(&k).await.expect("take").as_deref(), Some(&b"state"[..]));
     assert_eq!(store.take(&k).await.expect("take"), None, "a value is taken once");
+    assert_eq!(store.peek(&k).await.expect("peek"), None, "nor is it seen after");
     let late = format!("once:{}", new_cookie_value());
     store.put_once(&late, b"x".to_vec(), clock.now() + 5).await.expect("put");
     clock.advance(5);
+    assert_eq!(store.peek(&late).await.expect("peek"), None, "expired values are not seen");
     assert_eq!(store.take(&late).await.expect("take"), None, "expired values are gone");
     assert!(
         store.put_once(&late, b"y".to_vec(), clock.now() + 5).await.expect("put"),

@@ -303,4 +303,9 @@ impl SessionStore for MemoryStore {
         let now = self.clock.now();
         Ok(self.write().once.remove(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v))
     }
+
+    async fn peek(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.clock.now();
+        Ok(self.read().once.get(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone()))
+    }
 }

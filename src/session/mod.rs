@@ -271,6 +271,9 @@ pub trait SessionStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Removes and returns a one-time value: a second take of the same key finds nothing.
     fn take(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Reads a live one-time value and leaves it in place (a page that shows what a later
+    /// post will take).
+    fn peek(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
     /// The session under `key` together with its account's current epoch, read at once: the
     /// session lookup of every request, so one step (one map, one Redis round trip).
     fn get_with_epoch(
@@ -384,6 +387,13 @@ impl SessionStore for Sessions {
         match self {
             Sessions::Memory(m) => m.take(key).await,
             Sessions::Redis(r) => r.take(key).await,
+        }
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Sessions::Memory(m) => m.peek(key).await,
+            Sessions::Redis(r) => r.peek(key).await,
         }
     }
     async fn get_with_epoch(&self, key: &SessionKey) -> Result<Option<(Arc<Session>, u64)>, StoreError> {

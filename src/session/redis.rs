@@ -147,6 +147,13 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
 }
 
 impl RedisStore {
+    /// A stored one-time value (`EXPIRES_AT:VALUE`) when it has not expired.
+    fn live_once(&self, stored: &[u8]) -> Option<Vec<u8>> {
+        let colon = stored.iter().position(|&b| b == b':')?;
+        let expires_at = std::str::from_utf8(&stored[..colon]).ok()?.parse::<u64>().ok()?;
+        (expires_at > self.clock.now()).then(|| stored[colon + 1..].to_vec())
+    }
+
     /// A store for the server at `url` (`redis://HOST:PORT[/DB]`), its keys starting with
     /// `prefix`, its deadlines read from `clock`. Connects on first use and reconnects after
     /// a failure, so a Redis that is down now does not stop the gateway from starting.
@@ -474,17 +481,15 @@ impl SessionStore for RedisStore {
         // GETDEL: of two racing takes, Redis hands the value to exactly one.
         let mut cmd = redis::cmd("GETDEL");
         cmd.arg(self.key("once", key));
-        let Some(stored): Option<Vec<u8>> = self.query(cmd).await? else {
-            return Ok(None);
-        };
-        let Some(colon) = stored.iter().position(|&b| b == b':') else {
-            return Ok(None);
-        };
-        let expires_at = std::str::from_utf8(&stored[..colon]).ok().and_then(|s| s.parse::<u64>().ok());
-        match expires_at {
-            Some(t) if t > self.clock.now() => Ok(Some(stored[colon + 1..].to_vec())),
-            _ => Ok(None),
-        }
+        let stored: Option<Vec<u8>> = self.query(cmd).await?;
+        Ok(stored.and_then(|s| self.live_once(&s)))
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key("once", key));
+        let stored: Option<Vec<u8>> = self.query(cmd).await?;
+        Ok(stored.and_then(|s| self.live_once(&s)))
     }
 }
 

@@ -153,8 +153,8 @@ pub async fn request(
     }
     let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
     let expires_at = state.clock.now().saturating_add(smtp.validation_ttl.as_secs());
-    let value = format!("{}\n{address}\n{expires_at}", account.id);
-    if !state.sessions.put_once(&link_key(&token), value.into_bytes(), expires_at).await? {
+    let value = Ticket { account_id: account.id.clone(), address: address.to_string(), expires_at }.value();
+    if !state.sessions.put_once(&link_key(&token), value, expires_at).await? {
         return Ok(done("email"));
     }
     let link = format!(
@@ -199,12 +199,17 @@ impl Ticket {
     }
 }
 
-/// Takes a link's ticket; `None` when the link is unknown, used, expired or malformed.
-async fn take(state: &AppState, token: &str) -> Result<Option<Ticket>, GatewayError> {
+/// A link's ticket; `None` when the link is unknown, used, expired or malformed. With `take`
+/// it is used up; otherwise only looked at.
+async fn ticket(state: &AppState, token: &str, take: bool) -> Result<Option<Ticket>, GatewayError> {
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
-    let Some(value) = state.sessions.take(&link_key(token)).await? else {
+    let stored = match take {
+        true => state.sessions.take(&link_key(token)).await?,
+        false => state.sessions.peek(&link_key(token)).await?,
+    };
+    let Some(value) = stored else {
         return Ok(None);
     };
     Ok(Ticket::parse(&value).filter(|t| state.clock.now() < t.expires_at))
@@ -232,18 +237,17 @@ pub async fn confirm_form(
     Query(q): Query<ConfirmQuery>,
 ) -> Result<Response, GatewayError> {
     let token = q.token.unwrap_or_default();
-    let Some(ticket) = take(&state, &token).await? else {
+    let Some(shown) = ticket(&state, &token, false).await? else {
         tracing::info!(target: "deskgate::audit", "Address change link refused: used, expired or forged");
         return Ok(unusable());
     };
-    state.sessions.put_once(&link_key(&token), ticket.value(), ticket.expires_at).await?;
     let binding = forms::binding(&state, &headers);
     let body = format!(
         "<p>Make <strong>{address}</strong> the email address of your account?</p>\
          <form method=\"post\" action=\"{PREFIX}/account/email/confirm\">{csrf}\
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\
          <button type=\"submit\">Use this address</button></form>",
-        address = esc(&ticket.address),
+        address = esc(&shown.address),
         csrf = binding.field(&state),
         token = esc(&token),
     );
@@ -273,7 +277,7 @@ pub async fn confirm(
             Some((&format!("{PREFIX}/account/email/confirm?token={}", query_value(&f.token)), "Back")),
         ));
     }
-    let Some(ticket) = take(&state, &f.token).await? else {
+    let Some(ticket) = ticket(&state, &f.token, true).await? else {
         tracing::info!(target: "deskgate::audit", "Address change refused: link used, expired or forged");
         return Ok(unusable());
     };
