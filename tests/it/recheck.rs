@@ -241,33 +241,34 @@ async fn oidc_groups_follow_the_provider_after_the_interval_an_outage_keeps_the_
                  [[providers.oidc.corp.groups]]\ngroup = \"helpdesk-agents\"\nusergroups = [\"power_users\"]\n";
     let head = format!(
         "[session]\nrecheck_interval = \"15m\"\n{}",
-        provider("corp", "deskgate-test", "Corp", &issuer, extra)
+        // A client of its own: the provider's outage below cuts off only this client.
+        provider("corp", "deskgate-test-outage", "Corp", &issuer, extra)
     );
     let stack =
         start(Options { head, port: Some(19670), files: vec![SECRET_FILE], ..Default::default() }).await;
-    let alice = "/test/groups?email=alice@corp.example.com";
+    let rex = "/test/groups?email=rex@corp.example.com";
     let mut b = Browser::new(&stack);
     let begin = b.get("/.deskgate/oidc/corp/start?next=/kb").await;
     let authorize = begin.location().unwrap().to_owned();
     assert!(authorize.contains("offline_access") && authorize.contains("prompt=consent"), "{authorize}");
-    let callback = AtProvider::default().sign_in(&authorize, "alice@corp.example.com", &b.base).await;
+    let callback = AtProvider::default().sign_in(&authorize, "rex@corp.example.com", &b.base).await;
     assert_eq!(b.get(&callback[b.base.len()..]).await.status, 303);
     assert_eq!(usergroups(&mut b).await, "everyone,registered,power_users,vips");
 
-    control(&issuer, &format!("{alice}&group=helpdesk-agents")).await;
+    control(&issuer, &format!("{rex}&group=helpdesk-agents")).await;
     stack.clock.advance(14 * 60);
     assert_eq!(usergroups(&mut b).await, "everyone,registered,power_users,vips", "not before the interval");
     stack.clock.advance(2 * 60);
     assert_eq!(usergroups(&mut b).await, "everyone,registered,power_users", "vips went at the provider");
 
-    control(&issuer, &format!("{alice}&group=helpdesk-agents&group=vips")).await;
+    control(&issuer, &format!("{rex}&group=helpdesk-agents&group=vips")).await;
     control(&issuer, "/test/outage?on=1").await;
     stack.clock.advance(16 * 60);
     let during = usergroups(&mut b).await;
     control(&issuer, "/test/outage?on=0").await;
     assert_eq!(during, "everyone,registered,power_users", "an outage keeps the session as it is");
 
-    control(&issuer, "/test/revoke?email=alice@corp.example.com").await;
+    control(&issuer, "/test/revoke?email=rex@corp.example.com").await;
     stack.clock.advance(3 * 60);
     assert!(!b.is_signed_in().await, "a revoked grant ends the session");
 }

@@ -50,6 +50,12 @@ const accounts = new Map(
       sub: '1005', email: 'erin@corp.example.com', email_verified: true, name: 'Erin Strong',
       hd: 'corp.example.com', groups: ['helpdesk-agents'], amr: ['pwd', 'otp', 'mfa'],
     },
+    {
+      // Rex is the re-check test's alone: it changes his groups and revokes his grants.
+      sub: '1006', email: 'rex@corp.example.com', email_verified: true, name: 'Rex Recheck',
+      given_name: 'Rex', family_name: 'Recheck', hd: 'corp.example.com',
+      groups: ['helpdesk-agents', 'vips'],
+    },
   ].map((account) => [account.email, account]),
 );
 const bySub = new Map([...accounts.values()].map((account) => [account.sub, account]));
@@ -82,6 +88,8 @@ const provider = new Provider(issuer, {
     client(clientId, 'RS256'),
     client(`${clientId}-es256`, 'ES256'),
     client(`${clientId}-eddsa`, 'EdDSA'),
+    // The client of the outage test: /test/outage cuts off only requests made as it.
+    client(`${clientId}-outage`, 'RS256'),
   ],
   jwks: { keys },
   cookies: { keys: [randomBytes(32).toString('hex')] },
@@ -128,13 +136,24 @@ const provider = new Provider(issuer, {
 // Test-only controls, for sessions that read the person again with a refresh token:
 //   POST /test/groups?email=E&group=G…   the person's groups from now on (none: no groups)
 //   POST /test/revoke?email=E   destroys every grant of the person: refreshes get invalid_grant
-//   POST /test/outage?on=1|0    while on, every other request is answered 503
+//   POST /test/outage?on=1|0    while on, every request made as the client <id>-outage (its
+//                               Basic credentials, or client_id in the query) is answered 503;
+//                               other clients, and the tests using them, are not touched
 const grants = new Map();
 function grantsOf(accountId) {
   if (!grants.has(accountId)) grants.set(accountId, new Set());
   return grants.get(accountId);
 }
 let outage = false;
+// The client a request is made as: HTTP Basic credentials, or client_id in the query.
+function asClient(ctx) {
+  const basic = /^Basic\s+(.+)$/i.exec(ctx.get('authorization') || '');
+  if (basic) {
+    const pair = Buffer.from(basic[1], 'base64').toString();
+    return decodeURIComponent(pair.split(':')[0].replace(/\+/g, ' '));
+  }
+  return ctx.query.client_id;
+}
 provider.on('server_error', (ctx, error) => console.error('server_error', error));
 provider.on('grant.error', (ctx, error) => console.error('grant.error', error.message, error.error_detail));
 
@@ -166,7 +185,7 @@ async function readForm(req) {
 
 provider.use(async (ctx, next) => {
   if (!ctx.path.startsWith('/test/')) {
-    if (outage) {
+    if (outage && asClient(ctx) === `${clientId}-outage`) {
       ctx.status = 503;
       ctx.body = 'simulated outage';
       return undefined;
