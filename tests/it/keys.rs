@@ -577,6 +577,22 @@ async fn a_key_enrols_a_member_of_a_usergroup_requiring_one_and_a_session_that_s
     assert_eq!(app.status, 303, "{}", app.body);
     assert_eq!(app.location(), Some("/.deskgate/mfa/key?next=/.deskgate/account/security"));
 
+    // An answer to another challenge, or garbage, steps nothing up (and uses the step up).
+    for bad in [assertion(&laptop, "bm90LXRoZS1jaGFsbGVuZ2U", site, count + 1), "{\"id\":[]}".to_owned()] {
+        let step = early.get("/.deskgate/mfa/key?next=/whoami").await;
+        let csrf = step.field("csrf").expect("csrf");
+        let refused = early.post("/.deskgate/mfa/key", &[("csrf", &csrf), ("credential", &bad)]).await;
+        assert!(matches!(refused.status, 400 | 401), "{}: {}", refused.status, refused.body);
+        assert_eq!(
+            early.get_with("/whoami", &[("accept", "text/html")]).await.status,
+            302,
+            "still not stepped up"
+        );
+    }
+    let mut guest = Browser::new(&stack);
+    let posted = guest.post("/.deskgate/mfa/key", &[("csrf", "x"), ("credential", "{}")]).await;
+    assert!(posted.location().is_some_and(|l| l.starts_with("/.deskgate/login")), "{posted:?}");
+
     // The early session gives the key now (step-up) and is let on.
     let step = early.get("/.deskgate/mfa/key?next=/whoami").await;
     let challenge = challenge_of(&step);
