@@ -129,16 +129,8 @@ for port in $via_trivial $via_deskgate; do
   [ "$code" = 200 ] || { echo "bench/forwardauth.sh: port $port answered $code, not 200" >&2; exit 1; }
 done
 
-cpu() { # PID... -> CPU ticks used so far
-  local total=0 p
-  for p in "$@"; do
-    read -r -a f <"/proc/$p/stat"
-    total=$((total + f[13] + f[14]))
-  done
-  echo "$total"
-}
-nginx_pids() { local m; m=$(cat "$dir/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
-tick=$(getconf CLK_TCK)
+# shellcheck source=bench/cpu.sh
+source bench/cpu.sh
 
 results=()
 run() { # NAME PORT

@@ -107,16 +107,8 @@ red_cookie=$(signin $red)
 [ -n "$mem_cookie" ] && [ -n "$red_cookie" ] || { echo "bench/proxy.sh: sign-in failed" >&2; exit 1; }
 curl -sf -H "Cookie: $mem_cookie" "http://127.0.0.1:$mem/" >/dev/null || { echo "bench/proxy.sh: the signed-in request failed" >&2; exit 1; }
 
-cpu() { # PID... -> CPU seconds used so far
-  local total=0 p
-  for p in "$@"; do
-    read -r -a f <"/proc/$p/stat"
-    total=$((total + f[13] + f[14]))
-  done
-  echo "$total"
-}
-nginx_pids() { local m; m=$(cat "$dir/nginx.pid"); echo "$m $(pgrep -P "$m" | tr '\n' ' ')"; }
-tick=$(getconf CLK_TCK)
+# shellcheck source=bench/cpu.sh
+source bench/cpu.sh
 
 results=()
 run() { # NAME PORT COOKIE PIDS...

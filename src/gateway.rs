@@ -13,7 +13,7 @@ use crate::forwarded;
 use crate::html;
 use crate::identity;
 use crate::mfa;
-use crate::policy::{Decision, DenyReason, Who, normalize, request_host, verdict_for_host};
+use crate::policy::{Decision, DenyReason, Who, normalize, verdict_for_host};
 use crate::state::AppState;
 use crate::visitor::Visitor;
 use crate::web::{self, PREFIX, wants_html};
@@ -52,7 +52,7 @@ pub async fn forward(
         Some(session) => Who::SignedIn(&session.resolved),
     };
     let host = request_authority(&req);
-    let route_host = host.and_then(request_host);
+    let routed = state.config.routes.pick(host, &path);
     let everyone = state.config.model.everyone_enabled;
     let verdict = verdict_for_host(&state.config.policy, everyone, who, host, req.method(), &path);
     // A guest passed a public rule (the only way past while Everyone is disabled): the
@@ -123,7 +123,6 @@ pub async fn forward(
         .cloned()
         .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
     forwarded::set(headers, peer.ip(), proto, host);
-    let routed = state.config.routes.pick(route_host.as_deref(), &path);
     let proxy = routed.and_then(|id| state.upstreams.get(id)).unwrap_or(&state.proxy);
     let began = std::time::Instant::now();
     let answer = proxy.forward(Request::from_parts(parts, body), &target).await;

@@ -10,7 +10,7 @@
 //! longest prefix. Routing only chooses where a request goes: rules and identity headers
 //! are decided the same for every upstream, before the route is looked at.
 
-use crate::policy::{HostPattern, NormalPath};
+use crate::policy::{HostPattern, NormalPath, request_host};
 
 /// One `[[routes]]` entry, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +63,16 @@ impl Routes {
         &self.0
     }
 
-    /// The named upstream for a request to `host` (in `request_host` form) and `path`;
-    /// `None`: the default `[upstream]`.
-    pub fn pick(&self, host: Option<&str>, path: &NormalPath) -> Option<&str> {
+    /// The named upstream for a request whose `Host` (or HTTP/2 authority) is `authority`,
+    /// to `path`; `None`: the default `[upstream]`. The host is read (as the rules read it)
+    /// only when there are routes.
+    pub fn pick(&self, authority: Option<&str>, path: &NormalPath) -> Option<&str> {
         if self.0.is_empty() {
             return None;
         }
+        let host = authority.and_then(request_host);
         let segments = path.lower();
-        self.0.iter().find(|r| r.covers(host, segments)).map(|r| r.upstream.as_str())
+        self.0.iter().find(|r| r.covers(host.as_deref(), segments)).map(|r| r.upstream.as_str())
     }
 }
 

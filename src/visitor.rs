@@ -82,7 +82,10 @@ pub async fn lookup(
         return Ok(next.run(req).await);
     }
     // A bearer token, where tokens are read, speaks for the request whatever the cookie says.
-    let token = if crate::bearer::applies(req.uri().path()) {
+    // Most requests carry no `Authorization` at all: nothing to read, no client to work out.
+    let token = if req.headers().contains_key(http::header::AUTHORIZATION)
+        && crate::bearer::applies(req.uri().path())
+    {
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(p)| p.ip());
         let peer = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let client = crate::forwarded::client_addr(peer, req.headers(), &state.config.server.trusted_proxies);

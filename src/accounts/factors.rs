@@ -6,7 +6,7 @@ use std::future::Future;
 
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
-use super::{AccountError, Accounts, PostgresStore, SqliteStore};
+use super::{AccountError, Accounts, PostgresStore, SqliteStore, db, signed, unsigned};
 
 /// An enrolled authenticator app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,19 +61,6 @@ pub trait FactorStore: Send + Sync {
         &self,
         account_ids: &[String],
     ) -> impl Future<Output = Result<Vec<String>, AccountError>> + Send;
-}
-
-fn db(e: sqlx::Error) -> AccountError {
-    AccountError::Database(Box::new(e))
-}
-
-/// Stored steps and times are non-negative; SQL integers are signed.
-fn signed(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn unsigned(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// The same SQL serves both backends (`$n` parameters; a no-op update of the account's row

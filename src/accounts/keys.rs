@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use super::{AccountError, Accounts, PostgresStore, SqliteStore, new_account_id};
+use super::{AccountError, Accounts, PostgresStore, SqliteStore, db, new_account_id, signed, unsigned};
 
 /// A registered key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,18 +74,6 @@ pub trait KeyStore: Send + Sync {
         credential: &str,
         at: u64,
     ) -> impl Future<Output = Result<bool, AccountError>> + Send;
-}
-
-fn db(e: sqlx::Error) -> AccountError {
-    AccountError::Database(Box::new(e))
-}
-
-fn unsigned(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or_default()
-}
-
-fn signed(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// A row as both backends read it.

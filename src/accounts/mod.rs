@@ -247,6 +247,21 @@ fn gather_organizations(
     out
 }
 
+/// A database error as the account stores report it.
+fn db(e: sqlx::Error) -> AccountError {
+    AccountError::Database(Box::new(e))
+}
+
+/// A stored time or step: non-negative, though SQL integers are signed.
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A time or step as SQL stores it.
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// An update or delete that matched no row names no account.
 fn one_account(rows_affected: u64) -> Result<(), AccountError> {
     if rows_affected == 0 { Err(AccountError::NotFound) } else { Ok(()) }

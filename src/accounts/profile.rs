@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::{AccountError, Accounts, PostgresStore, SqliteStore, one_account};
+use super::{AccountError, Accounts, PostgresStore, SqliteStore, db, one_account};
 
 /// Where people's own changes to their accounts are kept.
 pub trait ProfileStore: Send + Sync {
@@ -12,33 +12,25 @@ pub trait ProfileStore: Send + Sync {
     -> impl Future<Output = Result<(), AccountError>> + Send;
 }
 
-fn db(e: sqlx::Error) -> AccountError {
-    AccountError::Database(Box::new(e))
+/// The same SQL serves both backends (`$n` parameters).
+macro_rules! profile_store {
+    ($store:ty) => {
+        impl ProfileStore for $store {
+            async fn set_name(&self, account_id: &str, name: &str) -> Result<(), AccountError> {
+                let done = sqlx::query("UPDATE accounts SET name = $1 WHERE id = $2")
+                    .bind(name)
+                    .bind(account_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                one_account(done.rows_affected())
+            }
+        }
+    };
 }
 
-impl ProfileStore for SqliteStore {
-    async fn set_name(&self, account_id: &str, name: &str) -> Result<(), AccountError> {
-        let done = sqlx::query("UPDATE accounts SET name = ? WHERE id = ?")
-            .bind(name)
-            .bind(account_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        one_account(done.rows_affected())
-    }
-}
-
-impl ProfileStore for PostgresStore {
-    async fn set_name(&self, account_id: &str, name: &str) -> Result<(), AccountError> {
-        let done = sqlx::query("UPDATE accounts SET name = $1 WHERE id = $2")
-            .bind(name)
-            .bind(account_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        one_account(done.rows_affected())
-    }
-}
+profile_store!(SqliteStore);
+profile_store!(PostgresStore);
 
 impl ProfileStore for Accounts {
     async fn set_name(&self, account_id: &str, name: &str) -> Result<(), AccountError> {

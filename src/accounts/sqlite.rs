@@ -10,8 +10,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool as Pool};
 use super::listing::{self, push_where};
 use super::{
     Account, AccountError, AccountPage, AccountQuery, AccountStatus, AccountStore, Listed, Membership,
-    NewAccount, Organization, ProviderClaims, attach_claims, claim_rows, gather_claims, gather_organizations,
-    new_account_id,
+    NewAccount, Organization, ProviderClaims, attach_claims, claim_rows, db, gather_claims,
+    gather_organizations, new_account_id,
 };
 
 pub(super) const MIGRATIONS: &[(i64, &str)] = &[
@@ -24,10 +24,6 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../migrations/sqlite/0008_second_factors.sql")),
     (9, include_str!("../../migrations/sqlite/0009_security_keys.sql")),
 ];
-
-fn db(e: sqlx::Error) -> AccountError {
-    AccountError::Database(Box::new(e))
-}
 
 /// Accounts in a SQLite database.
 #[derive(Debug, Clone)]

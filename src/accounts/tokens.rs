@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{AccountError, Accounts, PostgresStore, SqliteStore};
+use super::{AccountError, Accounts, PostgresStore, SqliteStore, db, signed, unsigned};
 
 /// What every token starts with: how deskgate tells its own bearer tokens from others.
 pub const TOKEN_PREFIX: &str = "dg_";
@@ -64,18 +64,6 @@ pub fn token_hash(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn db(e: sqlx::Error) -> AccountError {
-    AccountError::Database(Box::new(e))
-}
-
-fn secs(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-fn signed(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 fn joined(permissions: &Option<Vec<String>>) -> Option<String> {
     permissions.as_ref().map(|p| p.join("\n"))
 }
@@ -115,30 +103,21 @@ pub trait TokenStore: Send + Sync {
     fn is_service(&self, account_id: &str) -> impl Future<Output = Result<bool, AccountError>> + Send;
 }
 
-/// One query text for both backends: `?` placeholders become `$n` for PostgreSQL.
-fn pg(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut n = 0;
-    for c in sql.chars() {
-        if c == '?' {
-            n += 1;
-            out.push_str(&format!("${n}"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
+// One query text for both backends (`$n` parameters).
 const INSERT: &str = "INSERT INTO api_tokens (id, account_id, hash, name, permissions, created_at, expires_at) \
-                      SELECT ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?)";
-const COLUMNS: &str =
-    "SELECT id, account_id, name, permissions, created_at, expires_at, last_used_at FROM api_tokens";
-const REVOKE: &str = "DELETE FROM api_tokens WHERE account_id = ? AND id = ?";
-const TOUCH: &str = "UPDATE api_tokens SET last_used_at = ? WHERE id = ?";
-const MARK: &str = "INSERT INTO service_accounts (account_id) SELECT ? WHERE EXISTS (SELECT 1 FROM accounts WHERE id = ?) \
+                      SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $2)";
+macro_rules! columns {
+    () => {
+        "SELECT id, account_id, name, permissions, created_at, expires_at, last_used_at FROM api_tokens"
+    };
+}
+const BY_HASH: &str = concat!(columns!(), " WHERE hash = $1");
+const OF_ACCOUNT: &str = concat!(columns!(), " WHERE account_id = $1 ORDER BY created_at, id");
+const REVOKE: &str = "DELETE FROM api_tokens WHERE account_id = $1 AND id = $2";
+const TOUCH: &str = "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2";
+const MARK: &str = "INSERT INTO service_accounts (account_id) SELECT $1 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $1) \
                     ON CONFLICT (account_id) DO NOTHING";
-const IS_SERVICE: &str = "SELECT account_id FROM service_accounts WHERE account_id = ?";
+const IS_SERVICE: &str = "SELECT account_id FROM service_accounts WHERE account_id = $1";
 
 macro_rules! token_row {
     ($row:expr) => {{
@@ -148,19 +127,19 @@ macro_rules! token_row {
             account_id: row.try_get("account_id").map_err(db)?,
             name: row.try_get("name").map_err(db)?,
             permissions: split(row.try_get("permissions").map_err(db)?),
-            created_at: secs(row.try_get("created_at").map_err(db)?),
-            expires_at: secs(row.try_get("expires_at").map_err(db)?),
-            last_used_at: row.try_get::<Option<i64>, _>("last_used_at").map_err(db)?.map(secs),
+            created_at: unsigned(row.try_get("created_at").map_err(db)?),
+            expires_at: unsigned(row.try_get("expires_at").map_err(db)?),
+            last_used_at: row.try_get::<Option<i64>, _>("last_used_at").map_err(db)?.map(unsigned),
         }
     }};
 }
 
-/// The same statements on both backends, differing only in placeholders.
+/// The same statements on both backends.
 macro_rules! token_store {
-    ($store:ty, $sql:expr) => {
+    ($store:ty) => {
         impl TokenStore for $store {
             async fn add_token(&self, t: &ApiToken, hash: &str) -> Result<(), AccountError> {
-                let done = sqlx::query(&$sql(INSERT))
+                let done = sqlx::query(INSERT)
                     .bind(&t.id)
                     .bind(&t.account_id)
                     .bind(hash)
@@ -168,7 +147,6 @@ macro_rules! token_store {
                     .bind(joined(&t.permissions))
                     .bind(signed(t.created_at))
                     .bind(signed(t.expires_at))
-                    .bind(&t.account_id)
                     .execute(&self.pool)
                     .await
                     .map_err(db)?;
@@ -176,11 +154,7 @@ macro_rules! token_store {
             }
 
             async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>, AccountError> {
-                let row = sqlx::query(&$sql(&format!("{COLUMNS} WHERE hash = ?")))
-                    .bind(hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)?;
+                let row = sqlx::query(BY_HASH).bind(hash).fetch_optional(&self.pool).await.map_err(db)?;
                 Ok(match row {
                     Some(row) => Some(token_row!(row)),
                     None => None,
@@ -189,11 +163,7 @@ macro_rules! token_store {
 
             async fn tokens(&self, account_id: &str) -> Result<Vec<ApiToken>, AccountError> {
                 let rows =
-                    sqlx::query(&$sql(&format!("{COLUMNS} WHERE account_id = ? ORDER BY created_at, id")))
-                        .bind(account_id)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db)?;
+                    sqlx::query(OF_ACCOUNT).bind(account_id).fetch_all(&self.pool).await.map_err(db)?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in rows {
                     out.push(token_row!(row));
@@ -202,7 +172,7 @@ macro_rules! token_store {
             }
 
             async fn revoke_token(&self, account_id: &str, token_id: &str) -> Result<(), AccountError> {
-                let done = sqlx::query(&$sql(REVOKE))
+                let done = sqlx::query(REVOKE)
                     .bind(account_id)
                     .bind(token_id)
                     .execute(&self.pool)
@@ -212,27 +182,17 @@ macro_rules! token_store {
             }
 
             async fn touch_token(&self, token_id: &str, at: u64) -> Result<(), AccountError> {
-                sqlx::query(&$sql(TOUCH))
-                    .bind(signed(at))
-                    .bind(token_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db)?;
+                sqlx::query(TOUCH).bind(signed(at)).bind(token_id).execute(&self.pool).await.map_err(db)?;
                 Ok(())
             }
 
             async fn mark_service(&self, account_id: &str) -> Result<(), AccountError> {
-                sqlx::query(&$sql(MARK))
-                    .bind(account_id)
-                    .bind(account_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(db)?;
+                sqlx::query(MARK).bind(account_id).execute(&self.pool).await.map_err(db)?;
                 if self.is_service(account_id).await? { Ok(()) } else { Err(AccountError::NotFound) }
             }
 
             async fn is_service(&self, account_id: &str) -> Result<bool, AccountError> {
-                let found: Option<String> = sqlx::query_scalar(&$sql(IS_SERVICE))
+                let found: Option<String> = sqlx::query_scalar(IS_SERVICE)
                     .bind(account_id)
                     .fetch_optional(&self.pool)
                     .await
@@ -243,8 +203,8 @@ macro_rules! token_store {
     };
 }
 
-token_store!(SqliteStore, str::to_owned);
-token_store!(PostgresStore, pg);
+token_store!(SqliteStore);
+token_store!(PostgresStore);
 
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {

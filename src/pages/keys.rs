@@ -162,13 +162,6 @@ fn page(
     html::page(status, "Security keys", &body)
 }
 
-fn signed_in(visitor: Visitor) -> Option<(SessionKey, std::sync::Arc<Session>)> {
-    match visitor {
-        Visitor::SignedIn { key, session } => Some((key, session)),
-        Visitor::Guest | Visitor::Bearer { .. } => None,
-    }
-}
-
 /// Whether this session may add or remove a key: it used a second factor, or the account
 /// has none. Otherwise a session that skipped the account's factor (a provider sign-in, say)
 /// could plant a key of its own, or take the account's away.
@@ -186,7 +179,7 @@ pub async fn show(
     visitor: Visitor,
     headers: HeaderMap,
 ) -> Result<Response, GatewayError> {
-    let Some((_, session)) = signed_in(visitor) else { return Ok(login_redirect()) };
+    let Some((_, session)) = super::account::signed_in(visitor) else { return Ok(login_redirect()) };
     if passkeys::relying_party(&state).is_none() {
         return Ok(not_offered());
     }
@@ -217,7 +210,7 @@ pub async fn begin(
     headers: HeaderMap,
     Form(f): Form<BeginForm>,
 ) -> Result<Response, GatewayError> {
-    let Some((_, session)) = signed_in(visitor) else {
+    let Some((_, session)) = super::account::signed_in(visitor) else {
         return Ok(json(StatusCode::UNAUTHORIZED, r#"{"error":"not signed in"}"#.into()));
     };
     if !forms::csrf_ok(&state, &headers, &f.csrf) {
@@ -287,7 +280,7 @@ async fn poster(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<Result<(SessionKey, std::sync::Arc<Session>), Response>, GatewayError> {
-    let Some((key, session)) = signed_in(visitor) else { return Ok(Err(login_redirect())) };
+    let Some((key, session)) = super::account::signed_in(visitor) else { return Ok(Err(login_redirect())) };
     if !forms::csrf_ok(state, headers, csrf) {
         let text = "This form has expired or did not come from this site. Please try again.";
         return again(state, headers, &session.account_id, StatusCode::FORBIDDEN, text).await.map(Err);
