@@ -8,6 +8,11 @@
 //! With `conn`, the upstream client is not deskgate's (hyper-util's pooled client) but a
 //! minimal one: per thread, a list of `hyper::client::conn::http1` connections, taking the
 //! first that is ready; it shows what the pooled client itself costs.
+//!
+//! With `answer` (and `-` for the upstream), nothing is forwarded: every request is answered
+//! 200 with what a forward-auth answer carries (ten identity headers, one a 600-byte token,
+//! and `no-store`), decided by nothing. `bench/forwardauth.sh` asks it beside deskgate: the
+//! floor of an HTTP server on this serving, over which the gate's own work is counted.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,11 +24,17 @@ use deskgate::proxy::{Proxy, UpstreamSettings, set_worker};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: proxy-floor LISTEN UPSTREAM_URL WORKERS [conn] | proxy-floor LISTEN - WORKERS answer";
+    if let [_, l, _, w, mode] = &args[..]
+        && mode == "answer"
+    {
+        return serve(l.parse().expect("LISTEN"), w.parse().expect("WORKERS"), answer());
+    }
     let (listen, upstream, workers): (SocketAddr, http::Uri, usize) = match &args[..] {
         [_, l, u, w] | [_, l, u, w, _] => {
             (l.parse().expect("LISTEN"), u.parse().expect("UPSTREAM_URL"), w.parse().expect("WORKERS"))
         }
-        _ => panic!("usage: proxy-floor LISTEN UPSTREAM_URL WORKERS [conn]"),
+        _ => panic!("{usage}"),
     };
     if args.get(4).map(String::as_str) == Some("conn") {
         let authority = upstream.authority().expect("an upstream with host and port").to_string();
@@ -59,6 +70,34 @@ fn main() {
         }
     });
     serve(listen, workers, app);
+}
+
+/// Answers every request as an allowed forward-auth question is answered, deciding nothing.
+fn answer() -> Router {
+    let token = http::HeaderValue::from_str(&"t".repeat(600)).expect("token");
+    Router::new().fallback(move || {
+        let token = token.clone();
+        async move {
+            let mut resp = http::StatusCode::OK.into_response();
+            let h = resp.headers_mut();
+            for name in [
+                "x-deskgate-user",
+                "x-deskgate-email",
+                "x-deskgate-email-verified",
+                "x-deskgate-name",
+                "x-deskgate-usergroups",
+                "x-deskgate-permissions",
+                "x-deskgate-provider",
+                "x-deskgate-auth",
+                "x-deskgate-amr",
+            ] {
+                h.insert(name, http::HeaderValue::from_static("a-value-of-some-length"));
+            }
+            h.insert("x-deskgate-jwt", token);
+            h.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+            resp
+        }
+    })
 }
 
 fn serve(listen: SocketAddr, workers: usize, app: Router) {

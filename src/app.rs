@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use deskgate_builtin::Builtin;
+use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 
 use crate::accounts::{AccountError, Accounts, PostgresStore, SqliteStore};
@@ -229,8 +230,8 @@ impl Gateway {
     pub fn router(&self) -> Router {
         let slot = self.slot.clone();
         Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
-            let router = slot.current.read().unwrap_or_else(|p| p.into_inner()).1.clone();
-            tower::ServiceExt::oneshot(router, req)
+            let (state, router) = slot.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+            crate::stack::serve(state, router, req).map(Ok::<_, std::convert::Infallible>)
         }))
     }
 }

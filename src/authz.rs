@@ -28,7 +28,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::forwarded;
 use crate::html::query_value;
-use crate::identity::{HeaderSet, header_value};
+use crate::identity::HeaderSet;
 use crate::policy::{Decision, Who, normalize, request_host, verdict_for_host};
 use crate::state::AppState;
 use crate::visitor::Visitor;
@@ -274,7 +274,9 @@ pub fn override_headers() -> [HeaderName; 2] {
     ORIGINAL.map(HeaderName::from_static)
 }
 
-/// The endpoints, under [`AUTHZ`].
+/// The endpoints, under [`AUTHZ`]. Questions that reach the ordinary stack come here (one
+/// carrying an `Upgrade`, say); the others take [`crate::stack::question`], which calls
+/// the same [`ask`].
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/authz/forward-auth", any(forward_auth))
@@ -282,10 +284,16 @@ pub fn routes() -> Router<AppState> {
         .route("/authz/ext-authz", any(ext_authz))
         .route("/authz/ext-authz/", any(ext_authz))
         .route("/authz/ext-authz/{*rest}", any(ext_authz))
-        .layer(axum::middleware::map_response(|mut resp: Response| async move {
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            resp
-        }))
+}
+
+/// The endpoint a request's whole path (with the reserved prefix) names, if it names one.
+pub fn dialect_of(path: &str) -> Option<Dialect> {
+    match path.strip_prefix(PREFIX)?.strip_prefix(AUTHZ)? {
+        "/forward-auth" => Some(Dialect::ForwardAuth),
+        "/auth-request" => Some(Dialect::AuthRequest),
+        rest if rest == "/ext-authz" || rest.starts_with("/ext-authz/") => Some(Dialect::ExtAuthz),
+        _ => None,
+    }
 }
 
 async fn forward_auth(
@@ -294,8 +302,7 @@ async fn forward_auth(
     visitor: Visitor,
     req: Request,
 ) -> Response {
-    let read = read_forward_auth(req.headers());
-    answer(&state, peer, visitor, req.headers(), Dialect::ForwardAuth, read).await
+    ask(&state, peer, visitor, (req.method(), req.uri(), req.headers()), Dialect::ForwardAuth).await
 }
 
 async fn auth_request(
@@ -304,8 +311,7 @@ async fn auth_request(
     visitor: Visitor,
     req: Request,
 ) -> Response {
-    let read = read_auth_request(req.headers());
-    answer(&state, peer, visitor, req.headers(), Dialect::AuthRequest, read).await
+    ask(&state, peer, visitor, (req.method(), req.uri(), req.headers()), Dialect::AuthRequest).await
 }
 
 async fn ext_authz(
@@ -314,17 +320,37 @@ async fn ext_authz(
     visitor: Visitor,
     req: Request,
 ) -> Response {
-    // Nested under the reserved prefix, the router sees the path without it.
-    let endpoint = format!("{AUTHZ}/ext-authz");
-    let full = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let full = full.strip_prefix(PREFIX).unwrap_or(full);
-    let read = match full.strip_prefix(&endpoint) {
-        Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => {
-            read_ext_authz(req.method(), rest, req.headers())
+    ask(&state, peer, visitor, (req.method(), req.uri(), req.headers()), Dialect::ExtAuthz).await
+}
+
+/// Answers `req`, a question of `dialect` from `peer` about a request by `visitor`. Every
+/// answer says `no-store`.
+pub async fn ask(
+    state: &AppState,
+    peer: SocketAddr,
+    visitor: Visitor,
+    (method, uri, headers): (&Method, &http::Uri, &HeaderMap),
+    dialect: Dialect,
+) -> Response {
+    let read = match dialect {
+        Dialect::ForwardAuth => read_forward_auth(headers),
+        Dialect::AuthRequest => read_auth_request(headers),
+        Dialect::ExtAuthz => {
+            // Nested under the reserved prefix, the router sees the path without it.
+            let endpoint = format!("{AUTHZ}/ext-authz");
+            let full = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let full = full.strip_prefix(PREFIX).unwrap_or(full);
+            match full.strip_prefix(&endpoint) {
+                Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => {
+                    read_ext_authz(method, rest, headers)
+                }
+                _ => Err(Malformed::BadTarget("path")),
+            }
         }
-        _ => Err(Malformed::BadTarget("path")),
     };
-    answer(&state, peer, visitor, req.headers(), Dialect::ExtAuthz, read).await
+    let mut resp = answer(state, peer, visitor, headers, dialect, read).await;
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 fn text(status: StatusCode, body: String) -> Response {
@@ -425,28 +451,32 @@ async fn answer(
 /// Every identity header, set even when empty, and the JWT (empty for a guest).
 fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, out: &mut HeaderMap) {
     let n = &state.names;
-    let all: [&HeaderName; 10] = [
-        &n.user,
-        &n.email,
-        &n.email_verified,
-        &n.name,
-        &n.usergroups,
-        &n.permissions,
-        &n.provider,
-        &n.auth,
-        &n.jwt,
-        &n.amr,
-    ];
-    for name in all {
-        out.insert(name.clone(), HeaderValue::from_static(""));
-    }
+    out.reserve(12);
     match visitor {
-        Visitor::Guest if anonymous => {}
-        Visitor::Guest => state.guest_headers.apply(out),
+        Visitor::Guest => {
+            for name in [
+                &n.user,
+                &n.email,
+                &n.email_verified,
+                &n.name,
+                &n.usergroups,
+                &n.permissions,
+                &n.provider,
+                &n.auth,
+                &n.jwt,
+                &n.amr,
+            ] {
+                out.insert(name.clone(), HeaderValue::from_static(""));
+            }
+            if !anonymous {
+                state.guest_headers.apply(out);
+            }
+        }
         Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {
+            // Sets every header but the address (when there is none) and the JWT.
             HeaderSet::apply_signed_in(n, session, visitor.auth(), out);
             if !out.contains_key(&n.email) {
-                out.insert(n.email.clone(), header_value(""));
+                out.insert(n.email.clone(), HeaderValue::from_static(""));
             }
             let audience = state.config.jwt.audience_for(Some(host));
             out.insert(n.jwt.clone(), state.signer.for_session_to(session, state.clock.now(), audience));

@@ -145,7 +145,13 @@ impl IntoResponse for GatewayError {
 pub async fn rescue(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
     let html = wants_html(req.headers());
-    let mut resp = next.run(req).await;
+    render(&metrics, &id, html, next.run(req).await)
+}
+
+/// The answer to a request with id `id` (whose client `html` wants a page) for what the
+/// handlers answered: a marked failure becomes its page or JSON, a body limit's bare 413
+/// too; everything else is answered as it is.
+pub fn render(metrics: &Metrics, id: &str, html: bool, mut resp: Response) -> Response {
     // Body limits (the layer's, and axum's extractors') answer 413 with a bare or plain-text
     // body; give it the same clear page as every other failure.
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -166,7 +172,7 @@ pub async fn rescue(State(metrics): State<Arc<Metrics>>, req: Request, next: Nex
         let body = format!(
             "<p>{}</p><p class=\"muted\">Request id: <code>{}</code></p>",
             html::esc(f.text),
-            html::esc(&id)
+            html::esc(id)
         );
         html::page(f.status, f.title, &body)
     } else {

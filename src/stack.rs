@@ -1,10 +1,14 @@
 //! The whole tower stack, top to bottom. Read this file to know what happens to a request.
 
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use http::header;
+use futures_util::FutureExt as _;
+use http::{HeaderValue, header};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -12,9 +16,13 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument as _;
 
 use crate::state::AppState;
 use crate::{admin, authz, edge, error, forwarded, gateway, mfa, pages, visitor, web};
+
+/// The request id's header.
+const REQUEST_ID: &str = "x-request-id";
 
 /// Request ids: 64 random bits, hex.
 #[derive(Clone, Copy, Default)]
@@ -110,15 +118,23 @@ pub fn https_redirect(state: &AppState) -> Router {
 
 async fn strip_client_headers(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    strip(&state, peer.ip(), &mut req);
+    next.run(req).await
+}
+
+/// Removes from `req`, sent by `peer`, every client spelling of the identity headers, the
+/// `X-Forwarded-*` of a peer that is not a trusted proxy, `_` names and override headers
+/// (a trusted proxy's forward-auth question keeps the ones naming its original URL).
+fn strip(state: &AppState, peer: IpAddr, req: &mut Request) {
     // The administration API's CSRF header may share the identity prefix; it is kept only
     // for the API, whose requests are never proxied.
     let own = req.uri().path().strip_prefix(web::PREFIX);
     let api = own.is_some_and(|rest| rest.starts_with("/api/"));
-    let trusted = forwarded::trusted(peer.ip(), &state.config.server.trusted_proxies);
+    let trusted = forwarded::trusted(peer, &state.config.server.trusted_proxies);
     // A trusted proxy's forward-auth question names the original URL in override headers;
     // they are read there (and only there), never forwarded.
     let question =
@@ -137,9 +153,88 @@ async fn strip_client_headers(
         edge::strip_untrusted(headers, server.allow_underscores_in_headers, &server.allowed_override_headers)
     };
     if identity + forwarding + untrusted > 0 {
-        tracing::debug!(identity, forwarding, untrusted, client = %peer.ip(), "Removed client-sent identity, forwarding or override headers");
+        tracing::debug!(identity, forwarding, untrusted, client = %peer, "Removed client-sent identity, forwarding or override headers");
     }
-    next.run(req).await
+}
+
+/// Serves `req` with `router` (the stack [`build`] made for `state`), except a forward-auth
+/// question, which takes [`question`]: proxies ask one for every request they pass, and the
+/// router and its layers would cost more than the answer.
+pub async fn serve(state: AppState, router: Router, req: Request) -> Response {
+    match plain_question(&req) {
+        Some(dialect) => question(state, req, dialect).await,
+        None => match tower::ServiceExt::oneshot(router, req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        },
+    }
+}
+
+/// The endpoint `req` asks, when it is a question the layers' own answers (the edge's
+/// refusals and upgrade handling, the body limit) have nothing to say about: not `CONNECT`,
+/// no upgrade, no body. Anything else takes the whole stack, which answers it the same way.
+fn plain_question(req: &Request) -> Option<authz::Dialect> {
+    let dialect = authz::dialect_of(req.uri().path())?;
+    let headers = req.headers();
+    let bodiless = !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.get_all(header::CONTENT_LENGTH).iter().all(|v| v.as_bytes() == b"0");
+    let plain = req.method() != http::Method::CONNECT
+        && !headers.contains_key(header::UPGRADE)
+        && !headers.contains_key("http2-settings");
+    (bodiless && plain).then_some(dialect)
+}
+
+/// A forward-auth question's way through the stack: what the layers of [`build`] do to it,
+/// in their order, without the router. The request id (the client's or a new one), the trace
+/// span, headers stripped as by `strip_client_headers`, the session lookup as by
+/// `visitor::lookup`, the answer within `server.request_timeout`, a panic answered as any
+/// other, failures rendered by `error::render`; `no-store` and HSTS on every answer. (A
+/// usergroup's second factor is the endpoint's to ask for, as the enrolment layer leaves it.)
+async fn question(state: AppState, mut req: Request, dialect: authz::Dialect) -> Response {
+    let id = match req.headers().get(REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = RandomId
+                .make_request_id(&req)
+                .map_or(HeaderValue::from_static("-"), |r| r.into_header_value());
+            req.headers_mut().insert(REQUEST_ID, id.clone());
+            id
+        }
+    };
+    let span = tracing::info_span!("request", id = %id.to_str().unwrap_or("-"), method = %req.method(), path = %req.uri().path());
+    let html = web::wants_html(req.headers());
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ConnectInfo(peer)| *peer);
+    let timeout = state.config.server.request_timeout;
+    let work = async {
+        strip(&state, peer.ip(), &mut req);
+        match visitor::visit(&state, &mut req).await {
+            Ok(Ok(visitor)) => {
+                authz::ask(&state, peer, visitor, (req.method(), req.uri(), req.headers()), dialect).await
+            }
+            Ok(Err(refused)) => refused,
+            Err(error) => error.into_response(),
+        }
+    };
+    let answered =
+        tokio::time::timeout(timeout, AssertUnwindSafe(work).catch_unwind()).instrument(span).await;
+    let resp = match answered {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(panic)) => error::panic_response(panic),
+        Err(_) => http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    };
+    let mut resp = error::render(&state.metrics, id.to_str().unwrap_or("-"), html, resp);
+    let headers = resp.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if !headers.contains_key(REQUEST_ID) {
+        headers.insert(REQUEST_ID, id);
+    }
+    if let Some(hsts) = state.config.server.tls.as_ref().and_then(|t| t.hsts.clone()) {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
+    resp
 }
 
 /// Answers what is never forwarded (`CONNECT`, a `*` target, a malformed WebSocket

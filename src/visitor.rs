@@ -76,10 +76,22 @@ pub async fn lookup(
     mut req: Request,
     next: Next,
 ) -> Result<Response, GatewayError> {
+    match visit(&state, &mut req).await? {
+        Ok(visitor) => {
+            req.extensions_mut().insert(visitor);
+            Ok(next.run(req).await)
+        }
+        Err(refused) => Ok(refused),
+    }
+}
+
+/// Who is behind `req`: its bearer token's account, where tokens are read, else its session
+/// cookie's; or the answer to a refused token. Takes the token headers off the request.
+pub async fn visit(state: &AppState, req: &mut Request) -> Result<Result<Visitor, Response>, GatewayError> {
     // A forward-auth question from a peer that may not ask is refused by its endpoint: it
     // reads no session (the endpoint sees a guest).
-    if untrusted_question(&state, &req) {
-        return Ok(next.run(req).await);
+    if untrusted_question(state, req) {
+        return Ok(Ok(Visitor::Guest));
     }
     // A bearer token, where tokens are read, speaks for the request whatever the cookie says.
     // Most requests carry no `Authorization` at all: nothing to read, no client to work out.
@@ -89,20 +101,18 @@ pub async fn lookup(
         let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(p)| p.ip());
         let peer = peer.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let client = crate::forwarded::client_addr(peer, req.headers(), &state.config.server.trusted_proxies);
-        crate::bearer::authenticate(&state, req.headers_mut(), client).await?
+        crate::bearer::authenticate(state, req.headers_mut(), client).await?
     } else {
         Outcome::Absent
     };
-    let visitor = match token {
-        Outcome::Accepted(session) => Visitor::Bearer { session },
-        Outcome::Refused(resp) => return Ok(resp),
+    Ok(match token {
+        Outcome::Accepted(session) => Ok(Visitor::Bearer { session }),
+        Outcome::Refused(resp) => Err(resp),
         Outcome::Absent => match web::cookie(req.headers(), &state.config.session.cookie_name) {
-            None => Visitor::Guest,
-            Some(value) => find(&state, SessionKey::from_cookie(value)).await?,
+            None => Ok(Visitor::Guest),
+            Some(value) => Ok(find(state, SessionKey::from_cookie(value)).await?),
         },
-    };
-    req.extensions_mut().insert(visitor);
-    Ok(next.run(req).await)
+    })
 }
 
 /// Whether `req` asks a forward-auth endpoint from a peer that is not a trusted proxy. The

@@ -188,6 +188,90 @@ async fn a_path_trick_in_the_forwarded_uri_decides_as_the_normalized_path() {
     assert_eq!(encoded.status, 401, "{}", encoded.body);
 }
 
+/// A question with a body (or an `Upgrade`) goes through the whole tower stack; a plain one
+/// takes the short way proxies' questions take (`stack::question`). Whatever is asked, both
+/// ways must answer alike, or a question could be reshaped to be decided differently.
+#[tokio::test]
+async fn a_question_is_answered_alike_the_short_way_and_through_the_whole_stack() {
+    let stack = two_hosts(true).await;
+    let mut guest = Browser::new(&stack);
+    let mut vip = signed_in(&stack, "vip@example.org", &["vips"]).await;
+    let mut trial = signed_in(&stack, "trial@example.org", &["trial_users"]).await;
+    let html = [("accept", "text/html")];
+    let questions: Vec<(&str, String, Headers)> = vec![
+        ("guest allowed", FA.into(), traefik("help.test", "/kb")),
+        ("guest sent to sign in", FA.into(), with(traefik("admin.test", "/x?y=1"), &html)),
+        ("guest, API client", FA.into(), traefik("admin.test", "/")),
+        ("guest, nginx", AR.into(), vec![("x-original-url", "https://admin.test/a%2F..%2Fb")]),
+        ("guest, envoy", format!("{EXT}/chat/sales"), vec![("host", "help.test")]),
+        ("vip allowed", FA.into(), traefik("admin.test", "/")),
+        (
+            "vip, nginx",
+            AR.into(),
+            vec![("x-original-url", "http://admin.test/queue"), ("x-original-method", "POST")],
+        ),
+        ("vip, envoy", format!("{EXT}/"), vec![("host", "admin.test")]),
+        ("trial refused", FA.into(), traefik("admin.test", "/")),
+        ("trial, path trick", FA.into(), traefik("help.test", "/kb/../chat/sales/%2e%2e/x")),
+        ("missing header", FA.into(), vec![("x-forwarded-host", "help.test")]),
+        (
+            "mixed dialects",
+            AR.into(),
+            with(traefik("help.test", "/"), &[("x-original-url", "https://help.test/")]),
+        ),
+        ("repeated", FA.into(), with(traefik("help.test", "/"), &[("x_forwarded_uri", "/admin")])),
+        ("spoofed identity", FA.into(), with(traefik("help.test", "/"), &[("x-deskgate-user", "root")])),
+        ("unknown endpoint", "/.deskgate/authz/forward-auth/".into(), traefik("help.test", "/")),
+    ];
+    for (who, path, headers) in &questions {
+        for b in [&mut guest, &mut vip, &mut trial] {
+            let short = b.send_with(reqwest::Method::GET, path, headers, None).await;
+            let whole = b.send_with(reqwest::Method::GET, path, headers, Some("{}")).await;
+            let upgrade = with(headers.clone(), &[("upgrade", "h2c"), ("connection", "upgrade")]);
+            let upgraded = b.send_with(reqwest::Method::GET, path, &upgrade, None).await;
+            for other in [&whole, &upgraded] {
+                assert_eq!(short.status, other.status, "{who} {path}: {} / {}", short.body, other.body);
+                assert_eq!(short.body, other.body, "{who} {path}");
+                for (name, value) in &short.headers {
+                    if ["date", "x-request-id", "content-length"].contains(&name.as_str()) {
+                        continue;
+                    }
+                    let theirs = other.headers.get(name).map(|v| v.to_str().unwrap());
+                    if name == "x-deskgate-jwt" {
+                        assert_eq!(value.is_empty(), theirs.is_some_and(str::is_empty), "{who} {path}: jwt");
+                    } else {
+                        assert_eq!(Some(value.to_str().unwrap()), theirs, "{who} {path}: {name}");
+                    }
+                }
+                assert_eq!(
+                    short.headers.len(),
+                    other.headers.len(),
+                    "{who} {path}: {:?} / {:?}",
+                    short.headers,
+                    other.headers
+                );
+            }
+            if short.status != 404 {
+                assert_eq!(header(&short, "cache-control"), Some("no-store"), "{who} {path}");
+            }
+            assert!(header(&short, "x-request-id").is_some_and(|id| id.len() == 16), "{who} {path}");
+        }
+    }
+    // The client's request id is kept, and the spoofed identity never answered.
+    let asked = vip
+        .send_with(
+            reqwest::Method::GET,
+            FA,
+            &with(traefik("admin.test", "/"), &[("x-request-id", "abc123")]),
+            None,
+        )
+        .await;
+    assert_eq!(asked.status, 200);
+    assert_eq!(header(&asked, "x-request-id"), Some("abc123"));
+    let user = header(&asked, "x-deskgate-user").expect("the account id");
+    assert!(!user.is_empty() && user != "root", "{user}");
+}
+
 #[tokio::test]
 async fn malformed_or_mixed_questions_get_a_clear_4xx_and_no_decision() {
     let stack = two_hosts(true).await;

@@ -283,6 +283,28 @@ impl Browser {
         self.finish(resp).await
     }
 
+    /// Sends `method` to `path` with the session's cookies, `headers` and, if given, `body`.
+    pub async fn send_with(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&'static str>,
+    ) -> Page {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let resp = req.send().await.expect("request");
+        self.finish(resp).await
+    }
+
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let resp = self
             .client
