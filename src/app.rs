@@ -365,6 +365,7 @@ fn build(
         guest,
         interner: Default::default(),
         guest_headers,
+        told: Default::default(),
         csrf,
         clock,
         proxy,

@@ -28,7 +28,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::forwarded;
 use crate::html::query_value;
-use crate::identity::HeaderSet;
 use crate::policy::{Decision, Who, normalize, request_host, verdict_for_host};
 use crate::state::AppState;
 use crate::visitor::Visitor;
@@ -473,13 +472,12 @@ fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, ou
             }
         }
         Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {
-            // Sets every header but the address (when there is none) and the JWT.
-            HeaderSet::apply_signed_in(n, session, visitor.auth(), out);
+            // Sets every header but the address when there is none.
+            let audience = state.config.jwt.audience_for(Some(host));
+            state.told.apply(n, &state.signer, session, visitor.auth(), audience, state.clock.now(), out);
             if !out.contains_key(&n.email) {
                 out.insert(n.email.clone(), HeaderValue::from_static(""));
             }
-            let audience = state.config.jwt.audience_for(Some(host));
-            out.insert(n.jwt.clone(), state.signer.for_session_to(session, state.clock.now(), audience));
         }
     }
 }

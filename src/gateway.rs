@@ -11,7 +11,6 @@ use http::{HeaderValue, StatusCode, header};
 use crate::error::GatewayError;
 use crate::forwarded;
 use crate::html;
-use crate::identity;
 use crate::mfa;
 use crate::policy::{Decision, DenyReason, Who, normalize, verdict_for_host};
 use crate::state::AppState;
@@ -110,11 +109,10 @@ pub async fn forward(
         }
         Visitor::Guest => state.guest_headers.apply(headers),
         Visitor::SignedIn { session, .. } | Visitor::Bearer { session } => {
-            identity::HeaderSet::apply_signed_in(&state.names, session, visitor.auth(), headers);
             let audience =
                 state.config.jwt.audience_for(headers.get(header::HOST).and_then(|h| h.to_str().ok()));
-            let token = state.signer.for_session_to(session, state.clock.now(), audience);
-            headers.insert(state.names.jwt.clone(), token);
+            let (names, now) = (&state.names, state.clock.now());
+            state.told.apply(names, &state.signer, session, visitor.auth(), audience, now, headers);
         }
     }
     let proto = if state.config.server.secure { "https" } else { "http" };

@@ -1,8 +1,12 @@
 //! The identity headers deskgate injects: stripping every client spelling of them, and
 //! setting them for a guest or a signed-in person.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use crate::jwt::Signer;
 use crate::session::Session;
 use crate::usergroups::Resolved;
 
@@ -152,9 +156,174 @@ impl HeaderSet {
     }
 }
 
+/// How many sessions' answers [`Told`] keeps at most.
+const TOLD_MAX: usize = 4096;
+
+/// The identity headers and token last told for a few thousand sessions, so that a session
+/// asking again and again (a page and each of its assets, behind a proxy or forward auth)
+/// does not have them built again for each request: the joins, the encoding checks, the
+/// token's JSON and base64. An entry is for one session object, held weakly: while the entry
+/// lives no other session can be at its address, and a session that changes (a re-check,
+/// a touch, a re-resolution) is a new object, so it misses. It is also for one signature of
+/// the session's token: a token signed anew misses too. Tokens for a host's own audience,
+/// signed for each request, are never kept. At most [`TOLD_MAX`] entries (about 1.5 KB each):
+/// when full, it starts again empty.
+#[derive(Debug, Default)]
+pub struct Told(Mutex<HashMap<usize, ToldEntry>>);
+
+#[derive(Debug)]
+struct ToldEntry {
+    session: Weak<Session>,
+    auth: &'static str,
+    signed: u64,
+    headers: HeaderMap,
+}
+
+impl Told {
+    /// Sets on `out` every identity header of `session` (the address removed when it has
+    /// none) and its token for `audience`, as [`HeaderSet::apply_signed_in`] and
+    /// [`Signer::for_session_to`] at `now` make them; `auth` as there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(
+        &self,
+        names: &HeaderNames,
+        signer: &Signer,
+        session: &Arc<Session>,
+        auth: &'static str,
+        audience: &str,
+        now: u64,
+        out: &mut HeaderMap,
+    ) {
+        if !signer.is_default_audience(audience) {
+            HeaderSet::apply_signed_in(names, session, auth, out);
+            out.insert(names.jwt.clone(), signer.for_session_to(session, now, audience));
+            return;
+        }
+        let at = Arc::as_ptr(session) as usize;
+        if let Some(signed) = signer.reused_since(session, now) {
+            let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = kept.get(&at)
+                && std::ptr::eq(e.session.as_ptr(), Arc::as_ptr(session))
+                && e.signed == signed
+                && e.auth == auth
+            {
+                copy(&e.headers, session, names, out);
+                return;
+            }
+        }
+        let mut built = HeaderMap::with_capacity(12);
+        HeaderSet::apply_signed_in(names, session, auth, &mut built);
+        built.insert(names.jwt.clone(), signer.for_session(session, now));
+        copy(&built, session, names, out);
+        if let Some(signed) = signer.reused_since(session, now) {
+            let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if kept.len() >= TOLD_MAX {
+                kept.clear();
+            }
+            kept.insert(at, ToldEntry { session: Arc::downgrade(session), auth, signed, headers: built });
+        }
+    }
+}
+
+fn copy(built: &HeaderMap, session: &Session, names: &HeaderNames, out: &mut HeaderMap) {
+    out.reserve(built.len());
+    for (name, value) in built {
+        out.insert(name.clone(), value.clone());
+    }
+    if session.email.is_none() {
+        out.remove(&names.email);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn person(name: &str, email: Option<&str>) -> Arc<Session> {
+        Arc::new(Session {
+            account_id: "acc-1".into(),
+            name: name.into(),
+            email: email.map(str::to_owned),
+            email_verified: true,
+            provider: "builtin".into(),
+            amr: vec!["pwd".into()],
+            ..Default::default()
+        })
+    }
+
+    /// What is told when nothing is kept: built from the session.
+    fn built(names: &HeaderNames, signer: &Signer, s: &Session, auth: &'static str, now: u64) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        HeaderSet::apply_signed_in(names, s, auth, &mut out);
+        out.insert(names.jwt.clone(), signer.for_session(s, now));
+        out
+    }
+
+    fn told(
+        told: &Told,
+        names: &HeaderNames,
+        signer: &Signer,
+        s: &Arc<Session>,
+        auth: &'static str,
+        aud: &str,
+        now: u64,
+    ) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        told.apply(names, signer, s, auth, aud, now, &mut out);
+        out
+    }
+
+    #[test]
+    fn kept_answers_are_what_building_gives_and_a_changed_session_or_token_never_gets_a_stale_one() {
+        let names = HeaderNames::new("X-Deskgate-").expect("valid");
+        let signer = Signer::new(None, "https://gate.example", "deskgate", 300).expect("signer");
+        let t = Told::default();
+        let ann = person("Ann", Some("ann@example.org"));
+        let first = told(&t, &names, &signer, &ann, "session", "deskgate", 1000);
+        assert_eq!(first, built(&names, &signer, &ann, "session", 1000));
+        assert_eq!(t.0.lock().expect("lock").len(), 1, "kept");
+        // Asked again: the kept answer, the same as building it.
+        let again = told(&t, &names, &signer, &ann, "session", "deskgate", 1100);
+        assert_eq!(again, first);
+        assert_eq!(again, built(&names, &signer, &ann, "session", 1100));
+        // The same person as another session object (a re-check renamed her): never the old answer.
+        let renamed = person("Anna", Some("ann@example.org"));
+        let answer = told(&t, &names, &signer, &renamed, "session", "deskgate", 1100);
+        assert_eq!(answer.get(&names.name).expect("name"), "Anna");
+        assert_eq!(answer, built(&names, &signer, &renamed, "session", 1100));
+        // Another way in for the same session: its own X-Deskgate-Auth.
+        let token = told(&t, &names, &signer, &ann, "token", "deskgate", 1100);
+        assert_eq!(token.get(&names.auth).expect("auth"), "token");
+        // Near the token's expiry it is signed anew, and the kept answer is not used.
+        let late = told(&t, &names, &signer, &ann, "session", "deskgate", 1250);
+        assert_ne!(late.get(&names.jwt), first.get(&names.jwt), "a new token");
+        assert_eq!(late, built(&names, &signer, &ann, "session", 1250));
+        // A host's own audience: signed for the request, never kept.
+        let kept = t.0.lock().expect("lock").len();
+        let other = told(&t, &names, &signer, &ann, "session", "other-app", 1250);
+        assert_ne!(other.get(&names.jwt), late.get(&names.jwt));
+        assert_eq!(t.0.lock().expect("lock").len(), kept);
+        // No address: none told, even when an earlier value sat in the map.
+        let nobody = person("Ned", None);
+        let mut out = HeaderMap::new();
+        out.insert(names.email.clone(), HeaderValue::from_static("client@evil.example"));
+        t.apply(&names, &signer, &nobody, "session", "deskgate", 1000, &mut out);
+        t.apply(&names, &signer, &nobody, "session", "deskgate", 1000, &mut out);
+        assert!(out.get(&names.email).is_none());
+        assert_eq!(out.get(&names.email_verified).expect("verified"), "false");
+    }
+
+    #[test]
+    fn kept_answers_are_bounded() {
+        let names = HeaderNames::new("X-Deskgate-").expect("valid");
+        let signer = Signer::new(None, "https://gate.example", "deskgate", 300).expect("signer");
+        let t = Told::default();
+        let sessions: Vec<_> = (0..TOLD_MAX + 10).map(|i| person(&format!("P{i}"), None)).collect();
+        for s in &sessions {
+            told(&t, &names, &signer, s, "session", "deskgate", 1000);
+            assert!(t.0.lock().expect("lock").len() <= TOLD_MAX);
+        }
+    }
 
     #[test]
     fn every_spelling_of_an_identity_header_is_ours() {

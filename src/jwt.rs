@@ -274,12 +274,30 @@ impl Signer {
         HeaderValue::from_str(&token).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
+    /// Whether [`Signer::for_session`] at `now` reuses the kept signature `k`: made by this
+    /// key, with more than a fifth of the token's lifetime left.
+    fn reusable(&self, k: &Signed, now: u64) -> bool {
+        k.key == self.fingerprint && (k.iat + self.ttl).saturating_sub(now) > self.ttl / 5
+    }
+
+    /// When the session's token was signed, if [`Signer::for_session`] at `now` would give
+    /// the token of that signature again (the same text, for the same session).
+    pub fn reused_since(&self, s: &Session, now: u64) -> Option<u64> {
+        s.cache.lock().jwt.filter(|k| self.reusable(k, now)).map(|k| k.iat)
+    }
+
+    /// Whether `audience` is the configured one, whose tokens are kept (see
+    /// [`Signer::for_session_to`]).
+    pub fn is_default_audience(&self, audience: &str) -> bool {
+        audience == self.audience
+    }
+
     /// The session's token: its kept signature is reused, by this key, until less than a
     /// fifth of the token's lifetime remains; then it is signed anew.
     pub fn for_session(&self, s: &Session, now: u64) -> HeaderValue {
         let kept = s.cache.lock().jwt;
         let token = match kept {
-            Some(k) if k.key == self.fingerprint && (k.iat + self.ttl).saturating_sub(now) > self.ttl / 5 => {
+            Some(k) if self.reusable(&k, now) => {
                 let mut token = self.claims(s, k.iat);
                 token.push('.');
                 token.push_str(&URL_SAFE_NO_PAD.encode(k.signature));

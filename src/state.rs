@@ -44,6 +44,8 @@ pub struct Inner {
     pub interner: crate::usergroups::Interner,
     /// Headers injected for guests.
     pub guest_headers: HeaderSet,
+    /// The identity headers and tokens last told for signed-in sessions.
+    pub told: crate::identity::Told,
     /// CSRF tokens.
     pub csrf: Csrf,
     /// Time.
