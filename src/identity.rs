@@ -166,7 +166,8 @@ const TOLD_MAX: usize = 4096;
 /// lives no other session can be at its address, and a session that changes (a re-check,
 /// a touch, a re-resolution) is a new object, so it misses. It is also for one signature of
 /// the session's token: a token signed anew misses too. Tokens for a host's own audience,
-/// signed for each request, are never kept. At most [`TOLD_MAX`] entries (about 1.5 KB each):
+/// signed for each request, and the answers for a provider's bearer token (a session made
+/// for one request) are never kept. At most [`TOLD_MAX`] entries (about 1.5 KB each):
 /// when full, it starts again empty.
 #[derive(Debug, Default)]
 pub struct Told(Mutex<HashMap<usize, ToldEntry>>);
@@ -194,7 +195,9 @@ impl Told {
         now: u64,
         out: &mut HeaderMap,
     ) {
-        if !signer.is_default_audience(audience) {
+        // A provider's bearer token stands for a session made for its one request: never
+        // asked for again, so not kept.
+        if !signer.is_default_audience(audience) || auth == "bearer" {
             HeaderSet::apply_signed_in(names, session, auth, out);
             out.insert(names.jwt.clone(), signer.for_session_to(session, now, audience));
             return;
@@ -302,6 +305,10 @@ mod tests {
         let kept = t.0.lock().expect("lock").len();
         let other = told(&t, &names, &signer, &ann, "session", "other-app", 1250);
         assert_ne!(other.get(&names.jwt), late.get(&names.jwt));
+        assert_eq!(t.0.lock().expect("lock").len(), kept);
+        // A provider's bearer token: built for its one request, never kept.
+        let bearer = told(&t, &names, &signer, &person("Bo", None), "bearer", "deskgate", 1250);
+        assert_eq!(bearer.get(&names.auth).expect("auth"), "bearer");
         assert_eq!(t.0.lock().expect("lock").len(), kept);
         // No address: none told, even when an earlier value sat in the map.
         let nobody = person("Ned", None);
