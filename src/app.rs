@@ -287,17 +287,7 @@ fn build(
     let guest = config.model.guest();
     let guest_headers = HeaderSet::guest(&names, &guest);
     // A client's `Connection: X-Deskgate-User` must not make the proxy drop what we set.
-    let protected = [
-        names.user.clone(),
-        names.email.clone(),
-        names.name.clone(),
-        names.usergroups.clone(),
-        names.permissions.clone(),
-        names.provider.clone(),
-        names.auth.clone(),
-        names.jwt.clone(),
-        names.amr.clone(),
-    ];
+    let protected: Vec<http::HeaderName> = names.all().into_iter().cloned().collect();
     // Each upstream has pools and timeouts of its own.
     let build_proxy = |upstream: &crate::config::Upstream| {
         Proxy::new(&UpstreamSettings {

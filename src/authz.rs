@@ -453,18 +453,7 @@ fn identity(state: &AppState, visitor: &Visitor, anonymous: bool, host: &str, ou
     out.reserve(12);
     match visitor {
         Visitor::Guest => {
-            for name in [
-                &n.user,
-                &n.email,
-                &n.email_verified,
-                &n.name,
-                &n.usergroups,
-                &n.permissions,
-                &n.provider,
-                &n.auth,
-                &n.jwt,
-                &n.amr,
-            ] {
+            for name in n.all() {
                 out.insert(name.clone(), HeaderValue::from_static(""));
             }
             if !anonymous {

@@ -44,6 +44,23 @@ pub struct HeaderNames {
 pub struct BadPrefix(String);
 
 impl HeaderNames {
+    /// Every header deskgate sets for a request: the ones a client may never send, nor
+    /// remove with its `Connection` header.
+    pub fn all(&self) -> [&HeaderName; 10] {
+        [
+            &self.user,
+            &self.email,
+            &self.email_verified,
+            &self.name,
+            &self.usergroups,
+            &self.permissions,
+            &self.provider,
+            &self.auth,
+            &self.jwt,
+            &self.amr,
+        ]
+    }
+
     /// Names under `prefix`, e.g. `X-Deskgate-`.
     pub fn new(prefix: &str) -> Result<HeaderNames, BadPrefix> {
         let name = |suffix: &str| {

@@ -75,6 +75,34 @@ async fn connection_header_cannot_make_the_proxy_drop_injected_identity() {
 }
 
 #[tokio::test]
+async fn connection_header_cannot_make_the_proxy_drop_any_identity_header_of_a_signed_in_person() {
+    let stack = start(Options::default()).await;
+    let b = signed_in(&stack, "real@example.org", &[]).await;
+    let cookie = format!("deskgate_session={}", b.session_cookie().expect("signed in"));
+    let every = [
+        "x-deskgate-user",
+        "x-deskgate-email",
+        "x-deskgate-email-verified",
+        "x-deskgate-name",
+        "x-deskgate-usergroups",
+        "x-deskgate-permissions",
+        "x-deskgate-provider",
+        "x-deskgate-auth",
+        "x-deskgate-jwt",
+        "x-deskgate-amr",
+    ];
+    let connection = format!("close, {}", every.join(", "));
+    let (status, body) =
+        raw(stack.addr, "/whoami", &[("Cookie", &cookie), ("Connection", &connection)]).await;
+    assert_eq!(status, 200, "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for name in every {
+        assert!(seen["headers"][name].is_string(), "{name} was dropped: {}", seen["headers"]);
+    }
+    assert_eq!(seen["headers"]["x-deskgate-email-verified"], "true");
+}
+
+#[tokio::test]
 async fn trusted_proxies_keep_their_forwarded_for_and_others_do_not() {
     let stack =
         start(Options { server: "trusted_proxies = [\"127.0.0.1\"]\n".into(), ..Default::default() }).await;
