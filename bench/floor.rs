@@ -20,6 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
+use deskgate::identity::HeaderNames;
 use deskgate::proxy::{Proxy, UpstreamSettings, set_worker};
 
 fn main() {
@@ -75,25 +76,16 @@ fn main() {
 /// Answers every request as an allowed forward-auth question is answered, deciding nothing.
 fn answer() -> Router {
     let token = http::HeaderValue::from_str(&"t".repeat(600)).expect("token");
+    let names = std::sync::Arc::new(HeaderNames::new("X-Deskgate-").expect("prefix"));
     Router::new().fallback(move || {
-        let token = token.clone();
+        let (token, names) = (token.clone(), names.clone());
         async move {
             let mut resp = http::StatusCode::OK.into_response();
             let h = resp.headers_mut();
-            for name in [
-                "x-deskgate-user",
-                "x-deskgate-email",
-                "x-deskgate-email-verified",
-                "x-deskgate-name",
-                "x-deskgate-usergroups",
-                "x-deskgate-permissions",
-                "x-deskgate-provider",
-                "x-deskgate-auth",
-                "x-deskgate-amr",
-            ] {
-                h.insert(name, http::HeaderValue::from_static("a-value-of-some-length"));
+            for name in names.all() {
+                h.insert(name.clone(), http::HeaderValue::from_static("a-value-of-some-length"));
             }
-            h.insert("x-deskgate-jwt", token);
+            h.insert(names.jwt.clone(), token);
             h.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
             resp
         }

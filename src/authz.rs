@@ -336,10 +336,9 @@ pub async fn ask(
         Dialect::AuthRequest => read_auth_request(headers),
         Dialect::ExtAuthz => {
             // Nested under the reserved prefix, the router sees the path without it.
-            let endpoint = format!("{AUTHZ}/ext-authz");
             let full = uri.path_and_query().map_or("/", |pq| pq.as_str());
             let full = full.strip_prefix(PREFIX).unwrap_or(full);
-            match full.strip_prefix(&endpoint) {
+            match full.strip_prefix(AUTHZ).and_then(|r| r.strip_prefix("/ext-authz")) {
                 Some(rest) if rest.is_empty() || rest.starts_with(['/', '?']) => {
                     read_ext_authz(method, rest, headers)
                 }

@@ -264,7 +264,7 @@ impl Signer {
     /// The session's token for `audience`: as [`Signer::for_session`] for the configured
     /// one; another (a host's own) is signed for each request, never kept.
     pub fn for_session_to(&self, s: &Session, now: u64, audience: &str) -> HeaderValue {
-        if audience == self.audience {
+        if self.is_default_audience(audience) {
             return self.for_session(s, now);
         }
         let mut token = self.claims_for(s, now, audience);
